@@ -1,0 +1,162 @@
+"""The ``deepradscore`` command.
+
+Each sub-command's arguments are declared here; the work is done by a ``run_<command>(args)``
+function in the module that owns it (imported lazily so that ``--help`` is instant). An
+:class:`InputError` becomes ``error: <message>`` on stderr and exit status 2, with no traceback;
+the commands themselves write outputs atomically so nothing partial is left behind.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import ENDPOINTS, __version__
+from .errors import Cancelled, InputError
+
+# sub-command -> (module, function)
+HANDLERS = {
+    "extract": ("extraction", "run_extract"),
+    "ring": ("regions_cli", "run_ring"),
+    "patch": ("regions_cli", "run_patch"),
+    "synth": ("synth", "run_synth"),
+    "train": ("training", "run_train"),
+    "predict": ("analysis", "run_predict"),
+    "evaluate": ("evaluation", "run_evaluate"),
+    "compare-backbones": ("backbone_comparison", "run_compare_backbones"),
+    "demo": ("demo", "run_demo_command"),
+}
+
+
+def _endpoints(value: str) -> list[str]:
+    names = [v.strip() for v in value.replace(",", " ").split() if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one endpoint name")
+    return names
+
+
+def _add_mask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label", type=int, default=None,
+                   help="label value of the tumour in a multi-label mask")
+    p.add_argument("--roi-name", default=None,
+                   help="ROI / segment name in a DICOM RTSTRUCT, DICOM SEG or .seg.nrrd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepradscore",
+        description="Deep-RadScore for NSCLC CT: radiomics of the tumour and its 3 mm ring, deep "
+                    "features of the largest axial slice, fused to predict LVI, PI, T4, EGFR, KRAS, "
+                    "ALK, TP53, PIK3CA, ROS1 and PD-L1. Train on your own cohort; no clinical "
+                    "weights ship with it.")
+    parser.add_argument("--version", action="version", version=f"deepradscore {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("extract", help="radiomics features (tumour + ring) of one case or a cohort")
+    p.add_argument("image", nargs="?", help="CT image (one case)")
+    p.add_argument("mask", nargs="?", help="tumour mask (one case)")
+    p.add_argument("--manifest", help="cohort CSV (case_id,image,mask,...)")
+    p.add_argument("-o", "--output", required=True, help="features CSV to write")
+    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument("--thickness-mm", type=float, default=3.0, help="peritumoral ring thickness")
+    p.add_argument("--params", default=None, help="pyradiomics parameter file (default: the 851-feature one)")
+    _add_mask_options(p)
+
+    p = sub.add_parser("ring", help="write the peritumoral ring mask")
+    p.add_argument("image")
+    p.add_argument("mask")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--thickness-mm", type=float, default=3.0)
+    p.add_argument("--hu-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="keep only ring voxels within this HU range (e.g. -900 300 drops air)")
+    p.add_argument("--constraint", default=None, help="mask the ring must stay inside (e.g. body)")
+    _add_mask_options(p)
+
+    p = sub.add_parser("patch", help="write the 160x160 deep-ROI patch as a PNG")
+    p.add_argument("image")
+    p.add_argument("mask")
+    p.add_argument("-o", "--output", required=True)
+    _add_mask_options(p)
+
+    p = sub.add_parser("synth", help="generate a synthetic chest-CT cohort with planted labels")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--cases", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a model bundle on the split=train rows")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("-o", "--output", required=True, help="bundle directory to create")
+    p.add_argument("--endpoints", type=_endpoints, default=None,
+                   help=f"endpoint columns (default: those of {','.join(ENDPOINTS)} present)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--backbone", default="densenet121",
+                   choices=["densenet121", "resnet50", "resnet101", "vgg19", "inception_v3"])
+    p.add_argument("--deep-mode", default="per-endpoint", choices=["per-endpoint", "multitask"])
+    p.add_argument("--deep-folds", type=int, default=4,
+                   help="cross-fitted Deep-CT networks (each validates on its held-out 1/K)")
+    p.add_argument("--deep-features", type=int, default=10, help="k, the deep features per endpoint")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--pretrained", default=None,
+                   help="ImageNet weights file for the backbone (default: torchvision's cache)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cv-repeats", type=int, default=10, help="repeats of 5-fold CV for the classifier choice")
+    p.add_argument("--features", default=None, help="feature table from `deepradscore extract`")
+    p.add_argument("--workers", type=int, default=1, help="extraction processes when --features is not given")
+
+    p = sub.add_parser("predict", help="predict all endpoints for one case")
+    p.add_argument("bundle")
+    p.add_argument("image")
+    p.add_argument("mask")
+    p.add_argument("-o", "--output", required=True, help="result JSON")
+    p.add_argument("--gradcam", default=None, help="write the Grad-CAM heatmap volume here")
+    p.add_argument("--gradcam-endpoint", default=None, help="endpoint of the heatmap (default: first)")
+    p.add_argument("--endpoints", type=_endpoints, default=None)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_mask_options(p)
+
+    p = sub.add_parser("evaluate", help="metrics, DeLong tests, figures and HTML report on split=test")
+    p.add_argument("bundle")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("-o", "--output", required=True, help="report directory")
+    p.add_argument("--features", default=None, help="feature table from `deepradscore extract`")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--workers", type=int, default=1)
+
+    p = sub.add_parser("compare-backbones", help="Table 2: the five backbones on one endpoint")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("-o", "--output", required=True, help="output folder (table CSV + HTML)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--backbones", type=_endpoints,
+                   default=["resnet50", "resnet101", "densenet121", "vgg19", "inception_v3"])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--features", default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("demo", help="synthetic cohort -> features -> bundle -> report -> predict")
+    p.add_argument("-o", "--output", default="demo-output", help="demo folder (reused on a second run)")
+    p.add_argument("--cases", type=int, default=None, help="cohort size (default: the demo's)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, function_name = HANDLERS[args.command]
+    try:
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        return int(getattr(module, function_name)(args) or 0)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted: finished cases are kept in the cache; run the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
