@@ -78,6 +78,8 @@ def sdist_url(version: str) -> str:
 
 
 def install_pyradiomics() -> None:
+    # Build requirements first: pip needs them even to read the sdist's metadata.
+    pip("install", "numpy==2.4.6", "versioneer", "setuptools", "wheel")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         pip("download", "--no-deps", "--no-binary", ":all:", "--no-build-isolation",
@@ -98,7 +100,6 @@ def install_pyradiomics() -> None:
         pyproject = src / "pyproject.toml"
         pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{PYRADIOMICS_VERSION}"',
                                     pyproject.read_text()))
-        pip("install", "numpy==2.4.6", "versioneer", "setuptools", "wheel")
         pip("install", "--no-build-isolation", "--no-deps", str(src))
 
 
