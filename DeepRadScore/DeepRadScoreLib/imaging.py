@@ -3,11 +3,19 @@
 ``load_case(image_path, mask_path)`` is the entry point: the CT as float32 HU and the tumour as a
 uint8 0/1 mask on exactly the CT's grid, or an :class:`InputError` that names the file and the
 problem.
+
+Images: NIfTI, NRRD, MHA (anything SimpleITK reads) or a DICOM series (a folder, or one of its
+files). Masks: a label image on the CT's grid; Slicer's ``.seg.nrrd`` (segments in one or several
+layers, possibly cropped to a smaller extent than the CT); a DICOM RTSTRUCT or SEG (``dicom_io``).
+Every mask format is first turned into a list of :class:`Segment` (label, name, rasteriser), and
+one rule picks the tumour among them: ``roi_name``, else ``label``, else the only one there is.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,6 +26,11 @@ from .errors import InputError
 # this relative tolerance: what survives a NIfTI/NRRD round trip of float32 headers.
 ORIGIN_TOLERANCE_MM = 1e-3
 GRID_TOLERANCE = 1e-4
+# A cropped segmentation (seg.nrrd, SEG frame) is accepted when its voxel centres fall on the
+# CT's within this fraction of a voxel; its axes may be the CT's axes permuted or flipped.
+SUBGRID_TOLERANCE_VOXELS = 1e-3
+
+_SEGMENT_KEY = re.compile(r"^Segment(\d+)_ID$")
 
 
 @dataclass
@@ -30,15 +43,28 @@ class Case:
     mask_path: str = ""
 
 
+@dataclass
+class Segment:
+    """One candidate region of a mask file: its label number, its name (if the format has names)
+    and ``load()``, which returns it as a bool array ``[k, j, i]`` on the CT's grid."""
+
+    label: int
+    name: str | None
+    load: Callable[[], np.ndarray]
+
+    def describe(self) -> str:
+        return f"{self.label} '{self.name}'" if self.name is not None else str(self.label)
+
+
 def read_image(path: str | Path) -> sitk.Image:
-    """Read a CT volume (NIfTI, NRRD, MHA, ...) as float32 HU."""
+    """Read a CT volume (NIfTI, NRRD, MHA, DICOM series folder or file) as float32 HU."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise InputError(f"{path}: cannot read as an image ({_first_line(err)})") from None
+    if path.is_dir() or _is_dicom(path):
+        from .dicom_io import read_series
+        return read_series(path)
+    image = _read_sitk(path, "an image")
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -46,43 +72,100 @@ def read_image(path: str | Path) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkFloat32)
 
 
-def read_mask(path: str | Path, reference: sitk.Image, label: int | None = None) -> sitk.Image:
-    """Read a tumour mask and return it as uint8 0/1 on ``reference``'s grid.
+def read_mask(path: str | Path, reference: sitk.Image, label: int | None = None,
+              roi_name: str | None = None) -> sitk.Image:
+    """Read the tumour from a mask file as uint8 0/1 on ``reference``'s grid.
 
-    A mask holding several labels needs ``label``; one holding a single non-zero value is taken
-    as it is.
+    ``roi_name`` picks a named ROI/segment (RTSTRUCT, SEG, ``.seg.nrrd``), ``label`` a label value
+    (label image), segment number (SEG), ROI number (RTSTRUCT) or label value (``.seg.nrrd``); with
+    neither, the file must hold exactly one region. The chosen region must not be empty.
     """
+    path = Path(path)
+    segment = select_segment(mask_segments(path, reference), label, roi_name, str(path))
+    return _to_image(_load_nonempty(segment, str(path)), reference)
+
+
+def read_constraint(path: str | Path, reference: sitk.Image) -> sitk.Image:
+    """Every region of a mask file together (e.g. left + right lung), uint8 0/1 on ``reference``."""
+    path = Path(path)
+    union = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
+    for segment in mask_segments(path, reference):
+        union |= segment.load()
+    if not union.any():
+        raise InputError(f"{path}: the constraint mask is empty")
+    return _to_image(union, reference)
+
+
+def load_case(image_path: str | Path, mask_path: str | Path, label: int | None = None,
+              roi_name: str | None = None) -> Case:
+    """Read a CT and its tumour mask, checked and on one grid."""
+    image = read_image(image_path)
+    mask = read_mask(mask_path, image, label, roi_name)
+    return Case(image=image, mask=mask, image_path=str(image_path), mask_path=str(mask_path))
+
+
+def mask_segments(path: str | Path, reference: sitk.Image) -> list[Segment]:
+    """The candidate regions of any supported mask file, placed on ``reference``'s grid."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
-    try:
-        mask = sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise InputError(f"{path}: cannot read as a mask ({_first_line(err)})") from None
-    return binarise(mask, reference, label, str(path))
+    if path.is_dir() or _is_dicom(path):
+        from .dicom_io import mask_segments as dicom_segments
+        return dicom_segments(path, reference)
+    mask = _read_sitk(path, "a mask")
+    if any(_SEGMENT_KEY.match(key) for key in mask.GetMetaDataKeys()):
+        return _segmentation_segments(mask, reference, str(path))
+    return label_segments(mask, reference, str(path))
+
+
+def label_segments(mask: sitk.Image, reference: sitk.Image, name: str) -> list[Segment]:
+    """One segment per non-zero value of a label image, which must lie on ``reference``'s grid."""
+    if mask.GetDimension() != 3:
+        raise InputError(f"{name}: expected a 3D mask, got {mask.GetDimension()}D")
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{name}: expected a scalar label image, got "
+                         f"{mask.GetNumberOfComponentsPerPixel()} components")
+    check_same_grid(reference, mask, name)
+    values = sitk.GetArrayFromImage(mask)  # a copy: the loaders outlive ``mask``
+    labels = np.unique(values[values != 0])  # the tumour is small: sort only the non-zero voxels
+    if not np.all(np.isfinite(labels)) or not np.array_equal(labels, np.round(labels)):
+        raise InputError(f"{name}: mask values must be integer labels (found e.g. {labels[0]:g})")
+    return [Segment(label=int(v), name=None, load=lambda v=v: values == v) for v in labels]
+
+
+def select_segment(segments: list[Segment], label: int | None, roi_name: str | None,
+                   name: str) -> Segment:
+    """The one segment chosen by ``roi_name`` and/or ``label``, or the only one."""
+    if not segments:
+        raise InputError(f"{name}: the mask is empty")
+    named = any(s.name is not None for s in segments)
+    listing = ", ".join(s.describe() for s in segments[:20]) + (", ..." if len(segments) > 20 else "")
+    chosen = segments
+    if roi_name is not None:
+        if not named:
+            raise InputError(f"{name}: a label image has no ROI names; choose the tumour with --label N")
+        chosen = [s for s in segments if s.name == roi_name]
+        if not chosen:
+            chosen = [s for s in segments if (s.name or "").lower() == roi_name.lower()]
+        if not chosen:
+            raise InputError(f"{name}: no ROI named '{roi_name}' (available: {listing})")
+    if label is not None:
+        chosen = [s for s in chosen if s.label == label]
+        if not chosen:
+            what = f"no region with label {label}" + (f" named '{roi_name}'" if roi_name else "")
+            raise InputError(f"{name}: {what} (available: {listing})")
+    if len(chosen) > 1:
+        if roi_name is None and label is None and not named:
+            raise InputError(f"{name}: the mask holds labels {listing}; choose one with --label N")
+        raise InputError(f"{name}: holds {len(chosen)} candidate ROIs ({', '.join(s.describe() for s in chosen)}); "
+                         "choose one with --roi-name NAME" + ("" if roi_name else " or --label N"))
+    return chosen[0]
 
 
 def binarise(mask: sitk.Image, reference: sitk.Image, label: int | None, name: str) -> sitk.Image:
-    """Select ``label`` (or the only label) of ``mask`` and check it lies on ``reference``'s grid."""
-    if mask.GetDimension() != 3:
-        raise InputError(f"{name}: expected a 3D mask, got {mask.GetDimension()}D")
-    check_same_grid(reference, mask, name)
-    values = sitk.GetArrayViewFromImage(mask)
-    labels = np.unique(values)
-    labels = labels[labels != 0]
-    if label is None:
-        if len(labels) == 0:
-            raise InputError(f"{name}: the mask is empty")
-        if len(labels) > 1:
-            raise InputError(f"{name}: the mask holds labels {', '.join(str(int(v)) for v in labels)}; "
-                             "choose one with --label N")
-        label = labels[0]
-    elif label not in labels:
-        raise InputError(f"{name}: label {label} is not in the mask (labels: "
-                         f"{', '.join(str(int(v)) for v in labels) or 'none'})")
-    binary = sitk.GetImageFromArray((values == label).astype(np.uint8))
-    binary.CopyInformation(reference)
-    return binary
+    """Select ``label`` (or the only label) of a label image on ``reference``'s grid, as uint8 0/1."""
+    segment = select_segment(label_segments(mask, reference, name), label, None, name)
+    return _to_image(_load_nonempty(segment, name), reference)
 
 
 def check_same_grid(reference: sitk.Image, other: sitk.Image, name: str) -> None:
@@ -100,11 +183,93 @@ def check_same_grid(reference: sitk.Image, other: sitk.Image, name: str) -> None
         raise InputError(f"{name}: mask is not on the image's grid ({'; '.join(problems)})")
 
 
-def load_case(image_path: str | Path, mask_path: str | Path, label: int | None = None) -> Case:
-    """Read a CT and its tumour mask, checked and on one grid."""
-    image = read_image(image_path)
-    mask = read_mask(mask_path, image, label)
-    return Case(image=image, mask=mask, image_path=str(image_path), mask_path=str(mask_path))
+def place_on_grid(array: np.ndarray, origin, spacing, direction, reference: sitk.Image,
+                  name: str) -> np.ndarray:
+    """Put a bool array ``[k, j, i]`` with its own geometry onto ``reference``'s grid, losslessly.
+
+    Its voxel centres must be voxel centres of the reference (a sub-grid: equal spacing, axes
+    equal to the reference's up to order and sign, origin on a reference voxel) and its non-zero
+    voxels inside the reference; anything else would need interpolation and is refused.
+    """
+    ref_matrix = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
+    own_matrix = np.array(direction, dtype=float).reshape(3, 3) * np.array(spacing, dtype=float)
+    to_reference = np.linalg.inv(ref_matrix)
+    transform = to_reference @ own_matrix  # own index (i, j, k) -> reference continuous index
+    offset = to_reference @ (np.asarray(origin, dtype=float) - np.array(reference.GetOrigin()))
+    used = [axis for axis in range(3) if array.shape[2 - axis] > 1]  # axes with more than one voxel
+    rounded_transform, rounded_offset = np.round(transform), np.round(offset)
+    aligned = (np.abs(transform[:, used] - rounded_transform[:, used]).max(initial=0) <= SUBGRID_TOLERANCE_VOXELS
+               and np.abs(offset - rounded_offset).max() <= SUBGRID_TOLERANCE_VOXELS
+               and all(np.abs(rounded_transform[:, a]).sum() == 1 for a in used)
+               and len({int(np.argmax(np.abs(rounded_transform[:, a]))) for a in used}) == len(used))
+    if not aligned:
+        raise InputError(f"{name}: the segmentation's voxels do not fall on the CT's voxels (different "
+                         "spacing, direction or a sub-voxel shift); resample it onto the CT first")
+    kji = np.argwhere(array)
+    index = kji[:, ::-1] @ rounded_transform.T + rounded_offset
+    index = index.astype(np.int64)
+    size = np.array(reference.GetSize())
+    inside = np.all((index >= 0) & (index < size), axis=1)
+    if not inside.all():
+        raise InputError(f"{name}: {int((~inside).sum())} segmented voxels lie outside the CT")
+    out = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
+    out[index[:, 2], index[:, 1], index[:, 0]] = True
+    return out
+
+
+def _segmentation_segments(seg: sitk.Image, reference: sitk.Image, name: str) -> list[Segment]:
+    """Segments of a Slicer ``.seg.nrrd``: ``SegmentN_*`` keys; several layers arrive as components."""
+    if seg.GetDimension() != 3:
+        raise InputError(f"{name}: expected a 3D segmentation, got {seg.GetDimension()}D")
+    layers = seg.GetNumberOfComponentsPerPixel()
+    values = sitk.GetArrayFromImage(seg)  # a copy: the loaders outlive ``seg``
+    if layers == 1:
+        values = values[..., None]
+    geometry = (seg.GetOrigin(), seg.GetSpacing(), seg.GetDirection())
+    numbers = sorted(int(m.group(1)) for key in seg.GetMetaDataKeys() if (m := _SEGMENT_KEY.match(key)))
+    segments = []
+    for n in numbers:
+        def field(key: str, default: str) -> str:
+            full = f"Segment{n}_{key}"
+            return seg.GetMetaData(full).strip() if seg.HasMetaDataKey(full) else default
+        segment_name = field("Name", field("ID", f"Segment_{n}"))
+        try:
+            layer, value = int(field("Layer", "0")), int(field("LabelValue", "1"))
+        except ValueError:
+            raise InputError(f"{name}: segment '{segment_name}' has a malformed Layer/LabelValue") from None
+        if not 0 <= layer < layers:
+            raise InputError(f"{name}: segment '{segment_name}' is in layer {layer}, the file has {layers}")
+        segments.append(Segment(
+            label=value, name=segment_name,
+            load=lambda layer=layer, value=value, s=segment_name: place_on_grid(
+                values[..., layer] == value, *geometry, reference, f"{name}: segment '{s}'")))
+    return segments
+
+
+def _load_nonempty(segment: Segment, name: str) -> np.ndarray:
+    array = segment.load()
+    if not array.any():
+        what = "the mask" if segment.name is None else f"ROI {segment.describe()}"
+        raise InputError(f"{name}: {what} is empty")
+    return array
+
+
+def _to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.CopyInformation(reference)
+    return image
+
+
+def _read_sitk(path: Path, what: str) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise InputError(f"{path}: cannot read as {what} ({_first_line(err)})") from None
+
+
+def _is_dicom(path: Path) -> bool:
+    from .dicom_io import is_dicom_file
+    return is_dicom_file(path)
 
 
 def _fmt(values) -> str:

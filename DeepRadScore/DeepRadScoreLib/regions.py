@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .imaging import check_same_grid
 
 PATCH_SIZE = 160
 AIR_HU = -1000.0
@@ -28,6 +29,9 @@ WINDOWS = (
 )
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# Slack on the ring's distance test: the EDT's square root of a sum of squared spacings can land a
+# few ulp above a thickness it equals exactly.
+DISTANCE_TOLERANCE_MM = 1e-6
 
 
 def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Image | None = None,
@@ -35,15 +39,17 @@ def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Im
                      hu_range: tuple[float, float] | None = None) -> sitk.Image:
     """Voxels outside the tumour within ``thickness_mm`` of it (exact Euclidean distance in mm).
 
-    The distance is measured between voxel centres in physical millimetres with the image's own
-    (possibly anisotropic) spacing, so the ring is ``0 < d <= thickness_mm``. It is clipped to the
-    image (never padded beyond it). Optional, off by default as in the paper: ``constraint`` (a
-    mask on the same grid, e.g. the body or lung) and ``hu_range`` (needs ``image``) drop voxels
-    outside them, e.g. air outside the body.
+    A voxel ``v`` outside the tumour ``T`` is in the ring when ``min over t in T of |v - t| <=
+    thickness_mm``, the distance taken between voxel centres in physical millimetres with the
+    image's own (possibly anisotropic) spacing; direction cosines rotate the grid but do not change
+    these distances. ``DISTANCE_TOLERANCE_MM`` absorbs floating-point error so that a voxel exactly
+    3 mm away (e.g. 5 x 0.6 mm) counts. The ring is clipped to the image (never padded beyond it).
+    Optional, off by default as in the paper: ``constraint`` (a mask on the same grid, e.g. the body
+    or lung) and ``hu_range`` (needs ``image``) drop voxels outside them, e.g. air outside the body.
     """
     from scipy import ndimage
 
-    if thickness_mm <= 0:
+    if not thickness_mm > 0:
         raise InputError(f"ring thickness must be positive, got {thickness_mm} mm")
     tumour = sitk.GetArrayViewFromImage(mask) > 0
     if not tumour.any():
@@ -56,16 +62,21 @@ def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Im
     hi = np.minimum(nonzero.max(axis=0) + margin + 1, tumour.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     distance = ndimage.distance_transform_edt(~tumour[box], sampling=spacing_kji)
-    ring = np.zeros(tumour.shape, dtype=np.uint8)
-    ring[box] = (distance > 0) & (distance <= thickness_mm)
+    ring = np.zeros(tumour.shape, dtype=bool)
+    ring[box] = (distance > 0) & (distance <= thickness_mm + DISTANCE_TOLERANCE_MM)
     if constraint is not None:
-        ring &= (sitk.GetArrayViewFromImage(constraint) > 0).astype(np.uint8)
+        check_same_grid(mask, constraint, "ring constraint")
+        ring &= sitk.GetArrayViewFromImage(constraint) > 0
     if hu_range is not None:
         if image is None:
             raise InputError("an HU range for the ring needs the CT image")
+        low, high = hu_range
+        if not low < high:
+            raise InputError(f"the ring's HU range must have LOW < HIGH, got {low:g} {high:g}")
+        check_same_grid(image, mask, "tumour mask")
         hu = sitk.GetArrayViewFromImage(image)
-        ring &= ((hu >= hu_range[0]) & (hu <= hu_range[1])).astype(np.uint8)
-    out = sitk.GetImageFromArray(ring)
+        ring &= (hu >= low) & (hu <= high)
+    out = sitk.GetImageFromArray(ring.astype(np.uint8))
     out.CopyInformation(mask)
     return out
 
@@ -101,31 +112,46 @@ class DeepRoiPatch:
 def deep_roi_patch(image: sitk.Image, mask: sitk.Image, size: int = PATCH_SIZE) -> DeepRoiPatch:
     """The ``size`` x ``size`` patch on the axial slice with the largest tumour area.
 
-    Centred on the tumour's centroid in that slice (rounded to the nearest voxel); ties between
-    slices go to the one nearest the tumour's 3D centroid so that the choice is stable.
+    Slice: the largest tumour cross-section (voxel count) on index axis ``k``; ties go to the slice
+    nearest the tumour's 3D centroid, then to the lower ``k``, so the choice is stable. Centring:
+    the tumour's centroid in that slice, rounded half up to a voxel, lands on patch pixel
+    ``[size // 2, size // 2]``. Pixels beyond the image are air (-1000 HU).
     """
+    check_same_grid(image, mask, "tumour mask")
     tumour = sitk.GetArrayViewFromImage(mask) > 0
     areas = tumour.sum(axis=(1, 2))
     if areas.max() == 0:
         raise InputError("the tumour mask is empty")
     candidates = np.flatnonzero(areas == areas.max())
     centre_k = np.argwhere(tumour)[:, 0].mean()
-    k = int(candidates[np.argmin(np.abs(candidates - centre_k))])
+    k = int(candidates[np.argmin(np.abs(candidates - centre_k))])  # argmin: first (lower k) of a tie
     rows, cols = np.nonzero(tumour[k])
     cy, cx = rows.mean(), cols.mean()
-    row0 = int(round(cy)) - size // 2
-    col0 = int(round(cx)) - size // 2
-    hu_slice = sitk.GetArrayViewFromImage(image)[k]
-    patch = np.full((size, size), AIR_HU, dtype=np.float32)
-    r_lo, r_hi = max(row0, 0), min(row0 + size, hu_slice.shape[0])
-    c_lo, c_hi = max(col0, 0), min(col0 + size, hu_slice.shape[1])
-    if r_lo < r_hi and c_lo < c_hi:
-        patch[r_lo - row0:r_hi - row0, c_lo - col0:c_hi - col0] = hu_slice[r_lo:r_hi, c_lo:c_hi]
+    row0 = int(np.floor(cy + 0.5)) - size // 2
+    col0 = int(np.floor(cx + 0.5)) - size // 2
     corners = np.array([image.TransformContinuousIndexToPhysicalPoint((float(col0 + c), float(row0 + r), float(k)))
                         for r, c in ((0, 0), (0, size - 1), (size - 1, 0), (size - 1, size - 1))])
-    return DeepRoiPatch(hu=patch, slice_index=k, row0=row0, column0=col0,
-                        centroid_index=(float(cx), float(cy), float(k)), corners=corners,
-                        tumour_area_voxels=int(areas[k]))
+    patch = DeepRoiPatch(hu=np.empty((size, size), dtype=np.float32), slice_index=k, row0=row0,
+                         column0=col0, centroid_index=(float(cx), float(cy), float(k)), corners=corners,
+                         tumour_area_voxels=int(areas[k]))
+    patch.hu = sample_patch(image, patch, AIR_HU)
+    return patch
+
+
+def sample_patch(volume: sitk.Image, patch: DeepRoiPatch, fill: float = 0.0) -> np.ndarray:
+    """The pixels of ``volume`` (on the CT grid) under ``patch``, ``fill`` beyond the image.
+
+    E.g. ``sample_patch(mask, patch)`` is the tumour outline in the patch.
+    """
+    plane = sitk.GetArrayViewFromImage(volume)[patch.slice_index]
+    size = patch.size
+    out = np.full((size, size), fill, dtype=np.float32)
+    r_lo, r_hi = max(patch.row0, 0), min(patch.row0 + size, plane.shape[0])
+    c_lo, c_hi = max(patch.column0, 0), min(patch.column0 + size, plane.shape[1])
+    if r_lo < r_hi and c_lo < c_hi:
+        out[r_lo - patch.row0:r_hi - patch.row0, c_lo - patch.column0:c_hi - patch.column0] = \
+            plane[r_lo:r_hi, c_lo:c_hi]
+    return out
 
 
 def network_input(hu: np.ndarray) -> np.ndarray:
@@ -144,7 +170,13 @@ def network_input(hu: np.ndarray) -> np.ndarray:
 
 
 def patch_to_volume(patch: DeepRoiPatch, values: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    """Put a ``size`` x ``size`` map (e.g. Grad-CAM) back on the CT grid: zero elsewhere."""
+    """Put a ``size`` x ``size`` map (e.g. Grad-CAM) back on the CT grid: zero elsewhere.
+
+    The inverse of :func:`sample_patch` on the pixels that lie inside the image.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != (patch.size, patch.size):
+        raise ValueError(f"expected a {patch.size} x {patch.size} map, got {values.shape}")
     out = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=np.float32)
     size = patch.size
     r_lo, r_hi = max(patch.row0, 0), min(patch.row0 + size, out.shape[1])
