@@ -1,0 +1,133 @@
+"""The paper's figures as PNG files: ROC curves, CV AUC distributions, correlation, SHAP, Grad-CAM.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot global state, no display), so it
+works headless, in worker threads and inside Slicer alike. Each function writes one PNG and
+returns its path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+MODEL_LABELS = {"radiomics": "Radiomics-Score", "deep": "Deep-CT", "fusion": "Deep-RadScore"}
+MODEL_COLOURS = {"radiomics": "#1f77b4", "deep": "#ff7f0e", "fusion": "#d62728"}
+DPI = 110
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
+    return path
+
+
+def roc_points(y_true, score) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical ROC (1 - specificity, sensitivity), one vertex per distinct threshold."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=float)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last_of_run = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tp = np.cumsum(y)[last_of_run]
+    fp = np.cumsum(~y)[last_of_run]
+    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+
+
+def roc_figure(endpoint: str, curves: Mapping[str, tuple], path: Path) -> Path:
+    """ROC curves of the models of one endpoint; ``curves[model] = (y, score, auc, lo, hi)``."""
+    fig = Figure(figsize=(4.6, 4.4))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
+    for model, (y, score, auc, lo, hi) in curves.items():
+        fpr, tpr = roc_points(y, score)
+        ax.plot(fpr, tpr, lw=1.8, color=MODEL_COLOURS.get(model),
+                label=f"{MODEL_LABELS.get(model, model)}: AUC {auc:.3f} [{lo:.3f}, {hi:.3f}]")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity",
+           title=f"{endpoint}: test ROC", aspect="equal")
+    ax.legend(loc="lower right", fontsize=7.5)
+    return _save(fig, path)
+
+
+def cv_auc_figure(endpoint: str, cv: Mapping[str, Mapping[str, Sequence[float]]],
+                  chosen: Mapping[str, str], path: Path) -> Path:
+    """Cross-validated AUC of each candidate classifier, one panel per model (Fig. 3b-d).
+
+    ``cv[model][classifier]`` is the list of per-fold AUCs of the training cross-validation
+    (5 folds x repeats, from the bundle); the chosen classifier is drawn in the model's colour.
+    """
+    models = [m for m in cv if cv[m]]
+    fig = Figure(figsize=(3.3 * max(len(models), 1), 3.4), layout="constrained")
+    axes = fig.subplots(1, max(len(models), 1), squeeze=False, sharey=True)[0]
+    for ax, model in zip(axes, models):
+        names = list(cv[model])
+        data = [np.asarray(cv[model][c], dtype=float) for c in names]
+        colours = [MODEL_COLOURS.get(model, "C0") if c == chosen.get(model) else "0.6" for c in names]
+        box = ax.boxplot(data, widths=0.6, patch_artist=True, showfliers=False)
+        for patch, colour in zip(box["boxes"], colours):
+            patch.set(facecolor=colour, alpha=0.45)
+        rng = np.random.default_rng(0)
+        for i, values in enumerate(data, start=1):
+            ax.scatter(i + rng.uniform(-0.15, 0.15, values.size), values, s=5, color="k", alpha=0.5)
+        ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
+        ax.axhline(0.5, color="0.7", lw=1, ls="--")
+        ax.set(ylim=(0, 1.02), title=f"{MODEL_LABELS.get(model, model)}")
+    axes[0].set_ylabel("CV AUC")
+    fig.suptitle(f"{endpoint}: cross-validated AUC of the candidate classifiers", fontsize=10)
+    return _save(fig, path)
+
+
+def correlation_figure(endpoint: str, corr, path: Path) -> Path:
+    """Pearson correlation heatmap of the fused features (a square DataFrame) (Fig. 4a)."""
+    names = list(corr.columns)
+    fig = Figure(figsize=(0.42 * len(names) + 2.2, 0.42 * len(names) + 1.4))
+    ax = fig.add_subplot()
+    image = ax.imshow(corr.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for (r, c), value in np.ndenumerate(corr.to_numpy(dtype=float)):
+        if np.isfinite(value):
+            ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=5.5,
+                    color="white" if abs(value) > 0.6 else "black")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="Pearson r")
+    ax.set_title(f"{endpoint}: correlation of the fused features", fontsize=10)
+    return _save(fig, path)
+
+
+def shap_figure(endpoint: str, shap_values: np.ndarray, values: np.ndarray,
+                feature_names: Sequence[str], path: Path) -> Path:
+    """SHAP summary (Fig. 4b): one row per feature, ordered by mean |SHAP|; dots coloured by the
+    feature's value (blue low, red high), so the sign of each feature's effect is visible."""
+    shap_values = np.asarray(shap_values, dtype=float)
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(np.abs(shap_values).mean(axis=0))  # most important at the top
+    fig = Figure(figsize=(5.6, 0.32 * len(order) + 1.2))
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)
+    for row, j in enumerate(order):
+        v = values[:, j]
+        span = np.nanmax(v) - np.nanmin(v)
+        colour = (v - np.nanmin(v)) / span if span > 0 else np.full(v.shape, 0.5)
+        ax.scatter(shap_values[:, j], row + rng.uniform(-0.18, 0.18, v.size), c=colour, cmap="coolwarm",
+                   vmin=0, vmax=1, s=9, alpha=0.8, linewidths=0)
+    ax.axvline(0, color="0.5", lw=1)
+    ax.set_yticks(range(len(order)), [feature_names[j] for j in order], fontsize=8)
+    ax.set(xlabel="SHAP value (impact on the Deep-RadScore probability)",
+           title=f"{endpoint}: feature contributions (SHAP)")
+    return _save(fig, path)
+
+
+def gradcam_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Grad-CAM overlays: for each ``(title, patch_hu 160x160, heatmap 160x160 0..1)`` the patch
+    in a lung window and the heatmap over it."""
+    n = max(len(panels), 1)
+    fig = Figure(figsize=(2.3 * n, 2.6))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (title, patch, heat) in zip(axes, panels):
+        ax.imshow(np.clip((patch + 1350.0) / 1500.0, 0, 1), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(np.ma.masked_less(heat, 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=7.5)
+        ax.set_axis_off()
+    return _save(fig, path)
