@@ -342,7 +342,7 @@ def _seg_frames(ds, file: Path, segmentation_type: str):
         if segmentation_type == "LABELMAP":
             number, bitmap = None, pixels[f]
         else:
-            number = int(_functional(group, None, "SegmentIdentificationSequence",
+            number = int(_functional(group, shared, "SegmentIdentificationSequence",
                                      "ReferencedSegmentNumber", file))
             bitmap = pixels[f] > threshold if segmentation_type == "FRACTIONAL" else pixels[f] > 0
         frames.append((number, np.array([float(v) for v in position]),

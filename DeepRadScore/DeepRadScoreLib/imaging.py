@@ -80,14 +80,14 @@ def read_mask(path: str | Path, reference: sitk.Image, label: int | None = None,
     (label image), segment number (SEG), ROI number (RTSTRUCT) or label value (``.seg.nrrd``); with
     neither, the file must hold exactly one region. The chosen region must not be empty.
     """
-    path = Path(path)
+    path = _mask_file(Path(path))
     segment = select_segment(mask_segments(path, reference), label, roi_name, str(path))
     return _to_image(_load_nonempty(segment, str(path)), reference)
 
 
 def read_constraint(path: str | Path, reference: sitk.Image) -> sitk.Image:
     """Every region of a mask file together (e.g. left + right lung), uint8 0/1 on ``reference``."""
-    path = Path(path)
+    path = _mask_file(Path(path))
     union = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
     for segment in mask_segments(path, reference):
         union |= segment.load()
@@ -244,6 +244,14 @@ def _segmentation_segments(seg: sitk.Image, reference: sitk.Image, name: str) ->
             load=lambda layer=layer, value=value, s=segment_name: place_on_grid(
                 values[..., layer] == value, *geometry, reference, f"{name}: segment '{s}'")))
     return segments
+
+
+def _mask_file(path: Path) -> Path:
+    """A folder given as a mask stands for the one RTSTRUCT/SEG file in it: name that file in errors."""
+    if path.is_dir():
+        from .dicom_io import find_mask_object
+        return find_mask_object(path)
+    return path
 
 
 def _load_nonempty(segment: Segment, name: str) -> np.ndarray:
