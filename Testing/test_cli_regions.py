@@ -43,6 +43,9 @@ def test_ring_command_writes_the_ring(case_files, tmp_path):
     voxels = int(sitk.GetArrayFromImage(expected).sum())
     assert voxels > 0 and f"ring: {voxels} voxels" in result.stdout
     assert sorted(p.name for p in out.parent.iterdir()) == ["ring.nii.gz"]
+    result = run("ring", image, mask, "-o", out.parent / "ring.xyz")
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "ring.xyz" in result.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ring.nii.gz"]  # no temporary file left
 
 
 def test_ring_command_reads_dicom_rtstruct_with_roi_name(tmp_path):

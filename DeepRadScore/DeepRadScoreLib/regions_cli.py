@@ -75,5 +75,6 @@ def patch_png_pixels(hu: np.ndarray, tumour: np.ndarray, scale: int = PNG_SCALE)
 def _write_image(image: sitk.Image, tmp, output) -> None:
     try:
         sitk.WriteImage(image, str(tmp), useCompression=True)
-    except RuntimeError as err:
-        raise InputError(f"{output}: cannot write the image here ({str(err).strip().splitlines()[-1]})") from None
+    except RuntimeError:
+        raise InputError(f"{output}: cannot write an image with this name's format "
+                         "(use .nii.gz, .nrrd or .mha)") from None
