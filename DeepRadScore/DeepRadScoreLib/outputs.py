@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _default_mode(mode: int) -> int:
+    """The permissions open()/mkdir() would give; mkstemp/mkdtemp make private (0600/0700) ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path in ``path``'s folder; move it onto ``path`` on success."""
@@ -23,10 +30,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, _default_mode(0o666))
     try:
         yield tmp
         os.replace(tmp, path)
@@ -41,9 +45,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    os.chmod(tmp, _default_mode(0o777))
     try:
         yield tmp
         if path.exists():
