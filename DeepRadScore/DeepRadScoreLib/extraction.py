@@ -1,0 +1,377 @@
+"""Cohort extraction: features + deep-ROI patches of every case, cached, parallel, resumable.
+
+``extract_cohort(manifest, "features.csv")`` writes
+
+* ``features.csv``: ``case_id`` + the 1702 radiomics columns, one row per extracted case, in
+  manifest order;
+* ``features.patches.npz``: each case's 160 x 160 float32 HU deep-ROI patch (key = case_id);
+* ``features.failures.csv`` (only when some case failed): ``case_id,row,reason``;
+* ``features.csv.cache/``: one ``<key>.json`` (features) + ``<key>.npy`` (patch) per case, where
+  the key hashes the image and mask file contents, the parameter file, the ring thickness, the
+  mask label / ROI name and the versions of this engine and pyradiomics. A rerun after an
+  interruption only computes the cases without a cache entry; a changed file changes the key, so
+  that case is computed again. Entries the current manifest no longer uses are removed once a run
+  completes.
+
+Cases run in-process (``workers=1``), in local processes (``workers=N``) or on an existing Dask
+cluster (``scheduler=ADDRESS``; the workers must see the same file paths). Largest cases are sent
+first so that no big case is left running alone at the end. A failing case (unreadable file, empty
+mask, ...) is listed with its reason and the others go on; the run fails (``InputError``, CLI exit
+status 2) only when no case could be extracted. With some failures the CLI exits with status 1
+after writing the table of the others, so scripts notice the missing rows.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import Cancelled, InputError
+from .manifest import CaseEntry, Manifest, read_manifest
+from .outputs import atomic_file
+from .progress import CancelCheck, ProgressCallback, report
+
+ONE_CASE_JOBS = 4
+# Bump when a change to the extraction changes its numbers, so that old cache entries are ignored.
+CACHE_FORMAT = 1
+
+
+@dataclass
+class ExtractionResult:
+    """What a cohort extraction produced and how (case ids per outcome)."""
+
+    features_csv: Path
+    patches_npz: Path
+    failures_csv: Optional[Path]
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def extracted(self) -> list[str]:
+        return self.computed + self.cached
+
+
+def output_paths(output_csv: str | Path) -> tuple[Path, Path, Path, Path]:
+    """features CSV, its patches file, failures file and cache folder."""
+    output_csv = Path(output_csv)
+    stem = output_csv.name.rsplit(".", 1)[0] if "." in output_csv.name else output_csv.name
+    return (output_csv, output_csv.with_name(f"{stem}.patches.npz"),
+            output_csv.with_name(f"{stem}.failures.csv"), output_csv.with_name(output_csv.name + ".cache"))
+
+
+def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm: float = 3.0,
+                 params_path=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelCheck] = None) -> tuple[dict[str, float], np.ndarray]:
+    """One case from files: its 1702 features and its deep-ROI patch (HU)."""
+    from .imaging import load_case
+    from .radiomics_features import extract_case_features
+    from .regions import deep_roi_patch, peritumoral_ring
+
+    case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
+    ring = peritumoral_ring(case.mask, thickness_mm)
+    features = extract_case_features(case.image, case.mask, ring, params_path, jobs=jobs,
+                                     progress=progress, cancel=cancel)
+    return features, deep_roi_patch(case.image, case.mask).hu.astype(np.float32)
+
+
+def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1):
+    """One cohort case, here, in a process or on a Dask worker: (features, patch, None) or
+    (None, None, reason). Any error of one case is that case's failure, listed with its reason;
+    the rest of the cohort goes on (a traceback would not help the user fix the file)."""
+    try:
+        features, patch = extract_case(image, mask, label, roi_name, thickness_mm, params_path, jobs=jobs)
+    except Cancelled:
+        raise
+    except InputError as err:
+        return None, None, str(err)
+    except MemoryError:
+        return None, None, "out of memory"
+    except Exception as err:
+        return None, None, f"{type(err).__name__}: {err}"
+    return features, patch, None
+
+
+def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, workers: int = 1,
+                   scheduler: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
+                   progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelCheck] = None) -> ExtractionResult:
+    """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files)."""
+    from .radiomics_features import feature_names, params_file
+
+    started = time.perf_counter()
+    if not isinstance(manifest, Manifest):
+        manifest = read_manifest(manifest)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if thickness_mm <= 0:
+        raise InputError(f"ring thickness must be positive, got {thickness_mm} mm")
+    params = params_file(params_path)
+    names = feature_names(params)
+    features_csv, patches_npz, failures_csv, cache = output_paths(output_csv)
+    cases = manifest.cases()
+    result = ExtractionResult(features_csv, patches_npz, None)
+
+    report(progress, 0.0, "hashing the input files", cancel)
+    fixed = _fixed_key_part(params, thickness_mm)
+    keys = {c.case_id: _case_key(c, fixed) for c in cases}
+    done: dict[str, tuple[dict, np.ndarray]] = {}
+    for c in cases:
+        hit = _read_cache(cache, keys[c.case_id], names)
+        if hit is not None:
+            done[c.case_id] = hit
+            result.cached.append(c.case_id)
+    pending = sorted((c for c in cases if c.case_id not in done), key=_case_size, reverse=True)
+    total = len(cases)
+
+    def finished(case: CaseEntry, features, patch, reason) -> None:
+        if reason is None:
+            _write_cache(cache, keys[case.case_id], case, features, patch)
+            done[case.case_id] = (features, patch)
+            result.computed.append(case.case_id)
+        else:
+            result.failed[case.case_id] = reason
+        count = len(done) + len(result.failed)
+        report(progress, count / total, f"{count}/{total} cases ({case.case_id}"
+               f"{'' if reason is None else ' failed'})", cancel)
+
+    report(progress, len(done) / total, f"{len(done)}/{total} cases from the cache", cancel)
+    if pending:
+        if scheduler is not None:
+            _run_dask(scheduler, pending, thickness_mm, params, finished)
+        elif workers > 1 and len(pending) > 1:
+            _run_processes(workers, pending, thickness_mm, params, finished)
+        else:
+            for case in pending:
+                # A lone case may use every worker inside it (tumour and ring side by side).
+                finished(case, *_extract_for_cohort(case.image, case.mask, case.label, case.roi_name,
+                                                    thickness_mm, params, workers))
+
+    failures = [(c.case_id, c.row, result.failed[c.case_id]) for c in cases if c.case_id in result.failed]
+    if failures:
+        with atomic_file(failures_csv) as tmp:
+            pd.DataFrame(failures, columns=["case_id", "row", "reason"]).to_csv(tmp, index=False)
+        result.failures_csv = failures_csv
+    elif failures_csv.exists():
+        failures_csv.unlink()  # from an earlier run whose failed cases now succeeded
+    if not done:
+        raise InputError(f"{manifest.path}: all {total} cases failed (reasons in {failures_csv}); "
+                         f"first: {failures[0][0]}: {failures[0][2]}")
+
+    extracted = [c.case_id for c in cases if c.case_id in done]
+    table = pd.DataFrame([[done[c][0][n] for n in names] for c in extracted], columns=names)
+    table.insert(0, "case_id", extracted)
+    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz:
+        table.to_csv(tmp_csv, index=False)
+        with open(tmp_npz, "wb") as handle:
+            np.savez(handle, **{c: done[c][1] for c in extracted})
+    _prune_cache(cache, set(keys.values()))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
+    # forkserver: children do not inherit the caller's threads (tqdm's monitor, Slicer's, torch's).
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)),
+                                                  mp_context=multiprocessing.get_context(method))
+    try:
+        futures = {pool.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
+                               thickness_mm, str(params)): c for c in pending}
+        for future in concurrent.futures.as_completed(futures):
+            finished(futures[future], *_outcome(future))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as err:
+        raise InputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({err})") from None
+    try:
+        futures = {client.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
+                                 thickness_mm, str(params), pure=False, key=f"deepradscore-{c.case_id}-{i}"): c
+                   for i, c in enumerate(pending)}
+        try:
+            for future in as_completed(futures):
+                finished(futures[future], *_outcome(future))
+        finally:
+            client.cancel(list(futures))
+    finally:
+        client.close()
+
+
+def _outcome(future):
+    """A finished future's (features, patch, reason); a crash is a failed case, not a lost run."""
+    try:
+        return future.result()
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a worker crash or an unexpected error: listed with the case
+        return None, None, f"{type(err).__name__}: {err}"
+
+
+# --- cache ---------------------------------------------------------------------------------
+
+def _fixed_key_part(params: Path, thickness_mm: float) -> str:
+    import radiomics
+
+    digest = hashlib.sha256()
+    digest.update(f"format {CACHE_FORMAT} engine {__version__} pyradiomics {radiomics.__version__} "
+                  f"ring {float(thickness_mm)!r}\n".encode())
+    digest.update(params.read_bytes())
+    return digest.hexdigest()
+
+
+def _case_key(case: CaseEntry, fixed: str) -> str:
+    digest = hashlib.sha256(fixed.encode())
+    digest.update(f"label {case.label} roi {case.roi_name}\n".encode())
+    for path in (case.image, case.mask):
+        _hash_path(digest, Path(path))
+    return digest.hexdigest()[:32]
+
+
+def _hash_path(digest, path: Path) -> None:
+    """Content hash of a file, or of every file of a folder (a DICOM series) by relative name."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        try:
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError:
+            digest.update(b"unreadable")  # the case will fail with the reader's own message
+
+
+def _case_size(case: CaseEntry) -> int:
+    """Bytes of image + mask: a cheap proxy for the work a case takes."""
+    size = 0
+    for path in (Path(case.image), Path(case.mask)):
+        try:
+            size += sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        except OSError:
+            pass
+    return size
+
+
+def _read_cache(cache: Path, key: str, names: list[str]):
+    entry, patch_file = cache / f"{key}.json", cache / f"{key}.npy"
+    if not entry.is_file() or not patch_file.is_file():
+        return None
+    try:
+        stored = json.loads(entry.read_text())
+        features = {n: float(stored["features"][n]) for n in names}
+        patch = np.load(patch_file, allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable or from other parameters: compute again
+    return features, patch
+
+
+def _write_cache(cache: Path, key: str, case: CaseEntry, features: dict, patch: np.ndarray) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_file(cache / f"{key}.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, patch)
+    # The JSON is written last: its presence marks a complete entry.
+    with atomic_file(cache / f"{key}.json") as tmp:
+        tmp.write_text(json.dumps({"case_id": case.case_id, "image": str(case.image), "mask": str(case.mask),
+                                   "features": features}))
+
+
+def _prune_cache(cache: Path, keep: set[str]) -> None:
+    if not cache.is_dir():
+        return
+    for entry in cache.iterdir():
+        if entry.suffix in (".json", ".npy") and entry.stem not in keep:
+            entry.unlink()
+
+
+# --- the `extract` command -------------------------------------------------------------------
+
+def run_extract(args: argparse.Namespace) -> int:
+    """``deepradscore extract IMAGE MASK -o features.csv`` or ``extract --manifest cohort.csv -o ...``."""
+    if args.manifest is not None and (args.image or args.mask):
+        raise InputError("give either IMAGE MASK (one case) or --manifest (a cohort), not both")
+    if args.manifest is None:
+        if not (args.image and args.mask):
+            raise InputError("give IMAGE and MASK (one case) or --manifest cohort.csv")
+        return _run_one_case(args)
+    if args.label is not None or args.roi_name is not None:
+        raise InputError("--label/--roi-name are per case: put them in the manifest's label/roi_name columns")
+    manifest = read_manifest(args.manifest)
+    with _ProgressBar(len(manifest.case_ids), "extract") as (callback, bar):
+        result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
+                                thickness_mm=args.thickness_mm, params_path=args.params, progress=callback)
+    for case_id, reason in result.failed.items():
+        print(f"failed: {case_id}: {reason}", file=sys.stderr)
+    print(f"{len(result.extracted)} cases ({len(result.computed)} computed, {len(result.cached)} from the "
+          f"cache) -> {result.features_csv}, {result.patches_npz}"
+          + (f"; {len(result.failed)} failed, listed in {result.failures_csv}" if result.failed else ""),
+          file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _run_one_case(args: argparse.Namespace) -> int:
+    from .radiomics_features import feature_names, params_file
+
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    params = params_file(args.params)
+    features_csv, patches_npz, _, _ = output_paths(args.output)
+    name = Path(args.image).name
+    case_id = name.split(".")[0] if not Path(args.image).is_dir() else name
+    # One case splits its tumour and ring work over processes: --workers N, else up to
+    # ONE_CASE_JOBS cores (beyond that the ~20 tasks of a case leave processes idle).
+    jobs = args.workers if args.workers > 1 else min(os.cpu_count() or 1, ONE_CASE_JOBS)
+    with _ProgressBar(1, "extract") as (callback, _):
+        features, patch = extract_case(args.image, args.mask, args.label, args.roi_name, args.thickness_mm,
+                                       params, jobs=jobs, progress=callback)
+    names = feature_names(params)
+    table = pd.DataFrame([[features[n] for n in names]], columns=names)
+    table.insert(0, "case_id", [case_id])
+    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz:
+        table.to_csv(tmp_csv, index=False)
+        with open(tmp_npz, "wb") as handle:
+            np.savez(handle, **{case_id: patch})
+    print(f"{len(names)} features of {case_id} -> {features_csv}, patch -> {patches_npz}", file=sys.stderr)
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar (cases, with ETA) on stderr fed by the progress(fraction, message) protocol."""
+
+    def __init__(self, total: int, description: str):
+        self.total, self.description = total, description
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.description, unit="case", file=sys.stderr,
+                        bar_format="{l_bar}{bar}| {n:.1f}/{total} cases {elapsed}<{remaining} {postfix}")
+
+        def callback(fraction: float, message: str) -> None:
+            self.bar.n = round(fraction * self.total, 3)
+            self.bar.set_postfix_str(message, refresh=False)
+            self.bar.refresh()
+
+        return callback, self.bar
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
