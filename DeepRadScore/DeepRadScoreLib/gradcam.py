@@ -1,0 +1,47 @@
+"""Grad-CAM (Selvaraju et al. 2017) on a Deep-CT network's last convolutional block.
+
+For DenseNet121 the block is ``features`` (ending in its final BatchNorm) followed by the ReLU that
+torchvision applies in ``forward``; :class:`deep_model.Backbone` makes that ReLU a separate,
+non-in-place module, because an in-place ReLU on the tensor whose gradient Grad-CAM reads gives
+different maps on CPU and GPU. Other backbones use their last block's output (ResNet ``layer4``,
+VGG ``features``, Inception ``Mixed_7c``).
+
+The map: channel weights = spatial mean of d(class-1 logit of the endpoint's head)/d(activation);
+map = ReLU(sum of weight x activation); bilinear upsampling (half-pixel centres) to the input size;
+min-max scaled to 0..1 (a map without variation, e.g. all zero, comes back all zero). This is the
+``grad-cam`` package's GradCAM with ``ClassifierOutputTarget(1)``. The activation map is coarse:
+DenseNet121 and ResNet downsample 32-fold, so a 160 x 160 patch leaves 5 x 5 cells of 32 x 32
+pixels (Inception v3: 3 x 3), and the heatmap can only say which part of the patch mattered.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .deep_model import DeepCT
+
+
+def gradcam(model: DeepCT, x: torch.Tensor, endpoint: int | str = 0) -> np.ndarray:
+    """Grad-CAM of class 1 of ``endpoint`` (index or name) for one input ``x`` (1 or no batch, 3, H, W).
+
+    Returns an (H, W) float32 array in 0..1. The model is put in eval mode (BatchNorm statistics
+    and dropout fixed); its parameters are not changed and receive no gradients.
+    """
+    index = model.endpoints.index(endpoint) if isinstance(endpoint, str) else int(endpoint)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    model.eval()
+    x = x.to(next(model.parameters()).device, torch.float32)
+    with torch.enable_grad():
+        activations = model.activations(x)
+        _, logits = model.from_activations(activations)
+        gradients, = torch.autograd.grad(logits[0, index, 1], activations)
+    with torch.no_grad():
+        weights = gradients.mean(dim=(2, 3), keepdim=True)
+        cam = F.relu((weights * activations).sum(dim=1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        cam = cam - cam.min()
+        top = cam.max()
+        cam = cam / top if top > 0 else torch.zeros_like(cam)
+    return cam.cpu().numpy().astype(np.float32)
