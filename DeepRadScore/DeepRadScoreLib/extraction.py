@@ -44,6 +44,8 @@ from .outputs import atomic_file
 from .progress import CancelCheck, ProgressCallback, report
 
 ONE_CASE_JOBS = 4
+# How long to keep trying to reach a Dask scheduler before telling the user it is not there.
+SCHEDULER_TIMEOUT = "20s"
 # Bump when a change to the extraction changes its numbers, so that old cache entries are ignored.
 CACHE_FORMAT = 1
 
@@ -201,7 +203,7 @@ def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, fini
     from distributed import Client, as_completed
 
     try:
-        client = Client(address, timeout="20s")
+        client = Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as err:
         raise InputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({err})") from None
     try:

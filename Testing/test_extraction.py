@@ -1,0 +1,163 @@
+"""extraction: cohort features + patches, cache and resume, failures, local processes and Dask."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from conftest import make_case
+
+from DeepRadScoreLib import cli, imaging, regions
+from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.extraction import extract_cohort, output_paths
+from DeepRadScoreLib.manifest import read_manifest
+from DeepRadScoreLib.radiomics_features import extract_case_features, feature_names
+
+N_CASES = 4
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """Four small generated cases (tumours of different sizes) and their manifest."""
+    folder = tmp_path_factory.mktemp("cohort")
+    lines = ["case_id,image,mask,split,EGFR"]
+    for i in range(N_CASES):
+        image, mask = make_case(shape=(16, 30, 30), radius_mm=4.0 + i, seed=10 + i)
+        sitk.WriteImage(image, str(folder / f"case{i}.nii.gz"))
+        sitk.WriteImage(mask, str(folder / f"case{i}_mask.nii.gz"))
+        lines.append(f"case{i},case{i}.nii.gz,case{i}_mask.nii.gz,{'train' if i < 3 else 'test'},{i % 2}")
+    (folder / "cohort.csv").write_text("\n".join(lines) + "\n")
+    return folder / "cohort.csv"
+
+
+@pytest.fixture(scope="module")
+def reference(cohort, tmp_path_factory):
+    """The cohort extracted in this process, one case after the other."""
+    out = tmp_path_factory.mktemp("reference") / "features.csv"
+    result = extract_cohort(read_manifest(cohort), out)
+    assert result.computed == [f"case{i}" for i in (3, 2, 1, 0)]  # the largest files first
+    return pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+
+
+def test_features_table_and_patches(cohort, reference, tmp_path):
+    names = feature_names()
+    assert list(reference.columns) == names and list(reference.index) == [f"case{i}" for i in range(N_CASES)]
+    # The table holds exactly the one-case numbers (the CSV keeps full precision).
+    case = imaging.load_case(cohort.parent / "case2.nii.gz", cohort.parent / "case2_mask.nii.gz")
+    direct = extract_case_features(case.image, case.mask, regions.peritumoral_ring(case.mask, 3.0))
+    np.testing.assert_array_equal(reference.loc["case2"].to_numpy(), [direct[n] for n in names])
+    _, patches_file, _, _ = output_paths(tmp_path / "features.csv")
+    assert patches_file.name == "features.patches.npz"
+
+
+def test_interrupted_run_resumes_from_the_cache(cohort, reference, tmp_path):
+    out = tmp_path / "features.csv"
+    features_csv, patches_npz, failures_csv, cache = output_paths(out)
+    seen = []
+    with pytest.raises(Cancelled):  # stop after two cases, as Ctrl-C or Slicer's Cancel would
+        extract_cohort(cohort, out, progress=lambda f, m: seen.append(f),
+                       cancel=lambda: len(list(cache.glob("*.json"))) >= 2)
+    assert not features_csv.exists() and not patches_npz.exists()
+    first = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(first) == 4  # two cases: JSON + patch each
+
+    result = extract_cohort(cohort, out)
+    assert sorted(result.cached) == ["case2", "case3"] and sorted(result.computed) == ["case0", "case1"]
+    assert {p: p.stat().st_mtime_ns for p in first} == first  # cached entries were not rewritten
+    table = pd.read_csv(features_csv, dtype={"case_id": str}).set_index("case_id")
+    pd.testing.assert_frame_equal(table, reference)
+    with np.load(patches_npz) as npz:
+        assert sorted(npz.files) == [f"case{i}" for i in range(N_CASES)]
+        assert npz["case1"].shape == (160, 160) and npz["case1"].dtype == np.float32
+        case = imaging.load_case(cohort.parent / "case1.nii.gz", cohort.parent / "case1_mask.nii.gz")
+        np.testing.assert_array_equal(npz["case1"], regions.deep_roi_patch(case.image, case.mask).hu)
+
+    # A changed mask file is recomputed; its stale cache entry is removed.
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for file in cohort.parent.glob("case*"):
+        (changed / file.name).write_bytes(file.read_bytes())
+    manifest = changed / "cohort.csv"
+    manifest.write_text(cohort.read_text())
+    mask = sitk.ReadImage(str(changed / "case0_mask.nii.gz"))
+    array = sitk.GetArrayFromImage(mask)
+    array[array.nonzero()[0][0], array.nonzero()[1][0], array.nonzero()[2][0]] = 0
+    edited = sitk.GetImageFromArray(array)
+    edited.CopyInformation(mask)
+    sitk.WriteImage(edited, str(changed / "case0_mask.nii.gz"))
+    result = extract_cohort(manifest, out)
+    assert result.computed == ["case0"] and sorted(result.cached) == ["case1", "case2", "case3"]
+    assert len(list(cache.glob("*.json"))) == N_CASES
+    new = pd.read_csv(features_csv, dtype={"case_id": str}).set_index("case_id")
+    assert new.loc["case0", "tumor_original_shape_VoxelVolume"] < reference.loc["case0", "tumor_original_shape_VoxelVolume"]
+
+
+def test_failed_cases_are_listed_and_the_rest_go_on(cohort, reference, tmp_path, capsys):
+    folder = cohort.parent
+    (tmp_path / "corrupt.nii.gz").write_bytes(b"not an image")
+    empty = sitk.Image(sitk.ReadImage(str(folder / "case0_mask.nii.gz")))
+    empty *= 0
+    sitk.WriteImage(empty, str(tmp_path / "empty_mask.nii.gz"))
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("case_id,image,mask\n"
+                        f"good,{folder / 'case1.nii.gz'},{folder / 'case1_mask.nii.gz'}\n"
+                        f"corrupt,corrupt.nii.gz,{folder / 'case1_mask.nii.gz'}\n"
+                        f"empty,{folder / 'case0.nii.gz'},empty_mask.nii.gz\n")
+    out = tmp_path / "out" / "features.csv"
+    status = cli.main(["extract", "--manifest", str(manifest), "-o", str(out), "--workers", "2"])
+    assert status == 1  # written, but some cases are missing
+    stderr = capsys.readouterr().err
+    assert "failed: corrupt: " in stderr and "cannot read as an image" in stderr
+    assert "failed: empty: " in stderr and "empty" in stderr.split("failed: empty: ")[1]
+    failures = pd.read_csv(tmp_path / "out" / "features.failures.csv")
+    assert list(failures["case_id"]) == ["corrupt", "empty"] and list(failures["row"]) == [3, 4]
+    table = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+    np.testing.assert_array_equal(table.loc["good"].to_numpy(), reference.loc["case1"].to_numpy())
+
+    # Nothing extracted at all: an error (exit 2), no table.
+    manifest.write_text(f"case_id,image,mask\ncorrupt,corrupt.nii.gz,{folder / 'case1_mask.nii.gz'}\n")
+    alone = tmp_path / "alone" / "features.csv"
+    assert cli.main(["extract", "--manifest", str(manifest), "-o", str(alone)]) == 2
+    assert "all 1 cases failed" in capsys.readouterr().err and not alone.exists()
+    with pytest.raises(InputError, match="all 1 cases failed"):
+        extract_cohort(manifest, alone)
+
+
+def test_local_processes_and_dask_cluster_give_the_same_table(cohort, reference, tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from DeepRadScoreLib import extraction
+
+    out = tmp_path / "processes" / "features.csv"
+    extract_cohort(cohort, out, workers=2)
+    pd.testing.assert_frame_equal(pd.read_csv(out, dtype={"case_id": str}).set_index("case_id"), reference)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        out = tmp_path / "dask" / "features.csv"
+        result = extract_cohort(cohort, out, scheduler=cluster.scheduler_address)
+        assert sorted(result.computed) == [f"case{i}" for i in range(N_CASES)]
+        # The cases ran as tasks of the cluster's scheduler.
+        assert any(prefix.startswith("deepradscore") for prefix in cluster.scheduler.task_prefixes)
+    pd.testing.assert_frame_equal(pd.read_csv(out, dtype={"case_id": str}).set_index("case_id"), reference)
+    monkeypatch.setattr(extraction, "SCHEDULER_TIMEOUT", "2s")
+    with pytest.raises(InputError, match="cannot connect to a Dask scheduler"):
+        extract_cohort(cohort, tmp_path / "x.csv", scheduler="tcp://127.0.0.1:9")
+
+
+def test_one_case_command(cohort, reference, tmp_path, capsys):
+    folder = cohort.parent
+    out = tmp_path / "one" / "features.csv"
+    assert cli.main(["extract", str(folder / "case3.nii.gz"), str(folder / "case3_mask.nii.gz"), "-o", str(out)]) == 0
+    table = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+    assert list(table.index) == ["case3"] and table.shape == (1, 1702)
+    np.testing.assert_array_equal(table.loc["case3"].to_numpy(), reference.loc["case3"].to_numpy())
+    with np.load(tmp_path / "one" / "features.patches.npz") as npz:
+        assert npz.files == ["case3"]
+
+    bad = tmp_path / "bad" / "features.csv"
+    assert cli.main(["extract", str(folder / "missing.nii.gz"), str(folder / "case3_mask.nii.gz"), "-o", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "missing.nii.gz: file not found" in err and "Traceback" not in err
+    assert not bad.parent.exists() or not any(bad.parent.iterdir())
+    assert cli.main(["extract", "--manifest", str(cohort), str(folder / "case3.nii.gz"), "-o", str(bad)]) == 2
