@@ -26,7 +26,6 @@ import argparse
 import concurrent.futures
 import hashlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -186,10 +185,9 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
 
 
 def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
-    # forkserver: children do not inherit the caller's threads (tqdm's monitor, Slicer's, torch's).
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)),
-                                                  mp_context=multiprocessing.get_context(method))
+    from .radiomics_features import process_context
+
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=process_context())
     try:
         futures = {pool.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
                                thickness_mm, str(params)): c for c in pending}

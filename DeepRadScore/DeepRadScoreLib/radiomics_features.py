@@ -260,33 +260,39 @@ def _wavelet_reach(settings: dict) -> int:
 
 # --- the tasks: plain functions of picklable arguments, run here or in a worker process -------
 
-def _shape_task(path: str, mask: sitk.Image, image: sitk.Image, box_lo, box_hi) -> dict:
+def _shape_task(path: str, image_bb: sitk.Image, mask_bb: sitk.Image) -> dict:
     """pyradiomics' ``computeShape`` on the ROI's bounding box, with the fast mesh diameters."""
-    from radiomics import imageoperations
-
     extractor = _extractor(path)
-    bounding_box = _pyradiomics_box(box_lo, box_hi)
-    image_bb, mask_bb = imageoperations.cropToTumorMask(image, mask, bounding_box)
     shape = _MeshShape(image_bb, mask_bb, **extractor.settings)
     for name in extractor.enabledFeatures["shape"] or ():
         shape.enableFeatureByName(name)
     return {f"original_shape_{name}": value for name, value in shape.execute().items()}
 
 
-def _texture_task(path: str, image: sitk.Image, mask: sitk.Image, box_lo, box_hi,
-                  image_name: str, kwargs: dict) -> dict:
-    """pyradiomics' own per-image step: crop to the ROI's bounding box, run every class."""
+def _texture_task(path: str, image_bb: sitk.Image, mask_bb: sitk.Image, image_name: str, kwargs: dict) -> dict:
+    """pyradiomics' own per-image step on the (filtered) image cropped to the ROI: every class."""
+    return dict(_extractor(path).computeFeatures(image_bb, mask_bb, image_name, **kwargs))
+
+
+def _to_bounding_box(image: sitk.Image, mask: sitk.Image, lo_kji, hi_kji) -> tuple[sitk.Image, sitk.Image]:
+    """pyradiomics' ``cropToTumorMask`` (no padding) to the ROI's box, done before a task is sent
+    so that a worker receives only the ROI's box, not the whole crop."""
     from radiomics import imageoperations
 
-    extractor = _extractor(path)
-    image_bb, mask_bb = imageoperations.cropToTumorMask(image, mask, _pyradiomics_box(box_lo, box_hi))
-    return dict(extractor.computeFeatures(image_bb, mask_bb, image_name, **kwargs))
-
-
-def _pyradiomics_box(lo_kji, hi_kji) -> np.ndarray:
-    # pyradiomics' bounding box: (L_x, U_x, L_y, U_y, L_z, U_z) in SimpleITK index order.
     lo, hi = np.asarray(lo_kji)[::-1], np.asarray(hi_kji)[::-1]
-    return np.array([lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]])
+    # pyradiomics' bounding box: (L_x, U_x, L_y, U_y, L_z, U_z) in SimpleITK index order.
+    return imageoperations.cropToTumorMask(image, mask, np.array([lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]]))
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """Where worker processes come from: a fork server that has already imported pyradiomics and
+    this engine (a pool then starts in milliseconds, and children do not inherit the caller's
+    threads: tqdm's, Dask's, torch's, Slicer's); spawn where there is no fork server."""
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "radiomics.featureextractor"])
+    return context
 
 
 class _Tasks:
@@ -296,9 +302,8 @@ class _Tasks:
         self.pool = None
         if jobs > 1:
             # forkserver: safe when the caller has threads (tqdm, Dask, torch); spawn elsewhere.
-            method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                jobs, mp_context=multiprocessing.get_context(method), initializer=_worker_start)
+            self.pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=process_context(),
+                                                               initializer=_worker_start)
         self.pending: list = []
 
     def submit(self, slot, function, *args) -> None:
@@ -346,8 +351,8 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
     # The biggest single tasks first, so that they do not end up last on one worker.
     if "shape" in extractor.enabledFeatures:
         for prefix in reversed(ROI_PREFIXES):
-            lo, hi = plan.relative(prefix, plan.joint)
-            tasks.submit((prefix, "shape"), _shape_task, path, joint_rois[prefix], joint_image, lo, hi)
+            image_bb, mask_bb = _to_bounding_box(joint_image, joint_rois[prefix], *plan.relative(prefix, plan.joint))
+            tasks.submit((prefix, "shape"), _shape_task, path, image_bb, mask_bb)
         for prefix in ROI_PREFIXES:
             slots[prefix].append((prefix, "shape"))
 
@@ -360,9 +365,9 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                 filtered = generator(joint_image, joint_rois["tumor"], **kwargs_base)
                 for image, image_name, kwargs in filtered:
                     for prefix in ROI_PREFIXES:
-                        lo, hi = plan.relative(prefix, plan.joint)
-                        tasks.submit((prefix, image_name), _texture_task, path, image, joint_rois[prefix],
-                                     lo, hi, image_name, kwargs)
+                        image_bb, mask_bb = _to_bounding_box(image, joint_rois[prefix],
+                                                             *plan.relative(prefix, plan.joint))
+                        tasks.submit((prefix, image_name), _texture_task, path, image_bb, mask_bb, image_name, kwargs)
                         slots[prefix].append((prefix, image_name))
             else:
                 # Exactly pyradiomics' own path: filter each ROI's own crop.
@@ -371,8 +376,8 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                     own_image, own_roi = plan.crop(plan.image, box), plan.crop(plan.rois[prefix], box)
                     lo, hi = plan.relative(prefix, box)
                     for image, image_name, kwargs in generator(own_image, own_roi, **kwargs_base):
-                        tasks.submit((prefix, image_name), _texture_task, path, image, own_roi,
-                                     lo, hi, image_name, kwargs)
+                        image_bb, mask_bb = _to_bounding_box(image, own_roi, lo, hi)
+                        tasks.submit((prefix, image_name), _texture_task, path, image_bb, mask_bb, image_name, kwargs)
                         slots[prefix].append((prefix, image_name))
             if cancel is not None and cancel():
                 tasks.abort()
