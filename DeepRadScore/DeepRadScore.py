@@ -348,6 +348,8 @@ class DeepRadScoreWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._job = None
         self.ui.cancelButton.enabled = False
         self._updateButtons()
+        if job.cancelled or code != 0:
+            self.logic.discardBackground(job)
         if job.cancelled:
             self._setStatus("Cancelled.")
             return
@@ -532,6 +534,13 @@ class DeepRadScoreLogic(ScriptedLoadableModuleLogic):
         ringId = segmentationNode.GetSegmentation().GetSegmentIdBySegmentName(ringName)
         return self.showResults(context["volumeNode"], context["image"], result, ringId, synthetic=synthetic,
                                 predictionsTableNode=predictionsTableNode, featuresTableNode=featuresTableNode)
+
+    def discardBackground(self, job) -> None:
+        """Stop a worker if it still runs and delete its temporary files (after Cancel or a failure)."""
+        import shutil
+
+        job.cancel()
+        shutil.rmtree(job.context["folder"], ignore_errors=True)
 
     def showResults(self, volumeNode, image, result, ringSegmentId: str, synthetic: bool = False,
                     predictionsTableNode=None, featuresTableNode=None) -> DeepRadScoreOutput:
