@@ -240,6 +240,11 @@ def _backbone_state(state: dict, backbone: Backbone, path: Path) -> dict:
             continue
         renamed[key] = value
     expected = backbone.net.state_dict()
+    # Checkpoints older than torch 0.4.1 (torchvision's DenseNet121 among them) lack BatchNorm's
+    # step counter; it is unused when momentum is set, so it starts at zero as torch itself does.
+    for key in set(expected) - set(renamed):
+        if key.endswith("num_batches_tracked"):
+            renamed[key] = torch.zeros_like(expected[key])
     missing = sorted(set(expected) - set(renamed))
     unexpected = sorted(set(renamed) - set(expected))
     if missing or unexpected:

@@ -282,13 +282,15 @@ class DeepEnsemble:
 
     def __init__(self, config: DeepConfig, endpoints: list[str], members: list[_Member],
                  provenance: dict, summary: dict, oof_features: dict, folds_of_case: np.ndarray,
-                 device: torch.device):
+                 device: torch.device, oof_probabilities: Optional[dict] = None):
         self.config = config
         self.endpoints = list(endpoints)
         self.members = members
         self.provenance = provenance
         self.summary = summary
         self.oof_features = oof_features
+        # The networks' own class-1 probabilities, cross-fitted like oof_features: {endpoint: (N,)}.
+        self.oof_probabilities = oof_probabilities or {}
         self.folds_of_case = folds_of_case
         self.device = device
 
@@ -307,24 +309,25 @@ class DeepEnsemble:
 
         A multitask network gives all endpoints from one forward pass per batch.
         """
-        hu = _patches_tensor(patches_hu)
-        out = {e: np.zeros((self.n_networks, len(hu), self.config.k), dtype=np.float32)
-               for e in self.endpoints}
-        for member in self.members:
-            features, _ = _forward_batches(member.model, hu, self.device)
-            for j, endpoint in enumerate(member.endpoints):
-                out[endpoint][member.fold] = features[:, j]
-        return out
+        return self.features_and_probabilities(patches_hu)[0]
 
     def probabilities(self, patches_hu) -> dict[str, np.ndarray]:
         """``{endpoint: (folds, N)}`` the networks' own softmax probability of class 1."""
+        return self.features_and_probabilities(patches_hu)[1]
+
+    def features_and_probabilities(self, patches_hu) -> tuple[dict, dict]:
+        """Both of the above from the same single pass per network."""
         hu = _patches_tensor(patches_hu)
-        out = {e: np.zeros((self.n_networks, len(hu)), dtype=np.float32) for e in self.endpoints}
+        features = {e: np.zeros((self.n_networks, len(hu), self.config.k), dtype=np.float32)
+                    for e in self.endpoints}
+        probabilities = {e: np.zeros((self.n_networks, len(hu)), dtype=np.float32)
+                         for e in self.endpoints}
         for member in self.members:
-            _, probs = _forward_batches(member.model, hu, self.device)
+            f, p = _forward_batches(member.model, hu, self.device)
             for j, endpoint in enumerate(member.endpoints):
-                out[endpoint][member.fold] = probs[:, j]
-        return out
+                features[endpoint][member.fold] = f[:, j]
+                probabilities[endpoint][member.fold] = p[:, j]
+        return features, probabilities
 
     def gradcam(self, patch_hu, endpoint: str) -> np.ndarray:
         """Grad-CAM of ``endpoint``'s class 1 for one patch, (160, 160) in 0..1, mean over folds."""
@@ -354,6 +357,7 @@ class DeepEnsemble:
                         for m in self.members],
             "folds_of_case": self.folds_of_case.tolist(),
             "oof_features": {e: v.tolist() for e, v in self.oof_features.items()},
+            "oof_probabilities": {e: v.tolist() for e, v in self.oof_probabilities.items()},
         }
 
     @classmethod
@@ -390,9 +394,11 @@ class DeepEnsemble:
                                            model.to(torch_device).eval()))
             oof = {e: np.asarray(v, dtype=np.float32).reshape(-1, config.k)
                    for e, v in json_dict["oof_features"].items()}
+            oof_probabilities = {e: np.asarray(v, dtype=np.float32)
+                                 for e, v in json_dict.get("oof_probabilities", {}).items()}
             return cls(config, list(json_dict["endpoints"]), members, dict(json_dict["provenance"]),
                        dict(json_dict["summary"]), oof, np.asarray(json_dict["folds_of_case"], dtype=int),
-                       torch_device)
+                       torch_device, oof_probabilities)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"Deep-CT description is malformed ({type(exc).__name__}: {exc})") from None
 
@@ -540,8 +546,10 @@ def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[De
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved_cudnn
 
     ensemble = DeepEnsemble(config, endpoints, members, provenance, {}, {}, folds_of_case, device)
-    all_features = ensemble.features(hu.numpy())
-    ensemble.oof_features = {e: all_features[e][folds_of_case, np.arange(len(hu))] for e in endpoints}
+    all_features, all_probabilities = ensemble.features_and_probabilities(hu.numpy())
+    cases = np.arange(len(hu))
+    ensemble.oof_features = {e: all_features[e][folds_of_case, cases] for e in endpoints}
+    ensemble.oof_probabilities = {e: all_probabilities[e][folds_of_case, cases] for e in endpoints}
     ensemble.summary = _summary(config, device, endpoints, records, provenance,
                                 time.perf_counter() - started)
     report(progress, 1.0, "Deep-CT: done", None)

@@ -1,0 +1,369 @@
+"""Deep-CT: architectures, initialisation, weights loading, masked loss, cross-fitted training,
+determinism and save/load -- with real torchvision networks on 160 x 160 patches."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision.models as tvm
+from safetensors.torch import load_file, save_file
+from sklearn.metrics import roc_auc_score
+
+from DeepRadScoreLib.deep_model import BACKBONES, DeepCT, load_backbone_weights
+from DeepRadScoreLib.deep_training import (DeepConfig, DeepEnsemble, assign_folds, hu_to_input,
+                                           masked_multitask_loss, train_deep)
+from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.gradcam import gradcam
+from DeepRadScoreLib.regions import network_input
+
+POOLED = {"densenet121": 1024, "resnet50": 2048, "resnet101": 2048, "vgg19": 4096, "inception_v3": 2048}
+ACTIVATION_SIDE = {"densenet121": 5, "resnet50": 5, "resnet101": 5, "vgg19": 5, "inception_v3": 3}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Under `pytest -n 2` on two cores, two OpenMP threads per worker spin against each other and
+    # run ~10x slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def planted_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lung-like noise with a 14-px disc at a random place: 150 HU if positive, -400 HU if not."""
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(-800, 60, (n, 160, 160)).astype(np.float32)
+    y = np.zeros(n)
+    y[rng.permutation(n)[: n // 2]] = 1
+    rows, cols = np.mgrid[:160, :160]
+    for i in range(n):
+        cy, cx = rng.integers(50, 110, 2)
+        hu[i][(rows - cy) ** 2 + (cols - cx) ** 2 < 14 ** 2] = 150.0 if y[i] else -400.0
+    return hu, y
+
+
+# --------------------------------------------------------------------------------- architecture
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_backbone_shapes_at_160(backbone):
+    torch.manual_seed(0)
+    model = DeepCT(backbone, ["LVI", "EGFR"], k=10).eval()
+    assert model.backbone.out_features == POOLED[backbone]
+    assert model.heads[0].fc1.in_features == POOLED[backbone]
+    hooked = []
+    handle = model.backbone.target_layer.register_forward_hook(lambda m, i, o: hooked.append(o))
+    x = torch.from_numpy(network_input(np.full((1, 160, 160), -700, np.float32)))
+    with torch.no_grad():
+        activations = model.activations(x)
+        features, logits = model.from_activations(activations)
+        again_features, again_logits = model(x)
+    handle.remove()
+    side = ACTIVATION_SIDE[backbone]
+    assert activations.shape[0] == 1 and activations.shape[2:] == (side, side)
+    assert hooked[0] is activations  # Grad-CAM's target layer is exactly the activation map
+    assert features.shape == (1, 2, 10) and logits.shape == (1, 2, 2)
+    assert torch.equal(features, again_features) and torch.equal(logits, again_logits)
+    # The logits are fc2 of the features: the deep features are what the last layer sees.
+    head = model.heads[1]
+    assert torch.allclose(logits[:, 1], head.fc2(features[:, 1]), atol=1e-6)
+
+
+def test_densenet_relu_after_features_is_not_in_place():
+    model = DeepCT("densenet121", ["A"])
+    assert isinstance(model.backbone.target_layer, torch.nn.ReLU)
+    assert model.backbone.target_layer.inplace is False
+
+
+def test_heads_are_xavier_initialised():
+    torch.manual_seed(3)
+    model = DeepCT("densenet121", ["A", "B"], k=10)
+    for head in model.heads:
+        for layer in (head.fc1, head.fc2):
+            fan_out, fan_in = layer.weight.shape
+            xavier = math.sqrt(6.0 / (fan_in + fan_out))
+            torch_default = 1.0 / math.sqrt(fan_in)  # nn.Linear's own kaiming-uniform bound
+            w = layer.weight.detach()
+            assert w.abs().max() <= xavier
+            assert w.abs().max() > 1.5 * torch_default  # not the default initialisation
+            assert abs(w.std().item() - xavier / math.sqrt(3)) < 0.15 * xavier / math.sqrt(3)
+            assert torch.count_nonzero(layer.bias) == 0
+    assert (model.heads[0].fc1.in_features, model.heads[0].fc1.out_features) == (1024, 10)
+    assert (model.heads[0].fc2.in_features, model.heads[0].fc2.out_features) == (10, 2)
+
+
+def test_hu_to_input_is_network_input():
+    hu = np.random.default_rng(0).uniform(-1200, 1500, (3, 160, 160)).astype(np.float32)
+    ours = hu_to_input(torch.from_numpy(hu)).numpy()
+    assert np.abs(ours - network_input(hu)).max() < 1e-5
+
+
+# ------------------------------------------------------------------------------------------ loss
+
+def test_masked_multitask_loss_ignores_blanks():
+    torch.manual_seed(0)
+    labels = torch.tensor([[1, np.nan, 0], [0, 1, np.nan], [np.nan, 0, np.nan], [1, np.nan, 1]],
+                          dtype=torch.float32)
+    weights = torch.tensor([[0.8, 1.4], [1.0, 1.0], [2.0, 0.5]])
+    logits = torch.randn(4, 3, 2, requires_grad=True)
+    loss = masked_multitask_loss(logits, labels, weights)
+    loss.backward()
+    blank = torch.isnan(labels)
+    assert torch.count_nonzero(logits.grad[blank]) == 0
+    assert torch.count_nonzero(logits.grad[~blank]) > 0
+    # Whatever the network says for unknown labels changes nothing.
+    changed = logits.detach().clone()
+    changed[blank] = torch.tensor([50.0, -50.0])
+    assert torch.isclose(masked_multitask_loss(changed, labels, weights), loss)
+    # Equal to the weighted mean per endpoint, averaged over endpoints, computed by hand.
+    terms = []
+    for e in range(3):
+        rows = ~blank[:, e]
+        y = labels[rows, e].long()
+        ce = -torch.log_softmax(logits.detach()[rows, e], -1)[torch.arange(len(y)), y]
+        terms.append((weights[e, y] * ce).sum() / weights[e, y].sum())
+    assert torch.isclose(loss, torch.stack(terms).mean(), atol=1e-6)
+    all_blank = torch.full((2, 3), float("nan"))
+    assert masked_multitask_loss(torch.zeros(2, 3, 2), all_blank, weights) is None
+
+
+def test_folds_are_stratified_on_every_endpoint():
+    rng = np.random.default_rng(1)
+    labels = np.stack([(rng.random(200) < 0.1).astype(float), (rng.random(200) < 0.5).astype(float)], 1)
+    labels[rng.random(200) < 0.2, 1] = np.nan
+    folds = assign_folds(labels, 4, seed=0)
+    assert np.ptp(np.bincount(folds)) <= 1
+    for e in range(2):
+        for c in (0.0, 1.0):
+            per_fold = [(labels[folds == f, e] == c).sum() for f in range(4)]
+            assert max(per_fold) - min(per_fold) <= 1, (e, c, per_fold)
+    assert np.array_equal(folds, assign_folds(labels, 4, seed=0))
+
+
+# ------------------------------------------------------------------------------- weights loading
+
+def _torchvision_checkpoint(tmp_path, seed=7):
+    """A densenet121 state_dict as torchvision ships it: pre-0.4.1 key names ('norm.1'), no
+    BatchNorm step counters, the 1000-class classifier included."""
+    torch.manual_seed(seed)
+    state = tvm.densenet121(weights=None).state_dict()
+    old = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        for name in ("norm", "conv"):
+            for i in ("1", "2"):
+                key = key.replace(f".{name}{i}.", f".{name}.{i}.")
+        old[key] = value
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    return state, old
+
+
+def test_pretrained_file_loads_and_is_recorded(tmp_path):
+    state, old = _torchvision_checkpoint(tmp_path)
+    path = tmp_path / "densenet121-imagenet.pth"
+    torch.save(old, path)
+    model = DeepCT("densenet121", ["A"])
+    heads_before = {k: v.clone() for k, v in model.heads.state_dict().items()}
+    provenance = load_backbone_weights(model, path)
+    assert provenance["weights"] == "imagenet" and str(path) in provenance["source"]
+    assert len(provenance["sha256"]) == 64
+    loaded = model.backbone.net.state_dict()
+    for key, value in state.items():
+        if not key.startswith("classifier."):
+            assert torch.equal(loaded[key], value), key
+    assert all(torch.equal(v, heads_before[k]) for k, v in model.heads.state_dict().items())
+
+
+def test_torchvision_cache_is_found(tmp_path, monkeypatch):
+    _, old = _torchvision_checkpoint(tmp_path, seed=8)
+    cache = tmp_path / "torch_home" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(old, cache / "densenet121-a639ec97.pth")  # torchvision's own file name
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    model = DeepCT("densenet121", ["A"])
+    provenance = load_backbone_weights(model)
+    assert provenance["weights"] == "imagenet" and "torchvision cache" in provenance["source"]
+    first_conv = old["features.conv0.weight"]
+    assert torch.equal(model.backbone.net.features.conv0.weight, first_conv)
+
+
+def test_no_weights_warns_loudly(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    messages = []
+    with pytest.warns(RuntimeWarning, match="RANDOM weights"):
+        provenance = load_backbone_weights(DeepCT("densenet121", ["A"]),
+                                           progress=lambda f, m: messages.append(m))
+    assert provenance["weights"] == "random"
+    assert any(m.startswith("WARNING") for m in messages)
+
+
+def test_bad_pretrained_files_are_input_errors(tmp_path):
+    torch.manual_seed(0)
+    wrong = tmp_path / "resnet.pth"
+    torch.save(tvm.resnet50(weights=None).state_dict(), wrong)
+    with pytest.raises(InputError, match="resnet.pth: not a densenet121 state_dict"):
+        load_backbone_weights(DeepCT("densenet121", ["A"]), wrong)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(InputError, match="garbage.pth"):
+        load_backbone_weights(DeepCT("densenet121", ["A"]), garbage)
+    state, _ = _torchvision_checkpoint(tmp_path)
+    state["features.conv0.weight"] = torch.zeros(64, 1, 7, 7)
+    shape = tmp_path / "shape.pth"
+    torch.save(state, shape)
+    with pytest.raises(InputError, match=r"shape.pth: tensor features.conv0.weight has shape"):
+        load_backbone_weights(DeepCT("densenet121", ["A"]), shape)
+    with pytest.raises(InputError, match="not found"):
+        load_backbone_weights(DeepCT("densenet121", ["A"]), tmp_path / "missing.pth")
+
+
+# -------------------------------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    """Multitask, 2 folds, 3 epochs on 40 patches: A planted, B random with blanks."""
+    hu, y = planted_patches(40, seed=0)
+    rng = np.random.default_rng(5)
+    b = rng.integers(0, 2, 40).astype(float)
+    b[rng.permutation(40)[:10]] = np.nan
+    config = DeepConfig(folds=2, epochs=3, mode="multitask", batch_size=8, device="cpu", seed=0)
+    messages = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # random weights: no ImageNet file here
+        ensemble = train_deep(hu, {"A": y, "B": b}, config, progress=lambda f, m: messages.append((f, m)))
+    return hu, y, b, config, ensemble, messages
+
+
+def test_training_learns_the_planted_signal(planted_run):
+    hu, y, _, config, ensemble, messages = planted_run
+    # The same initial weights train_deep starts from, before any training.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        untrained = DeepCT(config.backbone, ["A", "B"], config.k).eval()
+    with torch.no_grad():
+        _, logits = untrained(hu_to_input(torch.from_numpy(hu)))
+    before = roc_auc_score(y, torch.softmax(logits, -1)[:, 0, 1].numpy())
+    after = roc_auc_score(y, ensemble.oof_probabilities["A"])  # each case from its held-out network
+    assert before < 0.8 and after >= 0.9, (before, after)
+    summary = ensemble.summary
+    assert [r["val_auc"] >= 0.9 for r in summary["endpoints"]["A"]] == [True, True]
+    assert all(1 <= r["best_epoch"] <= r["epochs_run"] <= 3 and r["seconds"] > 0
+               for r in summary["endpoints"]["A"])
+    assert summary["mode"] == "multitask" and summary["device"] == "cpu"
+    assert ensemble.provenance["weights"] == "random"
+    assert any("random" in w for w in summary["warnings"])
+    fractions = [f for f, _ in messages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert sum("epoch" in m for _, m in messages) == 2 * 3  # patience 5 > 3 epochs: no early stop
+
+
+def test_oof_features_come_from_the_network_that_held_the_case_out(planted_run):
+    hu, y, b, config, ensemble, _ = planted_run
+    some = np.arange(0, 40, 4)  # ten cases keep the test quick
+    features, probabilities = ensemble.features_and_probabilities(hu[some])
+    assert set(features) == {"A", "B"} and features["A"].shape == (2, 10, 10)
+    folds = ensemble.folds_of_case
+    assert sorted(np.bincount(folds)) == [20, 20]
+    assert [int((y[folds == f] == 1).sum()) for f in (0, 1)] == [10, 10]  # stratified
+    for e in ("A", "B"):
+        oof = ensemble.oof_features[e]
+        assert oof.shape == (40, 10) and ensemble.oof_probabilities[e].shape == (40,)
+        own = features[e][folds[some], np.arange(10)]
+        other = features[e][1 - folds[some], np.arange(10)]
+        assert np.allclose(oof[some], own, atol=1e-5)
+        assert np.abs(oof[some] - other).max(axis=1).min() > 1e-3
+        assert np.allclose(ensemble.oof_probabilities[e][some],
+                           probabilities[e][folds[some], np.arange(10)], atol=1e-6)
+    # Network f was trained on the other fold and validated on fold f (labelled cases only).
+    for f, record in enumerate(ensemble.summary["endpoints"]["B"]):
+        assert record["n_val"] == int((~np.isnan(b[folds == f])).sum())
+        assert record["n_train"] == int((~np.isnan(b[folds != f])).sum())
+
+
+def test_save_load_round_trip_is_exact(planted_run, tmp_path):
+    hu, _, _, _, ensemble, _ = planted_run
+    save_file(ensemble.state_tensors(), str(tmp_path / "deep.safetensors"))
+    meta = json.loads(json.dumps(ensemble.to_json()))
+    loaded = DeepEnsemble.from_saved(meta, load_file(str(tmp_path / "deep.safetensors")), device="cpu")
+    assert loaded.endpoints == ["A", "B"] and loaded.provenance == ensemble.provenance
+    assert loaded.summary == json.loads(json.dumps(ensemble.summary))
+    before, after = ensemble.features(hu[:5]), loaded.features(hu[:5])
+    for e in ("A", "B"):
+        assert np.array_equal(before[e], after[e])
+        assert np.array_equal(loaded.oof_features[e], ensemble.oof_features[e])
+        assert np.array_equal(loaded.oof_probabilities[e], ensemble.oof_probabilities[e])
+    assert np.array_equal(loaded.gradcam(hu[0], "A"), ensemble.gradcam(hu[0], "A"))
+    tensors = load_file(str(tmp_path / "deep.safetensors"))
+    tensors.pop(next(iter(tensors)))
+    with pytest.raises(InputError, match="missing"):
+        DeepEnsemble.from_saved(meta, tensors, device="cpu")
+    with pytest.raises(InputError, match="format version"):
+        DeepEnsemble.from_saved({**meta, "format_version": 99}, tensors, device="cpu")
+
+
+def test_ensemble_gradcam_is_the_mean_over_folds(planted_run):
+    hu, _, _, _, ensemble, _ = planted_run
+    heat = ensemble.gradcam(hu[3], "B")
+    x = hu_to_input(torch.from_numpy(hu[3:4]))
+    expected = np.mean([gradcam(m.model, x, "B") for m in ensemble.members], axis=0)
+    assert heat.shape == (160, 160) and 0 <= heat.min() and heat.max() <= 1
+    assert np.allclose(heat, expected, atol=1e-6)
+
+
+def _tiny_run(seed, folds=2, n=16):
+    hu, y = planted_patches(n, seed=11)
+    config = DeepConfig(folds=folds, epochs=1, batch_size=8, device="cpu", seed=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "no ImageNet weights", RuntimeWarning)
+        return train_deep(hu, {"A": y}, config)
+
+
+def test_training_is_deterministic_for_a_seed_on_cpu():
+    first, second = _tiny_run(seed=4), _tiny_run(seed=4)
+    a, b = first.state_tensors(), second.state_tensors()
+    assert a.keys() == b.keys() and len(a) > 0
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert np.array_equal(first.oof_features["A"], second.oof_features["A"])
+    # ...and the runs did train: both folds moved away from the common initial weights.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        initial = DeepCT("densenet121", ["A"]).state_dict()
+    for fold in (0, 1):
+        name = "backbone.net.features.conv0.weight"
+        assert not torch.equal(a[f"fold{fold}.endpoint.A.{name}"], initial[name])
+    assert first.summary["mode"] == "per-endpoint"
+    assert [m.prefix for m in first.members] == ["fold0.endpoint.A.", "fold1.endpoint.A."]
+
+
+def test_single_split_warns_that_cv_is_optimistic():
+    with pytest.warns(RuntimeWarning, match="optimistic"):
+        ensemble = _tiny_run(seed=0, folds=1)
+    assert ensemble.oof_features["A"].shape == (16, 10)
+    assert ensemble.features(np.zeros((2, 160, 160), np.float32))["A"].shape == (1, 2, 10)
+    record = ensemble.summary["endpoints"]["A"][0]
+    assert (record["n_train"], record["n_val"]) == (12, 4)  # the paper's 75 / 25
+    assert any("optimistic" in w for w in ensemble.summary["warnings"])
+
+
+def test_training_input_errors_and_cancel():
+    hu, y = planted_patches(8, seed=0)
+    with pytest.raises(InputError, match="patches must be"):
+        train_deep(hu[:, :100], {"A": y}, DeepConfig(device="cpu"))
+    with pytest.raises(InputError, match="endpoint A: 1 positive"):
+        train_deep(hu, {"A": np.r_[1.0, np.zeros(7)]}, DeepConfig(folds=2, device="cpu"))
+    with pytest.raises(InputError, match="unknown backbone"):
+        train_deep(hu, {"A": y}, DeepConfig(backbone="alexnet"))
+    with pytest.raises(InputError, match="8 deep-ROI patches but 5 labels"):
+        train_deep(hu, {"A": y[:5]}, DeepConfig(device="cpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA"):
+            DeepConfig(device="cuda").check()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(Cancelled):
+            train_deep(hu, {"A": y}, DeepConfig(folds=2, epochs=1, device="cpu"), cancel=lambda: True)
