@@ -84,7 +84,11 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, seed: int = 0):
 
 
 def positive_probability(model, X: np.ndarray) -> np.ndarray:
-    return model.predict_proba(X)[:, 1]
+    """P(class 1). Inputs that were constant in training leave some candidates (GaussianNB with
+    zero variance everywhere) without an answer: NaN becomes 0.5, "no information"."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        probability = model.predict_proba(X)[:, 1]
+    return np.nan_to_num(probability, nan=0.5)
 
 
 @dataclass

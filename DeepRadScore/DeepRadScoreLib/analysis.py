@@ -1,0 +1,182 @@
+"""One case: CT + tumour mask -> regions, features, and with a bundle the predictions and heatmaps.
+
+:func:`analyse_case` is what both ``deepradscore predict`` and the Slicer module call, so the two
+can never disagree. Scoring goes through :func:`scoring.score_cases` like a whole cohort does.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from .errors import InputError
+from .progress import report, scaled
+from .regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
+
+
+@dataclass
+class EndpointPrediction:
+    endpoint: str
+    probability: float            # Deep-RadScore (fusion) probability of class 1
+    predicted_class: int          # 1 when probability >= threshold
+    threshold: float              # chosen on training data (Youden's J), from the bundle
+    classifier: str               # the fusion model's chosen classifier
+    radiomics_probability: float  # Radiomics-Score model
+    deep_probability: float       # Deep-CT model
+    radscore_tumor: float
+    radscore_peritumoral: float
+    deep_features: list[float]    # k deep features, mean over the cross-fitted networks
+
+
+@dataclass
+class CaseResult:
+    features: dict
+    ring: sitk.Image
+    patch: DeepRoiPatch
+    predictions: dict[str, EndpointPrediction] = field(default_factory=dict)
+    heatmaps: dict[str, sitk.Image] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self, bundle=None) -> dict:
+        """The result as plain JSON (what ``predict -o result.json`` writes)."""
+        out = {
+            "patch": self.patch.to_dict(),
+            "predictions": {e: asdict(p) for e, p in self.predictions.items()},
+            "seconds": self.seconds,
+        }
+        if bundle is not None:
+            out["bundle"] = {"path": str(bundle.path) if bundle.path else None,
+                             "synthetic": bundle.synthetic,
+                             "deep_weights": bundle.deep.provenance.get("weights"),
+                             "skipped_endpoints": bundle.skipped}
+            if bundle.synthetic:
+                out["note"] = ("trained on a synthetic cohort: these numbers demonstrate the "
+                               "software and have no clinical meaning")
+        return out
+
+
+def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float = 3.0,
+                 gradcam=True, device: str = "auto", progress=None, cancel=None) -> CaseResult:
+    """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
+    models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
+    Grad-CAM heatmap on the CT grid.
+
+    ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
+    is used when ``bundle`` is a path to load.
+    """
+    from .radiomics_features import extract_case_features
+
+    seconds = {}
+    if bundle is not None and not hasattr(bundle, "meta"):
+        from .bundle import Bundle
+
+        t0 = time.perf_counter()
+        bundle = Bundle.load(bundle, device=device)
+        seconds["load_bundle"] = time.perf_counter() - t0
+    if bundle is not None:
+        endpoints = list(endpoints) if endpoints else bundle.endpoints
+        for endpoint in endpoints:
+            bundle.check_endpoint(endpoint)
+    report(progress, 0.0, "peritumoral ring and deep-ROI patch", cancel)
+    t0 = time.perf_counter()
+    ring = peritumoral_ring(mask, thickness_mm)
+    patch = deep_roi_patch(image, mask)
+    seconds["regions"] = time.perf_counter() - t0
+    report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
+    t0 = time.perf_counter()
+    features = extract_case_features(image, mask, ring)
+    seconds["radiomics"] = time.perf_counter() - t0
+    result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds)
+    if bundle is None:
+        report(progress, 1.0, "done", cancel)
+        return result
+
+    from .scoring import score_cases
+
+    report(progress, 0.8, "scoring", cancel)
+    t0 = time.perf_counter()
+    table = pd.DataFrame([features], index=pd.Index(["case"], name="case_id"))
+    scores = score_cases(bundle, table, patch.hu[None], endpoints)
+    seconds["scoring"] = time.perf_counter() - t0
+    for endpoint in endpoints:
+        fused = scores.fused[endpoint].iloc[0]
+        probability = scores.score("case", endpoint, "fusion")
+        threshold = bundle.threshold(endpoint, "fusion")
+        result.predictions[endpoint] = EndpointPrediction(
+            endpoint=endpoint, probability=probability,
+            predicted_class=int(probability >= threshold), threshold=threshold,
+            classifier=bundle.model_info(endpoint, "fusion")["chosen"],
+            radiomics_probability=scores.score("case", endpoint, "radiomics"),
+            deep_probability=scores.score("case", endpoint, "deep"),
+            radscore_tumor=float(fused["radscore_tumor"]),
+            radscore_peritumoral=float(fused["radscore_peritumoral"]),
+            deep_features=[float(fused[c]) for c in fused.index if c.startswith("deep_")])
+    heat_endpoints = endpoints if gradcam is True else list(gradcam or [])
+    if heat_endpoints:
+        t0 = time.perf_counter()
+        work = scaled(progress, 0.85, 1.0)
+        for i, endpoint in enumerate(heat_endpoints):
+            bundle.check_endpoint(endpoint)
+            report(work, i / len(heat_endpoints), f"Grad-CAM {endpoint}", cancel)
+            heat = bundle.deep.gradcam(patch.hu, endpoint)
+            result.heatmaps[endpoint] = patch_to_volume(patch, heat, image)
+        seconds["gradcam"] = time.perf_counter() - t0
+    report(progress, 1.0, "done", cancel)
+    return result
+
+
+def run_predict(args) -> int:
+    """The ``predict`` sub-command: one JSON (and optionally a heatmap volume), atomically."""
+    from tqdm import tqdm
+
+    from .bundle import Bundle
+    from .imaging import load_case
+    from .outputs import atomic_file
+
+    started = time.perf_counter()
+    bundle = Bundle.load(args.bundle, device=args.device)
+    case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
+    endpoints = args.endpoints or bundle.endpoints
+    heat_endpoint = None
+    if args.gradcam:
+        heat_endpoint = args.gradcam_endpoint or endpoints[0]
+        bundle.check_endpoint(heat_endpoint)
+    elif args.gradcam_endpoint:
+        raise InputError("--gradcam-endpoint needs --gradcam FILE")
+    with tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed} {postfix}", file=sys.stderr,
+              delay=1.0) as bar:
+        def progress(fraction, message):
+            bar.n = int(round(1000 * fraction))
+            bar.set_postfix_str(message[:60], refresh=False)
+            bar.refresh()
+
+        result = analyse_case(case.image, case.mask, bundle, endpoints,
+                              gradcam=[heat_endpoint] if heat_endpoint else False, progress=progress)
+    out = result.to_json(bundle)
+    out["image"], out["mask"] = str(args.image), str(args.mask)
+    out["seconds"]["total"] = time.perf_counter() - started
+    if heat_endpoint:
+        out["gradcam"] = {"endpoint": heat_endpoint, "file": str(args.gradcam)}
+    # Both files appear together or not at all: the heatmap is renamed into place only after
+    # the JSON has been written.
+    with contextlib.ExitStack() as stack:
+        if heat_endpoint:
+            tmp_heat = stack.enter_context(atomic_file(args.gradcam))
+            sitk.WriteImage(result.heatmaps[heat_endpoint], str(tmp_heat))
+        with atomic_file(args.output) as tmp_json:
+            tmp_json.write_text(json.dumps(out, indent=1) + "\n")
+    for endpoint, p in result.predictions.items():
+        print(f"{endpoint}: Deep-RadScore {p.probability:.3f} -> class {p.predicted_class} "
+              f"(threshold {p.threshold:.3f}, {p.classifier}); radiomics {p.radiomics_probability:.3f}, "
+              f"deep {p.deep_probability:.3f}")
+    if bundle.synthetic:
+        print("note: the bundle was trained on a SYNTHETIC cohort; no clinical meaning", file=sys.stderr)
+    return 0
+

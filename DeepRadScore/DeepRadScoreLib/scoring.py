@@ -1,0 +1,76 @@
+"""The one path from radiomics features + deep-ROI patches to the three models' scores.
+
+Both one case (``analysis.analyse_case``) and a cohort (``evaluation``) go through
+:func:`score_cases`, so a prediction never depends on who asked for it. The deep features come
+from each of the K cross-fitted networks; the deep and fusion classifiers are applied to each
+network's features and the K probabilities averaged (the classifiers were fitted on cross-fitted
+features, i.e. on features of exactly such held-out networks).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .classifiers import positive_probability
+from .errors import InputError
+from .radscore import RADSCORE_COLUMNS
+
+
+@dataclass
+class CohortScores:
+    """``scores``: long table case_id, endpoint, model, score; ``fused``: per endpoint the
+    classifier inputs (two RadScores, deep features averaged over the K networks)."""
+
+    scores: pd.DataFrame
+    fused: dict[str, pd.DataFrame]
+
+    def score(self, case_id, endpoint: str, model: str) -> float:
+        rows = self.scores[(self.scores.case_id == case_id) & (self.scores.endpoint == endpoint)
+                           & (self.scores.model == model)]
+        return float(rows.score.iloc[0])
+
+
+def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
+                endpoints: list[str] | None = None) -> CohortScores:
+    """Score every case (row of ``features``, index = case_id) for each endpoint and model."""
+    endpoints = list(endpoints) if endpoints else bundle.endpoints
+    for endpoint in endpoints:
+        bundle.check_endpoint(endpoint)
+    patches_hu = np.asarray(patches_hu, dtype=np.float32)
+    if patches_hu.ndim != 3 or patches_hu.shape[0] != len(features):
+        raise InputError(f"patches: expected ({len(features)}, 160, 160), got {patches_hu.shape}")
+    names = bundle.feature_names
+    missing = [n for n in names if n not in features.columns]
+    if missing:
+        raise InputError(f"features: {len(missing)} of the bundle's feature columns are missing "
+                         f"(e.g. {missing[0]}); extract them with the same parameter file")
+    matrix = features[names].to_numpy(dtype=float)
+    case_ids = list(features.index)
+    deep = bundle.deep.features(patches_hu)  # {endpoint: (K, N, k)}, one batched pass per network
+
+    rows, fused = [], {}
+    for endpoint in endpoints:
+        radscores = bundle.radscores[endpoint].transform(matrix, names)
+        per_network = np.asarray(deep[endpoint], dtype=float)
+        n_networks, _, k = per_network.shape
+        scores = {
+            "radiomics": positive_probability(bundle.classifiers[(endpoint, "radiomics")], radscores),
+            "deep": np.mean([positive_probability(bundle.classifiers[(endpoint, "deep")], per_network[f])
+                             for f in range(n_networks)], axis=0),
+            "fusion": np.mean([positive_probability(bundle.classifiers[(endpoint, "fusion")],
+                                                    np.hstack([per_network[f], radscores]))
+                               for f in range(n_networks)], axis=0),
+        }
+        for model, values in scores.items():
+            rows.append(pd.DataFrame({"case_id": case_ids, "endpoint": endpoint, "model": model,
+                                      "score": values}))
+        table = pd.DataFrame(radscores, columns=list(RADSCORE_COLUMNS), index=features.index)
+        mean_deep = per_network.mean(axis=0)
+        for i in range(k):
+            table[f"deep_{i + 1}"] = mean_deep[:, i]
+        fused[endpoint] = table
+    scores = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["case_id", "endpoint", "model", "score"])
+    return CohortScores(scores=scores, fused=fused)

@@ -1,0 +1,257 @@
+"""``deepradscore train``: per endpoint RadScores, Deep-CT, the three models and their thresholds.
+
+Training uses the manifest rows with ``split=train`` (every row when there is no split column).
+For each endpoint, cases with a blank label are left out of that endpoint only. An endpoint with
+fewer than :func:`min_per_class` positives or negatives cannot be cross-validated: it is skipped
+with a message and recorded as skipped in the bundle, never turned into a useless model.
+
+Order of work: Deep-CT first (one call for all usable endpoints, cross-fitted, so every training
+case gets deep features from a network that never saw it), then per endpoint the repeated-CV
+classifier choice (:func:`classifiers.select_classifier`), then the final fits on all training
+cases: the RadScorePair, and each model's chosen classifier on the RadScores / the cross-fitted
+deep features / both.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .bundle import FORMAT_VERSION, Bundle, package_versions
+from .classifiers import MIN_PER_CLASS, N_SPLITS, fit_classifier, model_inputs, select_classifier
+from .errors import InputError
+from .progress import report, scaled
+from .radscore import RadScorePair
+
+SYNTHETIC_MARKER = "SYNTHETIC.json"
+
+
+def min_per_class(deep_folds: int) -> int:
+    """Fewest positives (and negatives) an endpoint needs: one per CV fold, at least 5, and one
+    per cross-fitted Deep-CT network."""
+    return max(MIN_PER_CLASS, N_SPLITS, deep_folds)
+
+
+def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFrame, deep_config,
+               cv_repeats: int = 10, seed: int = 0, workers: int = 1, data: dict | None = None,
+               progress=None, cancel=None) -> Bundle:
+    """Train a bundle (not yet saved) on these cases.
+
+    ``features``: index case_id, the 1702 radiomics columns; ``patches_hu``: ``(N, 160, 160)`` in
+    the same order; ``labels``: index case_id, one column per endpoint, 1 / 0 / NaN (unknown).
+    """
+    from .deep_training import train_deep
+
+    started = time.perf_counter()
+    if cv_repeats < 1:
+        raise InputError(f"--cv-repeats must be at least 1, got {cv_repeats}")
+    if list(labels.index) != list(features.index):
+        raise ValueError("labels and features must list the same cases in the same order")
+    patches_hu = np.asarray(patches_hu, dtype=np.float32)
+    feature_names = [str(c) for c in features.columns]
+    matrix = features.to_numpy(dtype=float)
+
+    need = min_per_class(deep_config.folds)
+    usable, skipped, counts = [], {}, {}
+    for endpoint in labels.columns:
+        y = labels[endpoint].to_numpy(dtype=float)
+        n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+        counts[endpoint] = {"n": n_pos + n_neg, "n_pos": n_pos, "n_neg": n_neg}
+        if min(n_pos, n_neg) < need:
+            skipped[endpoint] = (f"{n_pos} positive and {n_neg} negative labelled training cases; "
+                                 f"cross-validation needs at least {need} of each")
+            report(progress, 0.0, f"skipping {endpoint}: {skipped[endpoint]}", cancel)
+        else:
+            usable.append(endpoint)
+    if not usable:
+        raise InputError("no endpoint has enough labelled training cases to train: " +
+                         "; ".join(f"{e}: {why}" for e, why in skipped.items()))
+
+    report(progress, 0.01, f"Deep-CT on {len(features)} cases, endpoints {', '.join(usable)}", cancel)
+    deep_started = time.perf_counter()
+    deep = train_deep(patches_hu, {e: labels[e].to_numpy(dtype=float) for e in usable}, deep_config,
+                      progress=scaled(progress, 0.01, 0.6), cancel=cancel)
+    deep_seconds = time.perf_counter() - deep_started
+
+    models, classifiers, radscores, cv_seconds = {}, {}, {}, {}
+    for i, endpoint in enumerate(usable):
+        lo, hi = 0.6 + 0.4 * i / len(usable), 0.6 + 0.4 * (i + 1) / len(usable)
+        report(progress, lo, f"{endpoint}: choosing classifiers ({cv_repeats} x {N_SPLITS}-fold CV)", cancel)
+        t0 = time.perf_counter()
+        y_all = labels[endpoint].to_numpy(dtype=float)
+        rows = np.flatnonzero(~np.isnan(y_all))
+        y = y_all[rows].astype(int)
+        deep_oof = np.asarray(deep.oof_features[endpoint], dtype=float)[rows]
+        selections = select_classifier(matrix[rows], feature_names, y, deep_oof, repeats=cv_repeats,
+                                       seed=seed, n_jobs=workers,
+                                       progress=scaled(progress, lo, lo + 0.9 * (hi - lo)), cancel=cancel)
+        pair = RadScorePair(random_state=seed).fit(matrix[rows], y, feature_names)
+        inputs = model_inputs(pair.transform(matrix[rows], feature_names), deep_oof)
+        radscores[endpoint] = pair
+        for model, selection in selections.items():
+            classifiers[(endpoint, model)] = fit_classifier(selection.chosen, inputs[model], y, seed)
+        cv_seconds[endpoint] = round(time.perf_counter() - t0, 3)
+        models[endpoint] = {
+            **counts[endpoint],
+            "radscore": pair.coefficients(),
+            "models": {m: s.to_json() for m, s in selections.items()},
+        }
+        chosen = ", ".join(f"{m} {s.chosen} (CV AUC {s.cv_auc[s.chosen]['mean']:.3f})"
+                           for m, s in selections.items())
+        report(progress, hi, f"{endpoint}: {chosen}", cancel)
+
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "software": package_versions(),
+        "endpoints": usable,
+        "skipped_endpoints": skipped,
+        "label_counts": counts,
+        "parameters": {
+            "cv_folds": N_SPLITS, "cv_repeats": cv_repeats, "seed": seed,
+            "min_per_class": need,
+            "radscore": {k: (list(v) if isinstance(v, tuple) else v)
+                         for k, v in RadScorePair().get_params().items() if k != "random_state"},
+            "threshold_rule": "Youden's J on the chosen classifier's out-of-fold probabilities "
+                              "(first CV repeat, training cases)",
+            "deep": _plain(deep.to_json()["config"]),
+        },
+        "feature_names": feature_names,
+        "models": models,
+        "deep": deep.to_json(),
+        "training": {"n_cases": len(features), "seconds_total": round(time.perf_counter() - started, 3),
+                     "seconds_deep": round(deep_seconds, 3), "seconds_classifiers": cv_seconds,
+                     "workers": workers},
+        "data": data or {},
+    }
+    report(progress, 1.0, "training done", cancel)
+    return Bundle(meta, radscores, classifiers, deep)
+
+
+def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, features_csv=None,
+                 cv_repeats: int = 10, seed: int = 0, workers: int = 1, progress=None,
+                 cancel=None) -> Bundle:
+    """Read the cohort, get its features (given table, else extracted into a cache beside the
+    bundle), train on the training rows and write the bundle directory atomically."""
+    from .deep_training import DeepConfig
+    from .manifest import read_manifest
+
+    manifest_path = Path(manifest)
+    output_dir = Path(output_dir)
+    deep_config = (deep_config or DeepConfig(seed=seed)).check()
+    # With a feature table the images are not read again, so they need not be present.
+    cohort = read_manifest(manifest_path, endpoints, check_files=features_csv is None)
+    train = cohort.rows("train")
+    if train.empty:
+        raise InputError(f"{manifest_path}: no row has split=train")
+    if not cohort.endpoints:
+        raise InputError(f"{manifest_path}: no endpoint column (e.g. LVI, EGFR, or name one with --endpoints)")
+
+    if features_csv is None:
+        from .extraction import extract_cohort
+
+        features_csv = output_dir.parent / f"{output_dir.name}.features.csv"
+        report(progress, 0.0, f"extracting features into {features_csv}", cancel)
+        extract_cohort(cohort.subset(train["case_id"]), features_csv, workers=workers,
+                       progress=scaled(progress, 0.0, 0.4), cancel=cancel)
+        progress = scaled(progress, 0.4, 1.0)
+    features, patches = read_feature_table(features_csv, list(train["case_id"]))
+    labels = pd.DataFrame({e: cohort.labels(e, "train").to_numpy(dtype=float) for e in cohort.endpoints},
+                          index=features.index)
+    synthetic_file = manifest_path.parent / SYNTHETIC_MARKER
+    data = {
+        "manifest": str(manifest_path.resolve()),
+        "manifest_sha256": hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
+        "features": str(Path(features_csv).resolve()),
+        "n_training_cases": len(features),
+        "training_case_ids": list(features.index),
+        "synthetic": synthetic_file.exists(),
+    }
+    if synthetic_file.exists():
+        data["synthetic_description"] = json.loads(synthetic_file.read_text())
+    bundle = fit_bundle(features, patches, labels, deep_config, cv_repeats=cv_repeats, seed=seed,
+                        workers=workers, data=data, progress=progress, cancel=cancel)
+    bundle.save(output_dir)
+    return bundle
+
+
+def read_feature_table(features_csv, case_ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of ``case_ids`` (in that order) from a feature table and its patches file."""
+    from .extraction import output_paths
+
+    features_csv, patches_file = output_paths(features_csv)[:2]
+    for file in (features_csv, patches_file):
+        if not file.is_file():
+            raise InputError(f"{file}: file not found")
+    try:
+        table = pd.read_csv(features_csv, dtype={"case_id": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{features_csv}: cannot read as CSV ({err})") from None
+    if "case_id" not in table.columns:
+        raise InputError(f"{features_csv}: no case_id column")
+    table = table.set_index("case_id")
+    missing = [c for c in case_ids if c not in table.index]
+    if missing:
+        raise InputError(f"{features_csv}: no features for case {missing[0]}"
+                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    features = table.loc[case_ids]
+    numeric = features.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() & features.notna()
+    if bad.any().any():
+        row, column = bad.stack()[bad.stack()].index[0]
+        raise InputError(f"{features_csv}: case {row}: column {column} is not a number")
+    try:
+        with np.load(patches_file, allow_pickle=False) as npz:
+            absent = [c for c in case_ids if c not in npz.files]
+            if absent:
+                raise InputError(f"{patches_file}: no deep-ROI patch for case {absent[0]}")
+            patches = np.stack([npz[c] for c in case_ids]).astype(np.float32)
+    except (ValueError, OSError) as err:
+        raise InputError(f"{patches_file}: cannot read the patches ({err})") from None
+    if patches.shape[1:] != (160, 160):
+        raise InputError(f"{patches_file}: patches are {patches.shape[1:]}, expected (160, 160)")
+    return numeric, patches
+
+
+def run_train(args) -> int:
+    """The ``train`` sub-command."""
+    from tqdm import tqdm
+
+    from .deep_training import DeepConfig
+
+    config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
+                        k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
+                        pretrained=args.pretrained)
+    with tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+              file=sys.stderr, delay=1.0) as bar:  # delay: input errors print alone
+        def progress(fraction: float, message: str) -> None:
+            bar.n = int(round(1000 * fraction))
+            bar.set_postfix_str(message[:70], refresh=False)
+            bar.refresh()
+            if message.startswith("skipping"):
+                bar.write(message)
+
+        bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
+                              features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
+                              workers=args.workers, progress=progress)
+    for endpoint, why in bundle.skipped.items():
+        print(f"skipped {endpoint}: {why}", file=sys.stderr)
+    for endpoint in bundle.endpoints:
+        info = bundle.meta["models"][endpoint]["models"]
+        print(f"{endpoint}: " + "; ".join(f"{m} {v['chosen']} CV AUC {v['cv_auc'][v['chosen']]['mean']:.3f}"
+                                          f" ± {v['cv_auc'][v['chosen']]['sd']:.3f}"
+                                          for m, v in info.items()))
+    if bundle.synthetic:
+        print("note: trained on a SYNTHETIC cohort; the bundle has no clinical meaning", file=sys.stderr)
+    print(f"bundle written to {args.output}")
+    return 0
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))
