@@ -35,13 +35,21 @@ def cohort(tmp_path_factory):
     return out, manifest
 
 
-def _read_manifest(path):
-    """The engine's reader when it exists (another module), else plain pandas."""
+def _read_manifest(path, expected):
+    """The raw CSV; also read through the engine's reader (when that module exists) and check it
+    sees the same endpoints, splits and labels (blank = NaN)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
     if importlib.util.find_spec("DeepRadScoreLib.manifest") is not None:
         from DeepRadScoreLib.manifest import read_manifest
 
-        read_manifest(path)
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+        manifest = read_manifest(path)
+        assert list(manifest.endpoints) == list(ENDPOINTS)
+        assert len(manifest.rows("train")) == (expected.split == "train").sum()
+        for e in ENDPOINTS:
+            values = manifest.labels(e).to_numpy()
+            want = np.where(expected.known[e], expected.truth[e], np.nan)
+            assert np.array_equal(values, want, equal_nan=True), e
+    return table
 
 
 def test_labels_follow_table_1_with_exclusive_drivers_and_cohort_blanks():
@@ -81,10 +89,10 @@ def test_split_is_7_to_3_and_stratified(n):
 
 def test_cohort_files_manifest_provenance_and_montage(cohort, tmp_path):
     out, manifest = cohort
-    table = _read_manifest(manifest)
+    expected = synth.assign_labels(N_CASES, SEED)
+    table = _read_manifest(manifest, expected)
     assert list(table.columns) == ["case_id", "image", "mask", "split", "cohort", *ENDPOINTS]
     assert len(table) == N_CASES
-    expected = synth.assign_labels(N_CASES, SEED)
     for i, row in table.iterrows():
         assert not row["image"].startswith("/") and not row["mask"].startswith("/")
         assert all(row[e] == expected.manifest_value(e, i) for e in ENDPOINTS)

@@ -24,7 +24,7 @@ import json
 import math
 import multiprocessing
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -279,7 +279,7 @@ def _draw_body(rng: np.random.Generator) -> _Body:
                  rib_slope=rng.uniform(70.0, 100.0), rib_phase=rng.uniform(0.0, 1.0),
                  heart=(rng.uniform(14.0, 24.0), rng.uniform(0.0, 1.0), rng.uniform(44.0, 54.0),
                         rng.uniform(34.0, 42.0), rng.uniform(0.45, 0.75)),
-                 lung_hu=rng.normal(-890.0, 10.0), lung_gradient=rng.uniform(25.0, 55.0))
+                 lung_hu=rng.normal(-905.0, 10.0), lung_gradient=rng.uniform(25.0, 55.0))
 
 
 @dataclass
@@ -485,6 +485,45 @@ def _smooth_noise(rng: np.random.Generator, shape, sigma_vox) -> np.ndarray:
     return smooth / sd if sd > 0 else smooth
 
 
+def _place_tumour(body: _Body, semi: np.ndarray, lobe_amp: float, pleural: bool,
+                  rng: np.random.Generator):
+    """A rotation and an in-plane centre for the tumour, on a 1 mm map of the section.
+
+    Pleural invasion: the centre lies 0.45-0.8 of the tumour's smallest in-plane radius from the
+    chest wall (so the tumour is pressed against it) and clear of the mediastinum. Otherwise at
+    least 7 mm of lung is kept around the tumour's largest in-plane radius. The phantom is the
+    same on every slice, so this holds in 3D. A tumour that fits nowhere (a large one in a small
+    chest) gets a 6 % larger patient and another try.
+    """
+    from scipy import ndimage
+
+    for _ in range(6):
+        grid_x = np.arange(-body.a - 2.0, body.a + 2.0, 1.0)
+        grid_y = np.arange(-body.b_ant - 2.0, body.b_post + 2.0, 1.0)
+        anat = _anatomy_2d(grid_x, grid_y, body)
+        d_lung = ndimage.distance_transform_edt(anat.lung)
+        d_wall = ndimage.distance_transform_edt(anat.cavity)
+        d_med = ndimage.distance_transform_edt(~(anat.cavity & ~anat.lung))
+        for _ in range(30):
+            rot = _rotation(rng)
+            m = rot @ np.diag(semi)
+            eig = np.linalg.eigvalsh((m @ m.T)[:2, :2])
+            r_max = math.sqrt(eig[-1]) * (1.0 + lobe_amp)
+            r_min = math.sqrt(eig[0]) * (1.0 - lobe_amp)
+            contact = float(rng.uniform(0.45, 0.8))
+            pick = rng.random()
+            if pleural:
+                ok = (anat.lung & (np.abs(d_wall - contact * r_min) <= 0.5) & (d_med >= r_max + 8.0))
+            else:
+                ok = anat.lung & (d_lung >= r_max + 7.0)
+            candidates = np.argwhere(ok)
+            if len(candidates):
+                jy, ix = candidates[int(pick * len(candidates))]
+                return body, rot, float(grid_x[ix]), float(grid_y[jy]), grid_x, grid_y, anat
+        body = replace(body, a=body.a * 1.06, b_ant=body.b_ant * 1.06, b_post=body.b_post * 1.06)
+    raise RuntimeError("no room for the tumour in the lung")  # a generator bug, never user input
+
+
 def generate_case(seed: int, index: int, labels: dict[str, int]) -> SyntheticCase:
     """Generate case ``index`` of cohort ``seed`` with the given planted ``labels`` (0/1 each)."""
     from scipy import ndimage
@@ -537,36 +576,7 @@ def generate_case(seed: int, index: int, labels: dict[str, int]) -> SyntheticCas
     lobe_bound = 1.0 + lobe_amp
 
     # --- placement: a side, a centre in the lung, a rotation --------------------------------
-    grid_x = np.arange(-body.a - 2.0, body.a + 2.0, 1.0)
-    grid_y = np.arange(-body.b_ant - 2.0, body.b_post + 2.0, 1.0)
-    anat_mm = _anatomy_2d(grid_x, grid_y, body)
-    d_lung = ndimage.distance_transform_edt(anat_mm.lung)
-    d_wall = ndimage.distance_transform_edt(anat_mm.cavity)
-    mediastinum_mm = anat_mm.cavity & ~anat_mm.lung
-    d_med = ndimage.distance_transform_edt(~mediastinum_mm)
-    placed = None
-    for _ in range(60):
-        rot = _rotation(place_rng)
-        m = rot @ np.diag(semi)
-        cov_xy = (m @ m.T)[:2, :2]
-        eig = np.linalg.eigvalsh(cov_xy)
-        r_max = math.sqrt(eig[-1]) * lobe_bound
-        r_min = math.sqrt(eig[0]) * (1.0 - lobe_amp)
-        contact = float(place_rng.uniform(0.45, 0.8))
-        pick = place_rng.random()
-        if lab["PI"]:
-            ok = (anat_mm.lung & (d_wall > contact * r_min - 0.5) & (d_wall <= contact * r_min + 0.5)
-                  & (d_med >= r_max + 8.0))
-        else:
-            ok = anat_mm.lung & (d_lung >= r_max + 7.0)
-        candidates = np.argwhere(ok)
-        if len(candidates):
-            jy, ix = candidates[int(pick * len(candidates))]
-            placed = (rot, float(grid_x[ix]), float(grid_y[jy]))
-            break
-    if placed is None:
-        raise RuntimeError(f"case {index}: no room for the tumour in the lung")  # a generator bug
-    rot, cx, cy = placed
+    body, rot, cx, cy, grid_x, grid_y, anat_mm = _place_tumour(body, semi, lobe_amp, bool(lab["PI"]), place_rng)
     half_extent = np.sqrt(((rot @ np.diag(semi)) ** 2).sum(axis=1)) * lobe_bound  # x, y, z
 
     # --- grid ---------------------------------------------------------------------------------
