@@ -313,6 +313,11 @@ def test_ensemble_gradcam_is_the_mean_over_folds(planted_run):
     expected = np.mean([gradcam(m.model, x, "B") for m in ensemble.members], axis=0)
     assert heat.shape == (160, 160) and 0 <= heat.min() and heat.max() <= 1
     assert np.allclose(heat, expected, atol=1e-6)
+    both = ensemble.gradcams(hu[3])  # every endpoint from one backbone pass per network
+    assert set(both) == {"A", "B"} and np.allclose(both["B"], heat, atol=1e-6)
+    assert np.allclose(both["A"], ensemble.gradcam(hu[3], "A"), atol=1e-6)
+    with pytest.raises(InputError, match="no Deep-CT network"):
+        ensemble.gradcam(hu[3], "KRAS")
 
 
 def _tiny_run(seed, folds=2, n=16):

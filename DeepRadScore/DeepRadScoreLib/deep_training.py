@@ -331,12 +331,23 @@ class DeepEnsemble:
 
     def gradcam(self, patch_hu, endpoint: str) -> np.ndarray:
         """Grad-CAM of ``endpoint``'s class 1 for one patch, (160, 160) in 0..1, mean over folds."""
-        from .gradcam import gradcam
+        return self.gradcams(patch_hu, [endpoint])[endpoint]
 
-        x = hu_to_input(_patches_tensor(patch_hu)[:1])
-        maps = [gradcam(m.model, x.to(self.device), m.endpoints.index(endpoint))
-                for m in self._members_for(endpoint)]
-        return np.mean(maps, axis=0).astype(np.float32)
+    def gradcams(self, patch_hu, endpoints: Optional[list[str]] = None) -> dict[str, np.ndarray]:
+        """:meth:`gradcam` for several endpoints, one backbone pass per network (not per endpoint)."""
+        from .gradcam import gradcam_endpoints
+
+        endpoints = list(self.endpoints if endpoints is None else endpoints)
+        for endpoint in endpoints:
+            self._members_for(endpoint)
+        x = hu_to_input(_patches_tensor(patch_hu)[:1]).to(self.device)
+        maps = {e: [] for e in endpoints}
+        for member in self.members:
+            wanted = [e for e in endpoints if e in member.endpoints]
+            if wanted:
+                for e, heat in zip(wanted, gradcam_endpoints(member.model, x, wanted)):
+                    maps[e].append(heat)
+        return {e: np.mean(m, axis=0).astype(np.float32) for e, m in maps.items()}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """Every network's weights, flat and prefixed ``fold<f>.<shared|endpoint.NAME>.``."""

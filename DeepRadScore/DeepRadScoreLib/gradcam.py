@@ -15,6 +15,8 @@ pixels (Inception v3: 3 x 3), and the heatmap can only say which part of the pat
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -23,24 +25,40 @@ from .deep_model import DeepCT
 
 
 def gradcam(model: DeepCT, x: torch.Tensor, endpoint: int | str = 0) -> np.ndarray:
-    """Grad-CAM of class 1 of ``endpoint`` (index or name) for one input ``x`` (1 or no batch, 3, H, W).
+    """Grad-CAM of class 1 of ``endpoint`` (index or name) for one input ``x`` ((1,) 3, H, W).
 
     Returns an (H, W) float32 array in 0..1. The model is put in eval mode (BatchNorm statistics
     and dropout fixed); its parameters are not changed and receive no gradients.
     """
-    index = model.endpoints.index(endpoint) if isinstance(endpoint, str) else int(endpoint)
+    return gradcam_endpoints(model, x, [endpoint])[0]
+
+
+def gradcam_endpoints(model: DeepCT, x: torch.Tensor, endpoints: Sequence[int | str]) -> list[np.ndarray]:
+    """Grad-CAM maps for several endpoints of one network from a single backbone pass.
+
+    The class score depends on the activations only through pooling and the endpoint's head, so
+    the backbone runs once without a graph and only the heads are differentiated.
+    """
+    indices = [model.endpoints.index(e) if isinstance(e, str) else int(e) for e in endpoints]
     if x.dim() == 3:
         x = x.unsqueeze(0)
     model.eval()
     x = x.to(next(model.parameters()).device, torch.float32)
-    with torch.enable_grad():
+    with torch.no_grad():
         activations = model.activations(x)
+    activations.requires_grad_(True)
+    with torch.enable_grad():
         _, logits = model.from_activations(activations)
-        gradients, = torch.autograd.grad(logits[0, index, 1], activations)
+        gradients = [torch.autograd.grad(logits[0, i, 1], activations, retain_graph=True)[0]
+                     for i in indices]
+    return [_cam(activations.detach(), g, x.shape[-2:]) for g in gradients]
+
+
+def _cam(activations: torch.Tensor, gradients: torch.Tensor, size) -> np.ndarray:
     with torch.no_grad():
         weights = gradients.mean(dim=(2, 3), keepdim=True)
         cam = F.relu((weights * activations).sum(dim=1, keepdim=True))
-        cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
         cam = cam - cam.min()
         top = cam.max()
         cam = cam / top if top > 0 else torch.zeros_like(cam)
