@@ -125,5 +125,4 @@ def write_report(content: ReportContent, path: Path) -> Path:
     """Write ``content`` as one self-contained HTML file (atomically)."""
     with atomic_file(path) as tmp:
         tmp.write_text(render_report(content), encoding="utf-8")
-        tmp.chmod(0o644)  # a report is for sharing; the temporary file was created private
     return Path(path)

@@ -1,0 +1,232 @@
+"""`evaluate` and `compare-backbones`: metrics from scores, and the whole command on a real bundle.
+
+The bundle is trained here with the real training code (RadScores, the seven candidates, a
+DenseNet121 Deep-CT) on a small generated cohort: 30 radiomics-like feature columns, of which
+three carry the planted endpoint LVI, and 160 x 160 patches with a planted bright blob; NOISE's
+labels are independent of everything.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from sklearn.metrics import roc_auc_score
+
+from conftest import make_case
+from DeepRadScoreLib import cli, delong, evaluation, metrics
+from DeepRadScoreLib.errors import InputError
+
+from test_report import CHROMIUM, check_in_chromium
+
+
+def random_scores(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    case_ids = [f"c{i}" for i in range(n)]
+    labels = pd.DataFrame({"A": (rng.random(n) < 0.4).astype(float), "B": np.zeros(n)}, index=case_ids)
+    labels.loc[case_ids[:7], "A"] = np.nan  # unknown labels
+    rows = []
+    for endpoint in ("A", "B"):
+        y = labels[endpoint].fillna(0).to_numpy()
+        for model, gap in (("radiomics", 0.1), ("deep", 0.2), ("fusion", 0.4)):
+            rows.append(pd.DataFrame({"case_id": case_ids, "endpoint": endpoint, "model": model,
+                                      "score": np.clip(rng.normal(0.4 + gap * y, 0.2), 0, 1)}))
+    return pd.concat(rows, ignore_index=True), labels
+
+
+def test_compute_metrics_columns_values_and_delong():
+    scores, labels = random_scores()
+    thresholds = {(e, m): 0.5 for e in "AB" for m in evaluation.MODELS}
+    thresholds[("A", "deep")] = 0.3
+    classifiers = {(e, m): "LR" for e in "AB" for m in evaluation.MODELS}
+    table = evaluation.compute_metrics(scores, labels, thresholds, classifiers)
+    assert list(table.columns) == [
+        "endpoint", "model", "classifier", "n", "n_pos", "auc", "auc_ci_low", "auc_ci_high", "accuracy",
+        "precision", "recall", "f1", "sensitivity", "specificity", "ppv", "npv", "delong_p_vs_fusion"]
+    assert len(table) == 6
+    known = labels.A.notna()
+    y = labels.A[known].to_numpy(int)
+    wide = scores[scores.endpoint == "A"].pivot(index="case_id", columns="model", values="score").loc[labels.index[known]]
+    for model in evaluation.MODELS:
+        row = table[(table.endpoint == "A") & (table.model == model)].iloc[0]
+        assert row.n == known.sum() == 73 and row.n_pos == y.sum()
+        assert row.auc == pytest.approx(roc_auc_score(y, wide[model]))
+        ci = delong.delong_auc_ci(y, wide[model].to_numpy())
+        assert (row.auc_ci_low, row.auc_ci_high) == pytest.approx((ci.ci_low, ci.ci_high))
+        expected = metrics.threshold_metrics(y, wide[model].to_numpy(), thresholds[("A", model)])
+        assert row.sensitivity == pytest.approx(expected["sensitivity"])
+        assert row.npv == pytest.approx(expected["npv"])
+        if model == "fusion":
+            assert math.isnan(row.delong_p_vs_fusion)
+        else:
+            p = delong.delong_roc_test(y, wide[model].to_numpy(), wide["fusion"].to_numpy()).p_value
+            assert row.delong_p_vs_fusion == pytest.approx(p)
+    # Endpoint B has no positive test case: no AUC, no DeLong, but the counts are there.
+    b = table[table.endpoint == "B"]
+    assert b.auc.isna().all() and b.delong_p_vs_fusion.isna().all() and (b.n == 80).all()
+    assert (b.specificity.notna()).all() and b.sensitivity.isna().all()
+
+
+def test_predictions_table_keeps_unknown_labels_blank():
+    scores, labels = random_scores()
+    table = evaluation.predictions_table(scores, labels)
+    assert list(table.columns) == ["case_id", "endpoint", "model", "label", "score"]
+    assert len(table) == len(scores)
+    assert table[(table.endpoint == "A") & table.case_id.isin(labels.index[:7])].label.isna().all()
+    assert table.label.notna().sum() == len(table) - 7 * 3
+
+
+# ------------------------------------------------------------------ a real bundle, end to end
+N_FEATURES = 30
+
+
+def write_cohort(folder, n=70, seed=0):
+    """manifest.csv + features.csv + features.patches.npz (+ one tiny CT/mask every row points to)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    image, mask = make_case(shape=(12, 24, 24), radius_mm=5.0)
+    sitk.WriteImage(image, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(mask, str(folder / "mask.nii.gz"))
+    case_ids = [f"case{i:03d}" for i in range(n)]
+    lvi = (rng.random(n) < 0.4).astype(int)
+    null = (rng.random(n) < 0.5).astype(float)
+    null[rng.random(n) < 0.1] = np.nan  # some unknown labels
+    split = np.where(rng.random(n) < 0.6, "train", "test")
+    manifest = pd.DataFrame({"case_id": case_ids, "image": "ct.nii.gz", "mask": "mask.nii.gz",
+                             "split": split, "LVI": lvi, "NOISE": null,
+                             "age": np.round(rng.normal(63, 9, n)), "sex": rng.choice(["F", "M"], n)})
+    manifest["NOISE"] = manifest["NOISE"].astype("Int64")
+    manifest.to_csv(folder / "manifest.csv", index=False)
+    X = rng.normal(size=(n, N_FEATURES))
+    X[:, :3] += 1.6 * lvi[:, None]
+    columns = [f"tumor_original_firstorder_F{j}" for j in range(N_FEATURES // 2)] + \
+              [f"peritumoral_original_firstorder_F{j}" for j in range(N_FEATURES - N_FEATURES // 2)]
+    features = pd.DataFrame(X, columns=columns, index=pd.Index(case_ids, name="case_id"))
+    features.to_csv(folder / "features.csv")
+    patches = rng.normal(-800, 60, size=(n, 160, 160)).astype(np.float32)
+    yy, xx = np.mgrid[:160, :160]
+    blob = ((yy - 80) ** 2 + (xx - 80) ** 2) < 30 ** 2
+    for i in np.flatnonzero(lvi):
+        patches[i][blob] += 700
+    np.savez(folder / "features.patches.npz", **{c: p for c, p in zip(case_ids, patches)})
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A real bundle trained on the cohort's training rows (small but real settings)."""
+    from DeepRadScoreLib.deep_training import DeepConfig
+    from DeepRadScoreLib.training import fit_bundle, read_feature_table
+
+    folder = tmp_path_factory.mktemp("cohort")
+    manifest = write_cohort(folder)
+    (folder / "SYNTHETIC.json").write_text('{"generator": "test_evaluation"}')
+    train = manifest[manifest.split == "train"]
+    features, patches = read_feature_table(folder / "features.csv", list(train.case_id))
+    labels = pd.DataFrame({e: pd.to_numeric(train[e]).to_numpy(float) for e in ("LVI", "NOISE")},
+                          index=features.index)
+    config = DeepConfig(folds=2, epochs=1, k=3, mode="multitask", batch_size=16, device="cpu", patience=1)
+    bundle = fit_bundle(features, patches, labels, config, cv_repeats=1, seed=0,
+                        data={"synthetic": True, "manifest": str(folder / "manifest.csv"),
+                              "n_training_cases": len(train)})
+    bundle.save(folder / "bundle")
+    return folder, manifest, bundle
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory):
+    folder, manifest, bundle = trained
+    out = tmp_path_factory.mktemp("eval") / "report"
+    seen = []
+    result = evaluation.evaluate_bundle(folder / "bundle", folder / "manifest.csv", out,
+                                        features_csv=folder / "features.csv", device="cpu",
+                                        progress=lambda f, m: seen.append(f), gradcam_cases=2)
+    return folder, manifest, bundle, out, result, seen
+
+
+def test_evaluate_writes_metrics_from_test_cases_only(evaluated):
+    folder, manifest, bundle, out, result, seen = evaluated
+    table = pd.read_csv(out / "metrics.csv")
+    assert list(table.columns) == evaluation.METRICS_COLUMNS
+    assert set(zip(table.endpoint, table.model)) == {(e, m) for e in ("LVI", "NOISE") for m in evaluation.MODELS}
+    test = manifest[manifest.split == "test"]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert list(predictions.columns) == ["case_id", "endpoint", "model", "label", "score"]
+    assert set(predictions.case_id) == set(test.case_id)  # training cases are never evaluated
+    assert len(predictions) == len(test) * 2 * 3
+    for row in table.itertuples():
+        labelled = test[test[row.endpoint].notna()]
+        assert row.n == len(labelled) and row.n_pos == int(labelled[row.endpoint].sum())
+        p = predictions[(predictions.endpoint == row.endpoint) & (predictions.model == row.model)
+                        & predictions.label.notna()]
+        assert row.auc == pytest.approx(roc_auc_score(p.label, p.score))
+        # The bundle's threshold (from training), not one tuned on these cases.
+        expected = metrics.threshold_metrics(p.label.to_numpy(int), p.score.to_numpy(), bundle.threshold(row.endpoint, row.model))
+        assert row.accuracy == pytest.approx(expected["accuracy"])
+        assert row.classifier == bundle.model_info(row.endpoint, row.model)["chosen"]
+    fusion = table[table.model == "fusion"].set_index("endpoint")
+    # The planted endpoint is separated on held-out cases; the independent one is not.
+    assert fusion.at["LVI", "auc"] >= 0.8
+    assert abs(fusion.at["NOISE", "auc"] - 0.5) < 0.25
+    assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+
+
+def test_evaluate_writes_table1_figures_and_a_report_that_renders(evaluated, tmp_path):
+    folder, manifest, bundle, out, result, seen = evaluated
+    table1 = pd.read_csv(out / "table1.csv")
+    assert {"train", "test", "p_value"} <= set(table1.columns)
+    assert {"age", "sex", "LVI", "NOISE"} <= set(table1.characteristic)
+    names = {p.name for p in (out / "figures").iterdir()}
+    for endpoint in ("LVI", "NOISE"):
+        assert {f"roc_{endpoint}.png", f"cv_{endpoint}.png", f"corr_{endpoint}.png",
+                f"shap_{endpoint}.png", f"gradcam_{endpoint}.png"} <= names
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "not for clinical use" in html and "ImageNet weights" in html
+    assert html.count("data:image/png;base64,") == len(names)
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed")
+    seen_dom = check_in_chromium(out / "report.html", tmp_path)
+    assert len(seen_dom["imgs"]) == len(names) and all(i["ok"] for i in seen_dom["imgs"])
+    assert len(seen_dom["tables"]) == 2 and all(t["rows"] > 0 for t in seen_dom["tables"])
+
+
+def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
+    folder, manifest, bundle = trained
+    features = pd.read_csv(folder / "features.csv")
+    test_case = manifest[manifest.split == "test"].case_id.iloc[0]
+    bad = tmp_path / "features.csv"
+    features[features.case_id != test_case].to_csv(bad, index=False)
+    shutil.copy(folder / "features.patches.npz", tmp_path / "features.patches.npz")
+    out = tmp_path / "report"
+    with pytest.raises(InputError, match=f"{test_case}"):
+        evaluation.evaluate_bundle(folder / "bundle", folder / "manifest.csv", out, features_csv=bad,
+                                   device="cpu")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
+    code = cli.main(["evaluate", str(tmp_path / "no-bundle"), "--manifest", str(folder / "manifest.csv"),
+                     "-o", str(out)])
+    assert code == 2 and not out.exists()
+
+
+def test_compare_backbones_table2(trained, tmp_path):
+    from DeepRadScoreLib import backbone_comparison
+
+    folder, manifest, bundle = trained
+    out = tmp_path / "table2"
+    code = cli.main(["compare-backbones", "--manifest", str(folder / "manifest.csv"), "--endpoint", "LVI",
+                     "-o", str(out), "--epochs", "1", "--backbones", "densenet121", "--device", "cpu",
+                     "--features", str(folder / "features.csv")])
+    assert code == 0
+    table = pd.read_csv(out / "table2.csv")
+    assert list(table.columns) == backbone_comparison.COLUMNS
+    assert list(table.set) == ["training", "validation", "test"]
+    train = manifest[manifest.split == "train"]
+    test = manifest[manifest.split == "test"]
+    assert table.n.iloc[0] + table.n.iloc[1] == len(train) and table.n.iloc[2] == len(test)
+    assert table.n.iloc[1] == pytest.approx(len(train) / 4, abs=2)  # the paper's 25 % validation
+    for name in ("auc", "accuracy", "sensitivity", "specificity"):
+        assert (table[f"{name}_ci_low"] <= table[name]).all() and (table[name] <= table[f"{name}_ci_high"]).all()
+    html = (out / "table2.html").read_text(encoding="utf-8")
+    assert "densenet121" in html and "not for clinical use" in html
