@@ -31,16 +31,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import pandas as pd
 
 from . import __version__
 from .errors import Cancelled, InputError
-from .manifest import CaseEntry, Manifest, read_manifest
 from .outputs import atomic_file
 from .progress import CancelCheck, ProgressCallback, report
+
+if TYPE_CHECKING:
+    from .manifest import CaseEntry, Manifest
+
+# pandas (and the manifest module, which needs it) are imported where used: the worker processes
+# only run extract_case and need not carry them (~36 MiB each).
 
 ONE_CASE_JOBS = 4
 # How long to keep trying to reach a Dask scheduler before telling the user it is not there.
@@ -111,6 +115,9 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
                    progress: Optional[ProgressCallback] = None,
                    cancel: Optional[CancelCheck] = None) -> ExtractionResult:
     """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files)."""
+    import pandas as pd
+
+    from .manifest import Manifest, read_manifest
     from .radiomics_features import feature_names, params_file
 
     started = time.perf_counter()
@@ -315,6 +322,8 @@ def run_extract(args: argparse.Namespace) -> int:
         return _run_one_case(args)
     if args.label is not None or args.roi_name is not None:
         raise InputError("--label/--roi-name are per case: put them in the manifest's label/roi_name columns")
+    from .manifest import read_manifest
+
     manifest = read_manifest(args.manifest)
     with _ProgressBar(len(manifest.case_ids), "extract") as (callback, bar):
         result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
@@ -329,6 +338,8 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def _run_one_case(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from .radiomics_features import feature_names, params_file
 
     if args.workers < 1:
