@@ -93,12 +93,13 @@ def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm:
     return features, deep_roi_patch(case.image, case.mask).hu.astype(np.float32)
 
 
-def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1):
+def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1, cancel=None):
     """One cohort case, here, in a process or on a Dask worker: (features, patch, None) or
     (None, None, reason). Any error of one case is that case's failure, listed with its reason;
     the rest of the cohort goes on (a traceback would not help the user fix the file)."""
     try:
-        features, patch = extract_case(image, mask, label, roi_name, thickness_mm, params_path, jobs=jobs)
+        features, patch = extract_case(image, mask, label, roi_name, thickness_mm, params_path, jobs=jobs,
+                                       cancel=cancel)
     except Cancelled:
         raise
     except InputError as err:
@@ -166,7 +167,7 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
             for case in pending:
                 # A lone case may use every worker inside it (tumour and ring side by side).
                 finished(case, *_extract_for_cohort(case.image, case.mask, case.label, case.roi_name,
-                                                    thickness_mm, params, workers))
+                                                    thickness_mm, params, workers, cancel))
 
     failures = [(c.case_id, c.row, result.failed[c.case_id]) for c in cases if c.case_id in result.failed]
     if failures:
