@@ -322,7 +322,7 @@ def test_ensemble_gradcam_is_the_mean_over_folds(planted_run):
 
 def _tiny_run(seed, folds=2, n=16):
     hu, y = planted_patches(n, seed=11)
-    config = DeepConfig(folds=folds, epochs=1, batch_size=8, device="cpu", seed=seed)
+    config = DeepConfig(mode="per-endpoint", folds=folds, epochs=1, batch_size=8, device="cpu", seed=seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "no ImageNet weights", RuntimeWarning)
         return train_deep(hu, {"A": y}, config)
