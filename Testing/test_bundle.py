@@ -30,7 +30,7 @@ def _rewrite_meta(path, change):
 
 def test_round_trip_gives_identical_predictions(trained, tmp_path):  # noqa: F811
     bundle = Bundle.load(trained["bundle"], device="cpu")
-    features, patches = read_feature_table(trained["features"], trained["ids"][-8:])
+    features, patches = read_feature_table(trained["features"], trained["ids"][-4:])
     before = score_cases(bundle, features, patches)
     bundle.save(tmp_path / "again")
     after = score_cases(Bundle.load(tmp_path / "again", device="cpu"), features, patches)
@@ -39,7 +39,7 @@ def test_round_trip_gives_identical_predictions(trained, tmp_path):  # noqa: F81
     head, names = bundle.fusion_head("PLANT")
     fused = before.fused["PLANT"][names].to_numpy()
     assert names[-2:] == ["radscore_tumor", "radscore_peritumoral"]
-    assert head(fused).shape == (8,)
+    assert head(fused).shape == (4,)
     assert np.all((head(fused) >= 0) & (head(fused) <= 1))
 
 

@@ -42,7 +42,7 @@ def make_cohort(folder: Path, seed: int = 3) -> dict:
     names = feature_names()
     X = rng.normal(size=(n, len(names)))
     for name in PLANTED_FEATURES:
-        X[:, names.index(name)] += 1.5 * planted
+        X[:, names.index(name)] += 2.0 * planted
     X[:, names.index("tumor_original_shape_Maximum2DDiameterSlice")] = 7.0  # constant: dropped
     yy, xx = np.mgrid[:160, :160]
     patches = {}

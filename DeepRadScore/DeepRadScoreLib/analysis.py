@@ -10,9 +10,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
@@ -134,11 +132,10 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
 
 def run_predict(args) -> int:
     """The ``predict`` sub-command: one JSON (and optionally a heatmap volume), atomically."""
-    from tqdm import tqdm
-
     from .bundle import Bundle
     from .imaging import load_case
     from .outputs import atomic_file
+    from .training import terminal_progress
 
     started = time.perf_counter()
     bundle = Bundle.load(args.bundle, device=args.device)
@@ -150,13 +147,7 @@ def run_predict(args) -> int:
         bundle.check_endpoint(heat_endpoint)
     elif args.gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
-    with tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed} {postfix}", file=sys.stderr,
-              delay=1.0) as bar:
-        def progress(fraction, message):
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message[:60], refresh=False)
-            bar.refresh()
-
+    with terminal_progress() as progress:
         result = analyse_case(case.image, case.mask, bundle, endpoints,
                               gradcam=[heat_endpoint] if heat_endpoint else False, progress=progress)
     out = result.to_json(bundle)

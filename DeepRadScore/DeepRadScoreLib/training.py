@@ -13,6 +13,7 @@ deep features / both.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -219,24 +220,39 @@ def read_feature_table(features_csv, case_ids: list[str]) -> tuple[pd.DataFrame,
     return numeric, patches
 
 
-def run_train(args) -> int:
-    """The ``train`` sub-command."""
+@contextlib.contextmanager
+def terminal_progress():
+    """A tqdm bar on stderr for a command's ``progress`` callback.
+
+    It appears after one second (quick failures print no bar) and is removed at the end; if the
+    command fails once the bar is up, a newline keeps the ``error:`` line on a line of its own.
+    """
     from tqdm import tqdm
 
+    started = time.monotonic()
+    with tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", file=sys.stderr,
+              delay=1.0, leave=False) as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = int(round(1000 * fraction))
+            bar.set_postfix_str(message[:70], refresh=False)
+            bar.refresh()
+
+        try:
+            yield progress
+        except BaseException:
+            if time.monotonic() - started >= 1.0:
+                sys.stderr.write("\n")
+            raise
+
+
+def run_train(args) -> int:
+    """The ``train`` sub-command."""
     from .deep_training import DeepConfig
 
     config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
                         k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
                         pretrained=args.pretrained)
-    with tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-              file=sys.stderr, delay=1.0) as bar:  # delay: input errors print alone
-        def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message[:70], refresh=False)
-            bar.refresh()
-            if message.startswith("skipping"):
-                bar.write(message)
-
+    with terminal_progress() as progress:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, progress=progress)
