@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--backbone", default="densenet121",
                    choices=["densenet121", "resnet50", "resnet101", "vgg19", "inception_v3"])
-    p.add_argument("--deep-mode", default="per-endpoint", choices=["per-endpoint", "multitask"])
+    p.add_argument("--deep-mode", default="multitask", choices=["per-endpoint", "multitask"],
+                   help="one shared backbone with a head per endpoint (default; one forward pass serves all "
+                        "endpoints) or one network per endpoint as in the paper (ten trainings)")
     p.add_argument("--deep-folds", type=int, default=4,
                    help="cross-fitted Deep-CT networks (each validates on its held-out 1/K)")
     p.add_argument("--deep-features", type=int, default=10, help="k, the deep features per endpoint")
