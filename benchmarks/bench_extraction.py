@@ -212,6 +212,9 @@ def write_markdown(out: Path, single: dict, group: dict, before: str, after: str
         f"Machine at the start: {before}.  ",
         f"At the end: {after}.",
         "",
+        "A load average above the number of CPUs means other processes shared the cores during the run: "
+        "wall times then vary from repeat to repeat (listed below); CPU times are steadier.",
+        "",
         f"## One case: IBSI CT phantom, tumour ({single['tumour_voxels']} voxels) + 3 mm ring "
         f"({single['ring_voxels']} voxels)",
         "",
