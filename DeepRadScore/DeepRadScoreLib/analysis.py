@@ -139,6 +139,7 @@ def run_predict(args) -> int:
 
     started = time.perf_counter()
     bundle = Bundle.load(args.bundle, device=args.device)
+    load_seconds = time.perf_counter() - started
     case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
     endpoints = args.endpoints or bundle.endpoints
     heat_endpoint = None
@@ -152,6 +153,7 @@ def run_predict(args) -> int:
                               gradcam=[heat_endpoint] if heat_endpoint else False, progress=progress)
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(args.image), str(args.mask)
+    out["seconds"]["load_bundle"] = load_seconds
     out["seconds"]["total"] = time.perf_counter() - started
     if heat_endpoint:
         out["gradcam"] = {"endpoint": heat_endpoint, "file": str(args.gradcam)}
