@@ -129,6 +129,8 @@ def held_out_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def bundle_provenance(bundle, bundle_path: Path, synthetic: bool) -> dict[str, str]:
     """The facts a reader needs to judge the numbers: data, software, weights, training setup."""
+    from .bundle import package_versions
+
     meta = bundle.meta
     data = meta.get("data", {})
     deep = meta.get("deep", {})
@@ -155,7 +157,6 @@ def bundle_provenance(bundle, bundle_path: Path, synthetic: bool) -> dict[str, s
         rows["Skipped at training"] = "; ".join(f"{e}: {why}" for e, why in bundle.skipped.items())
     if software:
         rows["Software (training)"] = ", ".join(f"{k} {v}" for k, v in software.items())
-    from .bundle import package_versions
     rows["Software (this evaluation)"] = ", ".join(f"{k} {v}" for k, v in package_versions().items())
     return rows
 
@@ -165,14 +166,23 @@ def _labels(rows: pd.DataFrame, endpoints: list[str]) -> pd.DataFrame:
                          for e in endpoints}, index=rows["case_id"].astype(str).to_numpy())
 
 
-def _gradcam_cases(wide: pd.DataFrame, count: int) -> list[str]:
-    """The test cases to show Grad-CAM for: the highest-scored positives first, then the rest."""
-    ranked = wide.sort_values(["label", "fusion"], ascending=False)
-    return list(ranked.index[:count])
+def _gradcam_cases(scores: pd.DataFrame, labels: pd.DataFrame, metrics: pd.DataFrame,
+                   count: int) -> list[tuple[str, str]]:
+    """(endpoint, case) pairs for the Grad-CAM figure: the ``count`` endpoints with the highest
+    fused test AUC, each with its highest-scored labelled positive case. A few panels, not one per
+    case and endpoint: each costs a backward pass through every fold's network."""
+    fusion = metrics[(metrics.model == "fusion") & metrics.auc.notna()].sort_values("auc", ascending=False)
+    pairs = []
+    for endpoint in fusion.endpoint[:count]:
+        wide = labelled_scores(scores, labels, endpoint)
+        positives = wide[wide.label == 1].sort_values("fusion", ascending=False)
+        if len(positives):
+            pairs.append((endpoint, positives.index[0]))
+    return pairs
 
 
 def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, device: str = "auto",
-                    workers: int = 1, progress=None, cancel=None, gradcam_cases: int = 3,
+                    workers: int = 1, progress=None, cancel=None, gradcam_cases: int = 4,
                     shap_cases: int = 60) -> EvaluationResult:
     """Evaluate a bundle on the manifest's test rows; write the report folder atomically."""
     import time
@@ -295,26 +305,23 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
         seconds["shap"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        if gradcam_cases > 0:
-            case_index = {c: i for i, c in enumerate(case_ids)}
-            for i, endpoint in enumerate(endpoints):
-                report(progress, 0.7 + 0.25 * i / len(endpoints), f"{endpoint}: Grad-CAM", cancel)
-                wide = labelled_scores(scored.scores, labels, endpoint)
-                panels = []
-                for case in _gradcam_cases(wide, gradcam_cases):
-                    patch = patches[case_index[case]]
-                    heat = bundle.deep.gradcam(patch, endpoint)
-                    panels.append((f"{case}: {endpoint}={int(wide.at[case, 'label'])}, "
-                                   f"p={wide.at[case, 'fusion']:.2f}", patch, heat))
-                if panels:
-                    made[f"gradcam_{endpoint}"] = figures.gradcam_figure(panels, fig_dir / f"gradcam_{endpoint}.png")
-                    blocks_explain.append(ReportFigure(
-                        f"{endpoint}: Grad-CAM of the Deep-CT network", made[f"gradcam_{endpoint}"],
-                        "The deep-ROI patch (lung window) of test cases with the highest Deep-RadScore "
-                        "probability, overlaid with the Grad-CAM heatmap: where in the patch the network's "
-                        f"{endpoint}-positive output was most sensitive. The map is coarse (the last "
-                        "convolutional block sees the 160 x 160 patch as about 5 x 5 cells).",
-                        "What the models use"))
+        panels = []
+        case_index = {c: i for i, c in enumerate(case_ids)}
+        for endpoint, case in _gradcam_cases(scored.scores, labels, metrics, gradcam_cases):
+            report(progress, 0.7 + 0.25 * len(panels) / gradcam_cases, f"{endpoint}: Grad-CAM", cancel)
+            patch = patches[case_index[case]]
+            score = scored.score(case, endpoint, "fusion")
+            panels.append((f"{case}: {endpoint}={int(labels.at[case, endpoint])}, p={score:.2f}",
+                           patch, bundle.deep.gradcam(patch, endpoint)))
+        if panels:
+            made["gradcam"] = figures.gradcam_figure(panels, fig_dir / "gradcam.png")
+            blocks_explain.append(ReportFigure(
+                "Grad-CAM of the Deep-CT network", made["gradcam"],
+                "For the endpoints the fused model separates best on these test cases, the deep-ROI "
+                "patch (lung window) of the positive case it scored highest, overlaid with the Grad-CAM "
+                "heatmap: where in the patch that endpoint's positive output was most sensitive. The "
+                "map is coarse (the last convolutional block sees the 160 x 160 patch as about 5 x 5 "
+                "cells).", "What the models use"))
         seconds["gradcam"] = time.perf_counter() - t
 
         report(progress, 0.96, "writing the tables and the report", cancel)
