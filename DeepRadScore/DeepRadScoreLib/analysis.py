@@ -135,7 +135,7 @@ def run_predict(args) -> int:
     from .bundle import Bundle
     from .imaging import load_case
     from .outputs import atomic_file
-    from .training import terminal_progress
+    from .progress import terminal_bar
 
     started = time.perf_counter()
     bundle = Bundle.load(args.bundle, device=args.device)
@@ -148,7 +148,7 @@ def run_predict(args) -> int:
         bundle.check_endpoint(heat_endpoint)
     elif args.gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
-    with terminal_progress() as progress:
+    with terminal_bar("predict") as progress:
         result = analyse_case(case.image, case.mask, bundle, endpoints,
                               gradcam=[heat_endpoint] if heat_endpoint else False, progress=progress)
     out = result.to_json(bundle)

@@ -14,7 +14,6 @@ are optimistic by construction (the network saw those cases); only the test row 
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -168,15 +167,9 @@ def display_table(result: pd.DataFrame) -> pd.DataFrame:
 
 def run_compare_backbones(args) -> int:
     """The ``compare-backbones`` sub-command."""
-    from tqdm import tqdm
+    from .progress import terminal_bar
 
-    with tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-              file=sys.stderr) as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message[:70], refresh=False)
-            bar.refresh()
-
+    with terminal_bar("compare-backbones") as progress:
         result = compare_backbones(args.manifest, args.endpoint, args.output, backbones=args.backbones,
                                    epochs=args.epochs, device=args.device, features_csv=args.features,
                                    seed=args.seed, progress=progress)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -365,15 +365,9 @@ def run_evaluate(args) -> int:
     """The ``evaluate`` sub-command: a progress bar, then where the report is."""
     import sys
 
-    from tqdm import tqdm
+    from .progress import terminal_bar
 
-    with tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-              file=sys.stderr) as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message[:70], refresh=False)
-            bar.refresh()
-
+    with terminal_bar("evaluate") as progress:
         result = evaluate_bundle(args.bundle, args.manifest, args.output, features_csv=args.features,
                                  device=args.device, workers=args.workers, progress=progress)
     fusion = result.metrics[result.metrics.model == "fusion"]

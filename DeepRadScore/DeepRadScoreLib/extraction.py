@@ -38,7 +38,7 @@ import numpy as np
 from . import __version__
 from .errors import Cancelled, InputError
 from .outputs import atomic_file
-from .progress import CancelCheck, ProgressCallback, report
+from .progress import CancelCheck, ProgressCallback, report, terminal_bar
 
 if TYPE_CHECKING:
     from .manifest import CaseEntry, Manifest
@@ -326,7 +326,7 @@ def run_extract(args: argparse.Namespace) -> int:
     from .manifest import read_manifest
 
     manifest = read_manifest(args.manifest)
-    with _ProgressBar(len(manifest.case_ids), "extract") as (callback, bar):
+    with terminal_bar("extract", total=len(manifest.case_ids), unit="cases") as callback:
         result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
                                 thickness_mm=args.thickness_mm, params_path=args.params, progress=callback)
     for case_id, reason in result.failed.items():
@@ -352,7 +352,7 @@ def _run_one_case(args: argparse.Namespace) -> int:
     # One case splits its tumour and ring work over processes: --workers N, else up to
     # ONE_CASE_JOBS cores (beyond that the ~20 tasks of a case leave processes idle).
     jobs = args.workers if args.workers > 1 else min(os.cpu_count() or 1, ONE_CASE_JOBS)
-    with _ProgressBar(1, "extract") as (callback, _):
+    with terminal_bar("extract") as callback:
         features, patch = extract_case(args.image, args.mask, args.label, args.roi_name, args.thickness_mm,
                                        params, jobs=jobs, progress=callback)
     names = feature_names(params)
@@ -364,26 +364,3 @@ def _run_one_case(args: argparse.Namespace) -> int:
             np.savez(handle, **{case_id: patch})
     print(f"{len(names)} features of {case_id} -> {features_csv}, patch -> {patches_npz}", file=sys.stderr)
     return 0
-
-
-class _ProgressBar:
-    """A tqdm bar (cases, with ETA) on stderr fed by the progress(fraction, message) protocol."""
-
-    def __init__(self, total: int, description: str):
-        self.total, self.description = total, description
-
-    def __enter__(self):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.total, desc=self.description, unit="case", file=sys.stderr,
-                        bar_format="{l_bar}{bar}| {n:.1f}/{total} cases {elapsed}<{remaining} {postfix}")
-
-        def callback(fraction: float, message: str) -> None:
-            self.bar.n = round(fraction * self.total, 3)
-            self.bar.set_postfix_str(message, refresh=False)
-            self.bar.refresh()
-
-        return callback, self.bar
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()

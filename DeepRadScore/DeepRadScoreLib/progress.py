@@ -6,12 +6,16 @@ optional, so library calls stay plain functions.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+import contextlib
+import sys
+import time
+from typing import Callable, Iterator, Optional
 
 from .errors import Cancelled
 
 ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
+BAR_DELAY_S = 1.0
 
 
 def report(progress: Optional[ProgressCallback], fraction: float, message: str,
@@ -28,3 +32,37 @@ def scaled(progress: Optional[ProgressCallback], start: float, end: float) -> Op
     if progress is None:
         return None
     return lambda fraction, message: progress(start + (end - start) * fraction, message)
+
+
+@contextlib.contextmanager
+def terminal_bar(description: str = "", total: Optional[int] = None,
+                 unit: str = "") -> Iterator[ProgressCallback]:
+    """A tqdm bar on stderr driven by the ``progress(fraction, message)`` protocol.
+
+    With ``total`` (e.g. the number of cases) the bar counts units and shows an ETA; without it,
+    it shows per mille of the whole task. The bar stays hidden for the first second, so quick
+    failures print no bar; when the command fails with the bar on screen, a newline keeps the
+    ``error:`` line on a line of its own.
+    """
+    from tqdm import tqdm
+
+    scale = total or 1000
+    counter = "{n:.0f}/{total} " + unit + " " if total else ""
+    bar = tqdm(total=scale, desc=description or None, file=sys.stderr, delay=BAR_DELAY_S,
+               bar_format="{l_bar}{bar}| " + counter + "{elapsed}<{remaining} {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(fraction * scale, 3)
+        bar.set_postfix_str(message[:70], refresh=False)
+        # An explicit refresh() ignores tqdm's delay and does not record that the bar is on
+        # screen; do both here, so close() ends a shown bar with a newline (the error line then
+        # stands on its own) and prints nothing for a quick command.
+        now = time.time()
+        if now - bar.start_t >= BAR_DELAY_S:
+            bar.refresh()
+            bar.last_print_t = now
+
+    try:
+        yield progress
+    finally:
+        bar.close()

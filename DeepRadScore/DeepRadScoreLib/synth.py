@@ -977,14 +977,9 @@ def save_montage(image_path, mask_path, png_path, thickness_mm: float = 3.0) -> 
 
 def run_synth(args) -> int:
     """``deepradscore synth -o DIR --cases N [--seed S]``"""
-    from tqdm import tqdm
+    from .progress import terminal_bar
 
-    with tqdm(total=1000, desc="synth", unit="", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}") as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(fraction * 1000))
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-
+    with terminal_bar("synth", total=args.cases, unit="cases") as progress:
         manifest = synthesise_cohort(args.output, args.cases, args.seed, progress=progress)
     print(f"wrote {args.cases} synthetic cases ({STATEMENT}); manifest: {manifest}")
     return 0

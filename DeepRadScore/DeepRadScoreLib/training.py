@@ -13,7 +13,6 @@ deep features / both.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import sys
@@ -27,7 +26,7 @@ import pandas as pd
 from .bundle import FORMAT_VERSION, Bundle, package_versions
 from .classifiers import MIN_PER_CLASS, N_SPLITS, fit_classifier, model_inputs, select_classifier
 from .errors import InputError
-from .progress import report, scaled
+from .progress import report, scaled, terminal_bar
 from .radscore import RadScorePair
 
 SYNTHETIC_MARKER = "SYNTHETIC.json"
@@ -220,31 +219,6 @@ def read_feature_table(features_csv, case_ids: list[str]) -> tuple[pd.DataFrame,
     return numeric, patches
 
 
-@contextlib.contextmanager
-def terminal_progress():
-    """A tqdm bar on stderr for a command's ``progress`` callback.
-
-    It appears after one second (quick failures print no bar) and is removed at the end; if the
-    command fails once the bar is up, a newline keeps the ``error:`` line on a line of its own.
-    """
-    from tqdm import tqdm
-
-    started = time.monotonic()
-    with tqdm(total=1000, bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", file=sys.stderr,
-              delay=1.0, leave=False) as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = int(round(1000 * fraction))
-            bar.set_postfix_str(message[:70], refresh=False)
-            bar.refresh()
-
-        try:
-            yield progress
-        except BaseException:
-            if time.monotonic() - started >= 1.0:
-                sys.stderr.write("\n")
-            raise
-
-
 def run_train(args) -> int:
     """The ``train`` sub-command."""
     from .deep_training import DeepConfig
@@ -252,7 +226,7 @@ def run_train(args) -> int:
     config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
                         k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
                         pretrained=args.pretrained)
-    with terminal_progress() as progress:
+    with terminal_bar("train") as progress:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, progress=progress)
