@@ -15,7 +15,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .errors import InputError
-from .progress import report, scaled
+from .progress import report
 from .regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
 
 
@@ -119,12 +119,13 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
     heat_endpoints = endpoints if gradcam is True else list(gradcam or [])
     if heat_endpoints:
         t0 = time.perf_counter()
-        work = scaled(progress, 0.85, 1.0)
-        for i, endpoint in enumerate(heat_endpoints):
+        for endpoint in heat_endpoints:
             bundle.check_endpoint(endpoint)
-            report(work, i / len(heat_endpoints), f"Grad-CAM {endpoint}", cancel)
-            heat = bundle.deep.gradcam(patch.hu, endpoint)
-            result.heatmaps[endpoint] = patch_to_volume(patch, heat, image)
+        report(progress, 0.85, f"Grad-CAM of {len(heat_endpoints)} endpoint(s)", cancel)
+        # One backbone pass per network serves every endpoint's map.
+        heats = bundle.deep.gradcams(patch.hu, heat_endpoints)
+        for endpoint in heat_endpoints:
+            result.heatmaps[endpoint] = patch_to_volume(patch, heats[endpoint], image)
         seconds["gradcam"] = time.perf_counter() - t0
     report(progress, 1.0, "done", cancel)
     return result

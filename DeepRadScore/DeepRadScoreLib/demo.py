@@ -101,9 +101,11 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
     _run(["predict", str(bundle), str(case["image"]), str(case["mask"]),
           "-o", str(prediction / "result.json"), "--gradcam", str(heatmap)])
 
+    overview = _overview(case, heatmap, prediction / "overview.png")
+
     minutes = (time.perf_counter() - started) / 60
     products = {"report": report / "report.html", "bundle": bundle,
-                "prediction": prediction / "result.json", "heatmap": heatmap,
+                "prediction": prediction / "result.json", "heatmap": heatmap, "overview": overview,
                 "image": Path(case["image"]), "mask": Path(case["mask"])}
     _print_summary(products, report / "metrics.csv", minutes)
     return products
@@ -112,6 +114,24 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
 def _record_demo_args(bundle: Path, argv: list[str]) -> None:
     """Note the arguments the bundle was trained with, so a rerun knows it may reuse it."""
     (bundle.parent / "bundle.args.json").write_text(json.dumps(argv))
+
+
+def _overview(case: dict, heatmap: Path, png: Path) -> Path:
+    """A picture of the predicted case: its ring, deep-ROI patch and Grad-CAM heatmap."""
+    import SimpleITK as sitk
+
+    from .figures import case_overview_figure
+    from .imaging import load_case
+    from .regions import deep_roi_patch, peritumoral_ring
+
+    loaded = load_case(case["image"], case["mask"])
+    result = json.loads((png.parent / "result.json").read_text())
+    endpoint = result["gradcam"]["endpoint"]
+    title = (f"{case['case_id']} (held-out synthetic case): Grad-CAM of {endpoint} - "
+             "synthetic data, not for clinical use")
+    return case_overview_figure(loaded.image, loaded.mask, peritumoral_ring(loaded.mask),
+                                sitk.ReadImage(str(heatmap)), deep_roi_patch(loaded.image, loaded.mask),
+                                title, png)
 
 
 def _held_out_case(manifest: Path) -> dict:
@@ -134,6 +154,7 @@ def _print_summary(products: dict[str, Path], metrics_csv: Path, minutes: float)
     print(f"  bundle:     {products['bundle']}")
     print(f"  prediction: {products['prediction']}")
     print(f"  heatmap:    {products['heatmap']}")
+    print(f"  picture:    {products['overview']}")
     print("To look at it in 3D Slicer: load the CT " f"{products['image']}, the mask "
           f"{products['mask']} (as segmentation) and the heatmap as a volume shown in the "
           "foreground; or open the Deep-RadScore module, choose the bundle folder above and press Run.")

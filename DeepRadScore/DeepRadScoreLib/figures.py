@@ -131,3 +131,36 @@ def gradcam_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path: P
         ax.set_title(title, fontsize=7.5)
         ax.set_axis_off()
     return _save(fig, path)
+
+
+def case_overview_figure(image, mask, ring, heatmap, patch, title: str, path: Path) -> Path:
+    """One case at a glance: the deep-ROI slice with the patch box, and the patch with the tumour
+    (red) and ring (yellow) outlines and the Grad-CAM heatmap over it. Inputs are SimpleITK images
+    on one grid and the case's :class:`~regions.DeepRoiPatch`."""
+    import SimpleITK as sitk
+
+    from .regions import sample_patch
+
+    lung = lambda hu: np.clip((hu + 1350.0) / 1500.0, 0, 1)  # noqa: E731  (lung window)
+    fig = Figure(figsize=(9.0, 4.4))
+    full, zoom = fig.subplots(1, 2)
+    full.imshow(lung(sitk.GetArrayViewFromImage(image)[patch.slice_index]), cmap="gray", vmin=0, vmax=1)
+    full.add_patch(_box(patch))
+    full.set_title("axial slice of largest tumour area, deep-ROI patch", fontsize=8)
+    zoom.imshow(lung(patch.hu), cmap="gray", vmin=0, vmax=1)
+    heat = sample_patch(heatmap, patch)
+    zoom.imshow(np.ma.masked_less(heat, 0.05), cmap="inferno", alpha=0.45, vmin=0, vmax=1)
+    for region, colour in ((ring, "yellow"), (mask, "red")):
+        zoom.contour(sample_patch(region, patch), levels=[0.5], colors=colour, linewidths=0.9)
+    zoom.set_title("tumour (red), 3 mm ring (yellow), Grad-CAM", fontsize=8)
+    for ax in (full, zoom):
+        ax.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def _box(patch):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((patch.column0 - 0.5, patch.row0 - 0.5), patch.size, patch.size, fill=False,
+                     edgecolor="cyan", linewidth=0.8)
