@@ -2,8 +2,9 @@
 
 It runs the same sub-commands a user would (synth, extract, train, evaluate, predict), so the
 demo exercises exactly the public command line. Each step's output is kept in the demo folder
-and a second run reuses it: the cohort and the trained bundle are kept when they match the
-demo's settings, feature extraction resumes from its per-case cache.
+and a second run reuses it: the synthetic cohort when it is the same (generator version, seed,
+size), the features from the per-case cache, the bundle when it was trained on the same features
+with the same arguments.
 
 The settings are small (few epochs, few CV repeats, a multitask network) so that the demo
 finishes in minutes on a laptop CPU; they are real settings of the same code, not a mock. The
@@ -11,6 +12,7 @@ model it trains has learnt planted synthetic signals and means nothing clinicall
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -38,26 +40,19 @@ def _run(argv: list[str]) -> None:
         raise InputError(f"demo step `deepradscore {' '.join(argv)}` failed (exit {status})")
 
 
-def _cohort_matches(cohort: Path, n_cases: int) -> bool:
-    info = cohort / "SYNTHETIC.json"
-    if not (cohort / "manifest.csv").exists() or not info.exists():
-        return False
-    meta = json.loads(info.read_text())
-    return meta.get("n_cases") == n_cases and meta.get("seed") == DEMO_SEED
-
-
-def _bundle_matches(bundle: Path, manifest: Path) -> bool:
-    """Reuse a bundle only if it loads (hashes intact) and was trained on this demo cohort."""
+def _bundle_matches(bundle: Path, key: dict) -> bool:
+    """Reuse a bundle only if it loads (hashes intact) and was trained on these very features
+    with these arguments."""
     from .bundle import Bundle
 
-    if not (bundle / "bundle.json").exists():
+    key_file = bundle.parent / "bundle.key.json"
+    if not (bundle / "bundle.json").exists() or not key_file.exists():
         return False
     try:
         Bundle.load(bundle)
     except InputError:
         return False
-    args_file = bundle.parent / "bundle.args.json"
-    return args_file.exists() and json.loads(args_file.read_text()) == _train_argv(manifest, bundle)
+    return json.loads(key_file.read_text()) == key
 
 
 def _train_argv(manifest: Path, bundle: Path) -> list[str]:
@@ -75,21 +70,19 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
     started = time.perf_counter()
 
     _step(f"1/5 synthetic cohort: {n_cases} chest CTs with planted labels -> {cohort}")
-    if _cohort_matches(cohort, n_cases):
-        print("   reusing the cohort from a previous run")
-    else:
-        _run(["synth", "-o", str(cohort), "--cases", str(n_cases), "--seed", str(DEMO_SEED)])
+    _run(["synth", "-o", str(cohort), "--cases", str(n_cases), "--seed", str(DEMO_SEED)])
 
     _step("2/5 radiomics features of tumour + 3 mm ring (1,702 per case) and deep-ROI patches")
     _run(["extract", "--manifest", str(manifest), "-o", str(features), "--workers", "2"])
 
     _step("3/5 training Radiomics-Score, Deep-CT and Deep-RadScore for all endpoints")
     train_argv = _train_argv(manifest, bundle)
-    if _bundle_matches(bundle, manifest):
+    key = {"argv": train_argv, "features_sha256": hashlib.sha256(features.read_bytes()).hexdigest()}
+    if _bundle_matches(bundle, key):
         print("   reusing the bundle from a previous run")
     else:
         _run(train_argv)
-        _record_demo_args(bundle, train_argv)
+        (bundle.parent / "bundle.key.json").write_text(json.dumps(key))
 
     _step("4/5 evaluation on the held-out test split and HTML report")
     _run(["evaluate", str(bundle), "--manifest", str(manifest), "-o", str(report),
@@ -109,11 +102,6 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
                 "image": Path(case["image"]), "mask": Path(case["mask"])}
     _print_summary(products, report / "metrics.csv", minutes)
     return products
-
-
-def _record_demo_args(bundle: Path, argv: list[str]) -> None:
-    """Note the arguments the bundle was trained with, so a rerun knows it may reuse it."""
-    (bundle.parent / "bundle.args.json").write_text(json.dumps(argv))
 
 
 def _overview(case: dict, heatmap: Path, png: Path) -> Path:

@@ -37,7 +37,7 @@ from .progress import report
 GENERATOR = "DeepRadScore synthetic chest CT"
 # Bump when the images, labels or split that a seed gives change: a cached cohort with another
 # version is regenerated.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 STATEMENT = "synthetic data: not for clinical use"
 MIN_CASES = 10
 MAX_VOXELS = 6_000_000
@@ -76,7 +76,7 @@ MECHANISMS = {
                "elongated (cigar-shaped) tumour: short axes 0.38-0.55 of the long axis "
                "(negatives 0.72-1.0)"},
     "ROS1": {"region": "deep-ROI slice only", "mechanism":
-             "in-plane stripes (period 5 pixels, +-110 HU) inside the tumour on the axial slice "
+             "in-plane stripes (period 5 pixels, +-250 HU) inside the tumour on the axial slice "
              "of largest tumour area only (the slice of the deep-ROI patch)"},
     "PDL1": {"region": "peritumoral ring", "mechanism":
              "ground-glass halo (about -540 HU) 2.4-2.8 mm thick around the tumour, lung part only"},
@@ -738,7 +738,7 @@ def generate_case(seed: int, index: int, labels: dict[str, int]) -> SyntheticCas
         k_local = deep_slice - lo_idx[2]
         jj, ii = np.meshgrid(np.arange(tumour.shape[1]), np.arange(tumour.shape[2]), indexing="ij")
         wave = np.sign(np.sin(2 * math.pi * (ii * math.cos(stripe_angle) + jj * math.sin(stripe_angle)) / 5.0))
-        interior[k_local] = interior[k_local] + 110.0 * wave * tumour[k_local]
+        interior[k_local] = interior[k_local] + 250.0 * wave * tumour[k_local]
     box_hu = np.where(tumour, interior, box_hu)
 
     # Ring (lung part only, <= 2.8 mm, so it stays inside the 3 mm ring): PD-L1 halo, LVI strands.
