@@ -57,3 +57,14 @@ def test_too_few_of_a_class_is_refused():
     y = np.array([1] * 4 + [0] * 40)
     with pytest.raises(ValueError, match="4 positive / 40 negative"):
         select_classifier(rng.normal(size=(44, 800)), NAMES, y, None, repeats=1)
+
+
+def test_knn_fits_a_fold_smaller_than_its_neighbour_count():
+    from DeepRadScoreLib.classifiers import KNN_NEIGHBOURS, fit_classifier, positive_probability
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    y = np.array([0, 1] * 4)
+    assert len(y) < KNN_NEIGHBOURS
+    model = fit_classifier("KNN", X, y)
+    assert positive_probability(model, X).shape == (8,)

@@ -31,8 +31,14 @@ N_SPLITS = 5
 MIN_PER_CLASS = N_SPLITS
 
 
-def make_classifier(name: str, seed: int = 0):
+KNN_NEIGHBOURS = 15
+
+
+def make_classifier(name: str, seed: int = 0, n_train: int | None = None):
     """A fresh, unfitted candidate: inputs z-scored, then the classifier.
+
+    ``n_train``, the number of cases it will be fitted on, caps KNN's neighbours (a CV fold of a
+    small cohort can hold fewer than 15 cases).
 
     Small, fixed settings suited to 2-12 inputs and one to a few hundred cases; they keep one
     fit in the milliseconds so that 7 candidates x 3 models x 50 folds x 10 endpoints stay cheap.
@@ -55,7 +61,8 @@ def make_classifier(name: str, seed: int = 0):
         clf = CalibratedClassifierCV(SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced"),
                                      method="sigmoid", cv=3, ensemble=False)
     elif name == "KNN":
-        clf = KNeighborsClassifier(n_neighbors=15, weights="distance", algorithm="brute")
+        neighbours = KNN_NEIGHBOURS if n_train is None else max(1, min(KNN_NEIGHBOURS, n_train))
+        clf = KNeighborsClassifier(n_neighbors=neighbours, weights="distance", algorithm="brute")
     elif name == "RF":
         clf = RandomForestClassifier(n_estimators=30, min_samples_leaf=3, class_weight="balanced",
                                      random_state=seed, n_jobs=1)
@@ -77,7 +84,7 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, seed: int = 0):
     """Fit candidate ``name`` quietly (the MLP's L-BFGS stops at its iteration cap by design)."""
     from sklearn.exceptions import ConvergenceWarning
 
-    model = make_classifier(name, seed)
+    model = make_classifier(name, seed, n_train=len(y))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(X, np.asarray(y).astype(int))
