@@ -89,10 +89,12 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
           "--features", str(features)])
 
     _step("5/5 prediction with Grad-CAM on a held-out case")
-    case = _held_out_case(manifest)
+    endpoint = _best_deep_endpoint(report / "metrics.csv")
+    case = _held_out_case(manifest, endpoint)
     heatmap = prediction / "heatmap.nii.gz"
     _run(["predict", str(bundle), str(case["image"]), str(case["mask"]),
-          "-o", str(prediction / "result.json"), "--gradcam", str(heatmap)])
+          "-o", str(prediction / "result.json"), "--gradcam", str(heatmap),
+          "--gradcam-endpoint", endpoint])
 
     overview = _overview(case, heatmap, prediction / "overview.png")
 
@@ -122,10 +124,20 @@ def _overview(case: dict, heatmap: Path, png: Path) -> Path:
                                 title, png)
 
 
-def _held_out_case(manifest: Path) -> dict:
+def _best_deep_endpoint(metrics_csv: Path) -> str:
+    """The endpoint whose Deep-CT model separates the test cases best: its heatmap is the one
+    worth looking at (a heatmap of a network that learnt nothing shows nothing)."""
+    metrics = pd.read_csv(metrics_csv)
+    deep = metrics[metrics["model"] == "deep"].sort_values("auc", ascending=False)
+    return str(deep["endpoint"].iloc[0])
+
+
+def _held_out_case(manifest: Path, endpoint: str) -> dict:
+    """The first test case positive for ``endpoint`` (the first test case if there is none)."""
     table = pd.read_csv(manifest, dtype=str)
     test = table[table["split"] == "test"] if "split" in table else table
-    row = test.iloc[0]
+    positive = test[test.get(endpoint, pd.Series(dtype=str)) == "1"]
+    row = (positive if len(positive) else test).iloc[0]
     return {"case_id": row["case_id"], "image": (manifest.parent / row["image"]).resolve(),
             "mask": (manifest.parent / row["mask"]).resolve()}
 
