@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from DeepRadScoreLib.bundle import Bundle, _content_hash, _sha256_file
+from DeepRadScoreLib.bundle import Bundle, _content_hash
+from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.scoring import score_cases
 from DeepRadScoreLib.training import read_feature_table
@@ -76,7 +77,7 @@ def test_skops_file_with_foreign_type_is_refused(bundle_copy):
 
     name = "PLANT_fusion.skops"
     skops.io.dump(Pipeline([("f", FunctionTransformer(os.system))]), bundle_copy / name)
-    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: _sha256_file(bundle_copy / name)}))
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
     with pytest.raises(InputError, match=r"PLANT_fusion.skops: refusing to load unexpected types .*system"):
         Bundle.load(bundle_copy, device="cpu")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -61,13 +62,15 @@ class CaseResult:
 
 
 def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float = 3.0,
-                 gradcam=True, device: str = "auto", progress=None, cancel=None) -> CaseResult:
+                 gradcam=True, device: str = "auto", radiomics_jobs: int = 1, progress=None,
+                 cancel=None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
     models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
     Grad-CAM heatmap on the CT grid.
 
     ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
-    is used when ``bundle`` is a path to load.
+    is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
+    processes (the command line does; inside Slicer the engine keeps to its one worker process).
     """
     from .radiomics_features import extract_case_features
 
@@ -89,7 +92,7 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
     seconds["regions"] = time.perf_counter() - t0
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
-    features = extract_case_features(image, mask, ring)
+    features = extract_case_features(image, mask, ring, jobs=radiomics_jobs)
     seconds["radiomics"] = time.perf_counter() - t0
     result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds)
     if bundle is None:
@@ -134,6 +137,7 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
 def run_predict(args) -> int:
     """The ``predict`` sub-command: one JSON (and optionally a heatmap volume), atomically."""
     from .bundle import Bundle
+    from .extraction import ONE_CASE_JOBS
     from .imaging import load_case
     from .outputs import atomic_file
     from .progress import terminal_bar
@@ -151,7 +155,8 @@ def run_predict(args) -> int:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
     with terminal_bar("predict") as progress:
         result = analyse_case(case.image, case.mask, bundle, endpoints,
-                              gradcam=[heat_endpoint] if heat_endpoint else False, progress=progress)
+                              gradcam=[heat_endpoint] if heat_endpoint else False,
+                              radiomics_jobs=min(os.cpu_count() or 1, ONE_CASE_JOBS), progress=progress)
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(args.image), str(args.mask)
     out["seconds"]["load_bundle"] = load_seconds

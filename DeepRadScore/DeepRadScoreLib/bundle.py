@@ -27,6 +27,7 @@ import numpy as np
 
 from .classifiers import MODELS, positive_probability
 from .errors import InputError
+from .filehash import sha256_file
 from .outputs import atomic_dir
 from .radscore import RADSCORE_COLUMNS, RadScorePair
 
@@ -111,7 +112,7 @@ class Bundle:
                 name = f"{endpoint}_{model}.skops"
                 skops.io.dump(pipeline, tmp / name)
                 meta["models"][endpoint]["models"][model]["file"] = name
-            meta["files"] = {f.name: _sha256_file(f) for f in sorted(tmp.iterdir())}
+            meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
             meta["content_sha256"] = _content_hash(meta)
             (tmp / BUNDLE_JSON).write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
         self.meta, self.path = meta, path
@@ -145,7 +146,7 @@ class Bundle:
             file = path / name
             if Path(name).name != name or not file.is_file():
                 raise InputError(f"{path / name}: file listed in the bundle is missing")
-            if _sha256_file(file) != digest:
+            if sha256_file(file) != digest:
                 raise InputError(f"{file}: sha256 does not match bundle.json (tampered or damaged)")
         try:
             classifiers = {}
@@ -192,14 +193,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _content_hash(meta: dict) -> str:

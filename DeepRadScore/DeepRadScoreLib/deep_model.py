@@ -22,7 +22,6 @@ with a loud warning, and the provenance says so.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import warnings
@@ -35,6 +34,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from .errors import InputError
+from .filehash import sha256_file
 from .progress import ProgressCallback, report
 
 BACKBONES = ("densenet121", "resnet50", "resnet101", "vgg19", "inception_v3")
@@ -261,14 +261,6 @@ def _backbone_state(state: dict, backbone: Backbone, path: Path) -> dict:
     return renamed
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_backbone_weights(model: DeepCT, pretrained: str | Path | None = None,
                           progress: Optional[ProgressCallback] = None) -> dict:
     """Put ImageNet weights into ``model``'s backbone if we have them; return the provenance.
@@ -291,5 +283,5 @@ def load_backbone_weights(model: DeepCT, pretrained: str | Path | None = None,
     state = _backbone_state(_read_state_dict(path), backbone, path)
     backbone.net.load_state_dict(state, strict=True)
     origin = "file" if pretrained is not None else "torchvision cache"
-    return {"weights": "imagenet", "source": f"{origin}: {path}", "sha256": _sha256(path),
+    return {"weights": "imagenet", "source": f"{origin}: {path}", "sha256": sha256_file(path),
             "backbone": backbone.name}

@@ -12,7 +12,6 @@ model it trains has learnt planted synthetic signals and means nothing clinicall
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .filehash import sha256_file
 
 DEMO_CASES = 160
 DEMO_SEED = 7
@@ -77,7 +77,7 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
 
     _step("3/5 training Radiomics-Score, Deep-CT and Deep-RadScore for all endpoints")
     train_argv = _train_argv(manifest, bundle)
-    key = {"argv": train_argv, "features_sha256": hashlib.sha256(features.read_bytes()).hexdigest()}
+    key = {"argv": train_argv, "features_sha256": sha256_file(features)}
     if _bundle_matches(bundle, key):
         print("   reusing the bundle from a previous run")
     else:

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import __version__
 from .errors import Cancelled, InputError
+from .filehash import update_with_file
 from .outputs import atomic_file
 from .progress import CancelCheck, ProgressCallback, report, terminal_bar
 
@@ -261,9 +262,7 @@ def _hash_path(digest, path: Path) -> None:
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         try:
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            update_with_file(digest, file)
         except OSError:
             digest.update(b"unreadable")  # the case will fail with the reader's own message
 
