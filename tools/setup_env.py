@@ -45,7 +45,10 @@ def venv_python() -> Path:
 
 
 def pip(*args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    cmd = [str(venv_python()), "-m", "pip", "--disable-pip-version-check", *args]
+    # Installs are quiet: the README's commands show the set-up's own progress lines, not pip's
+    # log (its warnings and errors still print). Captured calls keep pip's full output to parse.
+    quiet = ["-q"] if not capture else []
+    cmd = [str(venv_python()), "-m", "pip", "--disable-pip-version-check", *quiet, *args]
     return subprocess.run(cmd, check=not capture, text=True,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.STDOUT if capture else None)
@@ -112,9 +115,11 @@ def main() -> None:
     print("Setting up .venv (first run: a few minutes) ...", flush=True)
     pip("install", "--upgrade", "pip")
     for requirement in REQUIREMENTS:
+        print(f"  installing {requirement}", flush=True)
         pip("install", "-r", str(ROOT / requirement))
     installed = pip("show", "pyradiomics", capture=True).stdout
     if f"Version: {PYRADIOMICS_VERSION}" not in installed:
+        print(f"  building pyradiomics {PYRADIOMICS_VERSION}", flush=True)
         install_pyradiomics()
     pip("install", "--no-deps", "-e", str(ROOT))
     STAMP.write_text(stamp)
