@@ -24,16 +24,6 @@ POOLED = {"densenet121": 1024, "resnet50": 2048, "resnet101": 2048, "vgg19": 409
 ACTIVATION_SIDE = {"densenet121": 5, "resnet50": 5, "resnet101": 5, "vgg19": 5, "inception_v3": 3}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Under `pytest -n 2` on two cores, two OpenMP threads per worker spin against each other and
-    # run ~10x slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def planted_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Lung-like noise with a 14-px disc at a random place: 150 HU if positive, -400 HU if not."""
     rng = np.random.default_rng(seed)

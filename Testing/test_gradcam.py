@@ -12,14 +12,6 @@ from DeepRadScoreLib.gradcam import gradcam
 from DeepRadScoreLib.regions import network_input
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class EndpointLogits(torch.nn.Module):
     """What pytorch_grad_cam expects: a model returning (B, classes) logits for one endpoint."""
 

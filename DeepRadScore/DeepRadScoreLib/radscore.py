@@ -31,8 +31,9 @@ RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")
 DEFAULT_CS = tuple(np.logspace(-2, 1, 8))
 
 
-class RadScore(BaseEstimator, TransformerMixin):
-    """One ROI's RadScore (scikit-learn estimator; ``transform`` gives an ``(n, 1)`` column)."""
+class _SelectionSettings(BaseEstimator, TransformerMixin):
+    """The feature-selection settings shared by one RadScore and the tumour + ring pair (as
+    scikit-learn parameters: ``get_params``/``clone`` read them from this ``__init__``)."""
 
     def __init__(self, top_m: int = 20, max_correlation: float = 0.9, max_mode_fraction: float = 0.9,
                  Cs=DEFAULT_CS, inner_folds: int = 3, random_state: int = 0):
@@ -42,6 +43,10 @@ class RadScore(BaseEstimator, TransformerMixin):
         self.Cs = Cs
         self.inner_folds = inner_folds
         self.random_state = random_state
+
+
+class RadScore(_SelectionSettings):
+    """One ROI's RadScore (scikit-learn estimator; ``transform`` gives an ``(n, 1)`` column)."""
 
     def fit(self, X, y, feature_names=None):
         """Select features and fit the L1 logistic regression on these (training) cases only."""
@@ -170,17 +175,8 @@ class RadScore(BaseEstimator, TransformerMixin):
         return score
 
 
-class RadScorePair(BaseEstimator, TransformerMixin):
+class RadScorePair(_SelectionSettings):
     """The tumour and peritumoral RadScores from the 1702 feature columns: ``(n, 2)``."""
-
-    def __init__(self, top_m: int = 20, max_correlation: float = 0.9, max_mode_fraction: float = 0.9,
-                 Cs=DEFAULT_CS, inner_folds: int = 3, random_state: int = 0):
-        self.top_m = top_m
-        self.max_correlation = max_correlation
-        self.max_mode_fraction = max_mode_fraction
-        self.Cs = Cs
-        self.inner_folds = inner_folds
-        self.random_state = random_state
 
     def fit(self, X, y, feature_names=None):
         X, names = _as_matrix(X, feature_names)
