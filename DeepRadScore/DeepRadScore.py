@@ -275,7 +275,7 @@ class DeepRadScoreWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def ensureDependencies(self) -> bool:
         """Install what the engine needs after ONE confirmation; False if the user declines."""
-        from DeepRadScoreLib import slicer_dependencies as deps
+        from DeepRadScoreSlicerLib import dependencies as deps
 
         missing = deps.missing_requirements()
         if not missing:
@@ -487,7 +487,7 @@ class DeepRadScoreLogic(ScriptedLoadableModuleLogic):
         image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
         bundle = None
         if bundlePath:
-            from DeepRadScoreLib.bundle import Bundle
+            from DeepRadScoreLib.model.bundle import Bundle
 
             bundle = Bundle.load(str(bundlePath), device=device)
         ringId = self.createPeritumoralRing(segmentationNode, tumorSegmentId, thicknessMm, referenceVolumeNode=volumeNode)

@@ -7,11 +7,11 @@ import shutil
 import numpy as np
 import pytest
 
-from DeepRadScoreLib.bundle import Bundle, _content_hash
+from DeepRadScoreLib.model.bundle import Bundle, _content_hash
 from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.scoring import score_cases
-from DeepRadScoreLib.training import read_feature_table
+from DeepRadScoreLib.model.scoring import score_cases
+from DeepRadScoreLib.model.training import read_feature_table
 from test_training import trained  # noqa: F401  (the session's trained bundle)
 
 

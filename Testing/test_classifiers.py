@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from DeepRadScoreLib.classifiers import (CANDIDATES, fit_classifier, positive_probability,
+from DeepRadScoreLib.model.classifiers import (CANDIDATES, fit_classifier, positive_probability,
                                          select_classifier, youden_threshold)
 
 NAMES = [f"tumor_f{i}" for i in range(400)] + [f"peritumoral_f{i}" for i in range(400)]
@@ -60,7 +60,7 @@ def test_too_few_of_a_class_is_refused():
 
 
 def test_knn_fits_a_fold_smaller_than_its_neighbour_count():
-    from DeepRadScoreLib.classifiers import KNN_NEIGHBOURS, fit_classifier, positive_probability
+    from DeepRadScoreLib.model.classifiers import KNN_NEIGHBOURS, fit_classifier, positive_probability
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8, 3))

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from conftest import PHANTOM, make_case
-from DeepRadScoreLib.imaging import load_case
+from DeepRadScoreLib.io.images import load_case
 from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, peritumoral_ring
 
 DEEPRADSCORE = str(Path(sys.executable).parent / "deepradscore")

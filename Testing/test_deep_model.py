@@ -13,11 +13,11 @@ import torchvision.models as tvm
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
-from DeepRadScoreLib.deep_model import BACKBONES, DeepCT, load_backbone_weights
-from DeepRadScoreLib.deep_training import (DeepConfig, DeepEnsemble, assign_folds, hu_to_input,
+from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, load_backbone_weights
+from DeepRadScoreLib.deep.training import (DeepConfig, DeepEnsemble, assign_folds, hu_to_input,
                                            masked_multitask_loss, train_deep)
 from DeepRadScoreLib.errors import Cancelled, InputError
-from DeepRadScoreLib.gradcam import gradcam
+from DeepRadScoreLib.deep.gradcam import gradcam
 from DeepRadScoreLib.regions import network_input
 
 POOLED = {"densenet121": 1024, "resnet50": 2048, "resnet101": 2048, "vgg19": 4096, "inception_v3": 2048}

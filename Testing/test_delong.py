@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from DeepRadScoreLib import delong
+from DeepRadScoreLib.evaluation import delong
 
 ASAH = Path(__file__).resolve().parent / "data" / "aSAH.csv"
 

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from DeepRadScoreLib.demo import run_demo
+from DeepRadScoreLib.cli.demo import run_demo
 
 CASES = 30
 

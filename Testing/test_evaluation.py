@@ -18,7 +18,10 @@ import SimpleITK as sitk
 from sklearn.metrics import roc_auc_score
 
 from conftest import make_case
-from DeepRadScoreLib import cli, delong, evaluation, metrics
+from DeepRadScoreLib.cli import main as cli
+from DeepRadScoreLib.evaluation import delong
+from DeepRadScoreLib.evaluation import evaluate as evaluation
+from DeepRadScoreLib.evaluation import metrics
 from DeepRadScoreLib.errors import InputError
 
 from test_report import CHROMIUM, check_in_chromium
@@ -119,8 +122,8 @@ def write_cohort(folder, n=70, seed=0):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A real bundle trained on the cohort's training rows (small but real settings)."""
-    from DeepRadScoreLib.deep_training import DeepConfig
-    from DeepRadScoreLib.training import fit_bundle, read_feature_table
+    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
 
     folder = tmp_path_factory.mktemp("cohort")
     manifest = write_cohort(folder)
@@ -213,7 +216,7 @@ def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
 
 
 def test_compare_backbones_table2(trained, tmp_path):
-    from DeepRadScoreLib import backbone_comparison
+    from DeepRadScoreLib.evaluation import backbones as backbone_comparison
 
     folder, manifest, bundle = trained
     out = tmp_path / "table2"

@@ -7,11 +7,13 @@ import pytest
 import SimpleITK as sitk
 from conftest import make_case
 
-from DeepRadScoreLib import cli, imaging, regions
+from DeepRadScoreLib import regions
+from DeepRadScoreLib.cli import main as cli
+from DeepRadScoreLib.io import images as imaging
 from DeepRadScoreLib.errors import Cancelled, InputError
-from DeepRadScoreLib.extraction import extract_cohort, output_paths
-from DeepRadScoreLib.manifest import read_manifest
-from DeepRadScoreLib.radiomics_features import extract_case_features, feature_names
+from DeepRadScoreLib.features.extraction import extract_cohort, output_paths
+from DeepRadScoreLib.io.manifest import read_manifest
+from DeepRadScoreLib.features.radiomics import extract_case_features, feature_names
 
 N_CASES = 4
 
@@ -128,7 +130,7 @@ def test_failed_cases_are_listed_and_the_rest_go_on(cohort, reference, tmp_path,
 def test_local_processes_and_dask_cluster_give_the_same_table(cohort, reference, tmp_path, monkeypatch):
     from distributed import LocalCluster
 
-    from DeepRadScoreLib import extraction
+    from DeepRadScoreLib.features import extraction
 
     out = tmp_path / "processes" / "features.csv"
     extract_cohort(cohort, out, workers=2)

@@ -7,8 +7,8 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from DeepRadScoreLib.deep_model import DeepCT
-from DeepRadScoreLib.gradcam import gradcam
+from DeepRadScoreLib.deep.model import DeepCT
+from DeepRadScoreLib.deep.gradcam import gradcam
 from DeepRadScoreLib.regions import network_input
 
 

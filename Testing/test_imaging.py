@@ -17,8 +17,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from conftest import PHANTOM, make_case
-from DeepRadScoreLib import imaging
-from DeepRadScoreLib.dicom_io import FRAME_OF_REFERENCE_KEY, RTSTRUCT_SOP_CLASS, rasterise_contours
+from DeepRadScoreLib.io import images as imaging
+from DeepRadScoreLib.io.dicom import FRAME_OF_REFERENCE_KEY, RTSTRUCT_SOP_CLASS, rasterise_contours
 from DeepRadScoreLib.errors import InputError
 
 DICOM_CT = PHANTOM / "dicom" / "image"

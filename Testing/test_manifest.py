@@ -6,7 +6,7 @@ import math
 import pytest
 
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.manifest import read_manifest
+from DeepRadScoreLib.io.manifest import read_manifest
 
 
 def write(folder, text: str, name: str = "cohort.csv"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from DeepRadScoreLib import metrics
+from DeepRadScoreLib.evaluation import metrics
 
 
 def test_metrics_match_hand_counts_and_scikit_learn():

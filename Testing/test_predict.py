@@ -7,7 +7,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conftest import make_case
-from DeepRadScoreLib.cli import main
+from DeepRadScoreLib.cli.main import main
 from test_training import trained  # noqa: F401
 
 

@@ -9,8 +9,9 @@ import pytest
 import SimpleITK as sitk
 from conftest import make_case
 
-from DeepRadScoreLib import imaging, regions
-from DeepRadScoreLib import radiomics_features as rf
+from DeepRadScoreLib import regions
+from DeepRadScoreLib.io import images as imaging
+from DeepRadScoreLib.features import radiomics as rf
 from DeepRadScoreLib.errors import Cancelled, InputError
 
 RTOL = 1e-6

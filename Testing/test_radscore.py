@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from DeepRadScoreLib.radscore import RadScore, RadScorePair, auc
+from DeepRadScoreLib.model.radscore import RadScore, RadScorePair, auc
 
 NAMES = [f"tumor_f{i}" for i in range(300)] + [f"peritumoral_f{i}" for i in range(300)]
 

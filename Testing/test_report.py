@@ -14,7 +14,10 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from DeepRadScoreLib import cohort_table, explain, figures, report
+from DeepRadScoreLib.evaluation import cohort_table
+from DeepRadScoreLib.evaluation import explain
+from DeepRadScoreLib.evaluation import figures
+from DeepRadScoreLib.evaluation import report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

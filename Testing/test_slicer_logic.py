@@ -27,7 +27,7 @@ import slicer  # noqa: E402  (slicer-core)
 import DeepRadScore as module  # noqa: E402
 from conftest import make_case  # noqa: E402
 from DeepRadScoreLib.errors import InputError  # noqa: E402
-from DeepRadScoreLib.imaging import load_case  # noqa: E402
+from DeepRadScoreLib.io.images import load_case  # noqa: E402
 from DeepRadScoreLib.regions import peritumoral_ring  # noqa: E402
 from DeepRadScoreSlicerLib import mrml_images, scene_outputs  # noqa: E402
 
@@ -108,8 +108,8 @@ def tiny_bundle(tmp_path_factory, small_case):
     and saved; the numbers mean nothing, and the bundle is marked synthetic.
     """
     from DeepRadScoreLib.analysis import analyse_case
-    from DeepRadScoreLib.deep_training import DeepConfig
-    from DeepRadScoreLib.training import fit_bundle
+    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.model.training import fit_bundle
 
     base = analyse_case(*small_case)
     rng = np.random.default_rng(0)
@@ -219,7 +219,7 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     scene, volume, segmentation, tumour, case = phantom
     cli_json = tmp_path / "result.json"
     # The CLI runs in parallel with the Logic (2 cores): same files, same bundle.
-    cli = subprocess.Popen([sys.executable, "-m", "DeepRadScoreLib.cli", "predict", str(tiny_bundle),
+    cli = subprocess.Popen([sys.executable, "-m", "DeepRadScoreLib.cli.main", "predict", str(tiny_bundle),
                             str(phantom_paths[0]), str(phantom_paths[1]), "-o", str(cli_json), "--device", "cpu"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     fractions = []
@@ -305,7 +305,7 @@ def test_same_result_with_a_non_identity_direction(small_case, tiny_bundle):
 
 
 def test_background_worker_without_bundle_gives_features(small_case):
-    from DeepRadScoreLib.radiomics_features import extract_case_features
+    from DeepRadScoreLib.features.radiomics import extract_case_features
 
     image, mask = small_case
     scene = Scene()

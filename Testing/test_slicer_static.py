@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from DeepRadScoreLib import ENDPOINTS
-from DeepRadScoreLib import slicer_dependencies as deps
+from DeepRadScoreSlicerLib import dependencies as deps
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = ROOT / "DeepRadScore"

@@ -15,10 +15,11 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from DeepRadScoreLib import ENDPOINTS, synth
-from DeepRadScoreLib.cli import main
+from DeepRadScoreLib import ENDPOINTS
+from DeepRadScoreLib.synthetic import cohort as synth
+from DeepRadScoreLib.cli.main import main
 from DeepRadScoreLib.errors import Cancelled, InputError
-from DeepRadScoreLib.imaging import check_same_grid
+from DeepRadScoreLib.io.images import check_same_grid
 from DeepRadScoreLib.regions import peritumoral_ring
 
 SEED, N_CASES = 5, 10
@@ -39,8 +40,8 @@ def _read_manifest(path, expected):
     """The raw CSV; also read through the engine's reader (when that module exists) and check it
     sees the same endpoints, splits and labels (blank = NaN)."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if importlib.util.find_spec("DeepRadScoreLib.manifest") is not None:
-        from DeepRadScoreLib.manifest import read_manifest
+    if importlib.util.find_spec("DeepRadScoreLib.io.manifest") is not None:
+        from DeepRadScoreLib.io.manifest import read_manifest
 
         manifest = read_manifest(path)
         assert list(manifest.endpoints) == list(ENDPOINTS)

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from DeepRadScoreLib.cli import main
-from DeepRadScoreLib.radscore import auc
+from DeepRadScoreLib.cli.main import main
+from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
+from DeepRadScoreLib.model.radscore import auc
 
 N_TRAIN, N_TEST = 40, 30
 PLANTED_FEATURES = ("tumor_original_firstorder_Mean", "tumor_original_glcm_Contrast",
@@ -27,7 +28,7 @@ PLANTED_FEATURES = ("tumor_original_firstorder_Mean", "tumor_original_glcm_Contr
 
 def make_cohort(folder: Path, seed: int = 3) -> dict:
     """manifest.csv + features.csv + features.patches.npz of a planted-signal cohort."""
-    from DeepRadScoreLib.radiomics_features import feature_names
+    from DeepRadScoreLib.features.radiomics import feature_names
 
     rng = np.random.default_rng(seed)
     n = N_TRAIN + N_TEST
@@ -60,7 +61,7 @@ def make_cohort(folder: Path, seed: int = 3) -> dict:
                              "mask": [f"{c}_mask.nii.gz" for c in ids], "split": split,
                              "PLANT": planted_labels, "NULL": null, "RARE": rare})
     manifest.to_csv(folder / "manifest.csv", index=False)
-    (folder / "SYNTHETIC.json").write_text(json.dumps({"generator": "Testing/test_training.py"}))
+    (folder / SYNTHETIC_MARKER).write_text(json.dumps({"generator": "Testing/test_training.py"}))
     return {"manifest": folder / "manifest.csv", "features": folder / "features.csv",
             "ids": ids, "split": split, "PLANT": planted, "NULL": null, "patches": patches}
 
@@ -121,9 +122,9 @@ def test_train_command_writes_bundle_and_skips_rare_endpoint(trained):
 
 
 def test_planted_separated_and_null_near_chance_on_held_out_cases(trained):
-    from DeepRadScoreLib.bundle import Bundle
-    from DeepRadScoreLib.scoring import score_cases
-    from DeepRadScoreLib.training import read_feature_table
+    from DeepRadScoreLib.model.bundle import Bundle
+    from DeepRadScoreLib.model.scoring import score_cases
+    from DeepRadScoreLib.model.training import read_feature_table
 
     bundle = Bundle.load(trained["bundle"], device="cpu")
     test_ids = [c for c, s in zip(trained["ids"], trained["split"]) if s == "test"]

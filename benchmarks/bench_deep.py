@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
-from DeepRadScoreLib.deep_model import DeepCT  # noqa: E402
-from DeepRadScoreLib.deep_training import (DeepConfig, DeepEnsemble, _Member,  # noqa: E402
+from DeepRadScoreLib.deep.model import DeepCT  # noqa: E402
+from DeepRadScoreLib.deep.training import (DeepConfig, DeepEnsemble, _Member,  # noqa: E402
                                            augment_hu, hu_to_input, masked_multitask_loss)
 from DeepRadScoreLib.outputs import atomic_file  # noqa: E402
 

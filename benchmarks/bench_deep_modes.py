@@ -24,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
-from DeepRadScoreLib.cli import main  # noqa: E402
+from DeepRadScoreLib.cli.main import main  # noqa: E402
 
 MODES = ("multitask", "per-endpoint")
 

@@ -61,8 +61,8 @@ def build_cohort(folder: Path, n_train: int, n_test: int, endpoints: list[str], 
 
 
 def build_bundle(folder: Path, mode: str, folds: int, endpoints: list[str]) -> Path:
-    from DeepRadScoreLib.deep_training import DeepConfig
-    from DeepRadScoreLib.training import fit_bundle, read_feature_table
+    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
 
     bundle_dir = folder / f"bundle-{mode}-{folds}"
     if (bundle_dir / "bundle.json").exists():
@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "evaluate.md"))
     args = parser.parse_args()
 
-    from DeepRadScoreLib.evaluation import evaluate_bundle
+    from DeepRadScoreLib.evaluation.evaluate import evaluate_bundle
 
     endpoints = list(ENDPOINTS[:args.endpoints])
     work = Path(args.work) / f"{args.train_cases}-{args.test_cases}-{args.endpoints}"

@@ -100,8 +100,9 @@ def one_case(repeats: int) -> dict:
     from radiomics import featureextractor
     from threadpoolctl import threadpool_limits
 
-    from DeepRadScoreLib import imaging, regions
-    from DeepRadScoreLib.radiomics_features import PARAMS_PATH, extract_case_features
+    from DeepRadScoreLib import regions
+    from DeepRadScoreLib.io import images as imaging
+    from DeepRadScoreLib.features.radiomics import PARAMS_PATH, extract_case_features
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
     nifti = DATA / "ibsi_ct_phantom" / "nifti"
@@ -144,8 +145,9 @@ def one_case(repeats: int) -> dict:
 
 
 def cohort(work: Path) -> dict:
-    from DeepRadScoreLib import imaging, regions
-    from DeepRadScoreLib.radiomics_features import PARAMS_PATH
+    from DeepRadScoreLib import regions
+    from DeepRadScoreLib.io import images as imaging
+    from DeepRadScoreLib.features.radiomics import PARAMS_PATH
 
     cases = sorted(p for p in (DATA / "ibsi_sts_ct").iterdir() if p.is_dir())
     manifest, batch = ["case_id,image,mask"], ["ID,Image,Mask"]

@@ -30,7 +30,7 @@ PHANTOM = ROOT.parent / "shared" / "data" / "ibsi_ct_phantom" / "nifti"
 
 def make_cohort(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     from DeepRadScoreLib import ENDPOINTS
-    from DeepRadScoreLib.radiomics_features import feature_names
+    from DeepRadScoreLib.features.radiomics import feature_names
 
     rng = np.random.default_rng(seed)
     names = feature_names()
@@ -66,9 +66,9 @@ def main() -> int:
 
     import torch
 
-    from DeepRadScoreLib.bundle import Bundle
-    from DeepRadScoreLib.cli import main as cli
-    from DeepRadScoreLib.imaging import load_case
+    from DeepRadScoreLib.model.bundle import Bundle
+    from DeepRadScoreLib.cli.main import main as cli
+    from DeepRadScoreLib.io.images import load_case
     from DeepRadScoreLib.regions import deep_roi_patch
 
     case = load_case(PHANTOM / "image.nii.gz", PHANTOM / "mask.nii.gz")
@@ -93,7 +93,7 @@ def main() -> int:
                 bundle.deep.features(patch.hu[None])
                 deep_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "DeepRadScoreLib.cli", "predict", str(bundle_dir),
+            done = subprocess.run([sys.executable, "-m", "DeepRadScoreLib.cli.main", "predict", str(bundle_dir),
                                    str(PHANTOM / "image.nii.gz"), str(PHANTOM / "mask.nii.gz"),
                                    "-o", str(tmp / f"result-{mode}.json"), "--device", "cpu"],
                                   capture_output=True, text=True)

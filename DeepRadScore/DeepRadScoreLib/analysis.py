@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import SimpleITK as sitk
 
-from .errors import InputError
-from .progress import report
-from .regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.progress import report
+from DeepRadScoreLib.regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
 
 
 @dataclass
@@ -72,11 +70,11 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
     is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
     processes (the command line does; inside Slicer the engine keeps to its one worker process).
     """
-    from .radiomics_features import extract_case_features
+    from DeepRadScoreLib.features.radiomics import extract_case_features
 
     seconds = {}
     if bundle is not None and not hasattr(bundle, "meta"):
-        from .bundle import Bundle
+        from DeepRadScoreLib.model.bundle import Bundle
 
         t0 = time.perf_counter()
         bundle = Bundle.load(bundle, device=device)
@@ -99,7 +97,7 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
         report(progress, 1.0, "done", cancel)
         return result
 
-    from .scoring import score_cases
+    from DeepRadScoreLib.model.scoring import score_cases
 
     report(progress, 0.8, "scoring", cancel)
     t0 = time.perf_counter()
@@ -134,48 +132,48 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
     return result
 
 
-def run_predict(args) -> int:
-    """The ``predict`` sub-command: one JSON (and optionally a heatmap volume), atomically."""
-    from .bundle import Bundle
-    from .extraction import ONE_CASE_JOBS
-    from .imaging import load_case
-    from .outputs import atomic_file
-    from .progress import terminal_bar
+def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=None,
+                     gradcam_endpoint: str | None = None, endpoints: list[str] | None = None,
+                     label: int | None = None, roi_name: str | None = None, radiomics_jobs: int = 1,
+                     earlier_seconds: dict[str, float] | None = None, progress=None,
+                     cancel=None) -> tuple[CaseResult, dict]:
+    """One case from files to ``output_json`` (and its heatmap volume), both or neither.
+
+    :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
+    :param gradcam_path: where to write the Grad-CAM volume of ``gradcam_endpoint`` (default:
+        the first endpoint); ``None`` for no heatmap.
+    :param earlier_seconds: stages timed before this call (e.g. ``{"load_bundle": 1.2}``): they
+        go into the JSON's ``seconds`` and its total.
+    :returns: the :class:`CaseResult` and the JSON document written.
+    """
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.outputs import atomic_file
 
     started = time.perf_counter()
-    bundle = Bundle.load(args.bundle, device=args.device)
-    load_seconds = time.perf_counter() - started
-    case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
-    endpoints = args.endpoints or bundle.endpoints
+    case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
+    endpoints = list(endpoints) if endpoints else bundle.endpoints
     heat_endpoint = None
-    if args.gradcam:
-        heat_endpoint = args.gradcam_endpoint or endpoints[0]
+    if gradcam_path:
+        heat_endpoint = gradcam_endpoint or endpoints[0]
         bundle.check_endpoint(heat_endpoint)
-    elif args.gradcam_endpoint:
+    elif gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
-    with terminal_bar("predict") as progress:
-        result = analyse_case(case.image, case.mask, bundle, endpoints,
-                              gradcam=[heat_endpoint] if heat_endpoint else False,
-                              radiomics_jobs=min(os.cpu_count() or 1, ONE_CASE_JOBS), progress=progress)
+    result = analyse_case(case.image, case.mask, bundle, endpoints,
+                          gradcam=[heat_endpoint] if heat_endpoint else False,
+                          radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel)
     out = result.to_json(bundle)
-    out["image"], out["mask"] = str(args.image), str(args.mask)
-    out["seconds"]["load_bundle"] = load_seconds
-    out["seconds"]["total"] = time.perf_counter() - started
+    out["image"], out["mask"] = str(image_path), str(mask_path)
+    earlier = dict(earlier_seconds or {})
+    out["seconds"].update(earlier)
+    out["seconds"]["total"] = time.perf_counter() - started + sum(earlier.values())
     if heat_endpoint:
-        out["gradcam"] = {"endpoint": heat_endpoint, "file": str(args.gradcam)}
+        out["gradcam"] = {"endpoint": heat_endpoint, "file": str(gradcam_path)}
     # Both files appear together or not at all: the heatmap is renamed into place only after
     # the JSON has been written.
     with contextlib.ExitStack() as stack:
         if heat_endpoint:
-            tmp_heat = stack.enter_context(atomic_file(args.gradcam))
+            tmp_heat = stack.enter_context(atomic_file(gradcam_path))
             sitk.WriteImage(result.heatmaps[heat_endpoint], str(tmp_heat))
-        with atomic_file(args.output) as tmp_json:
+        with atomic_file(output_json) as tmp_json:
             tmp_json.write_text(json.dumps(out, indent=1) + "\n")
-    for endpoint, p in result.predictions.items():
-        print(f"{endpoint}: Deep-RadScore {p.probability:.3f} -> class {p.predicted_class} "
-              f"(threshold {p.threshold:.3f}, {p.classifier}); radiomics {p.radiomics_probability:.3f}, "
-              f"deep {p.deep_probability:.3f}")
-    if bundle.synthetic:
-        print("note: the bundle was trained on a SYNTHETIC cohort; no clinical meaning", file=sys.stderr)
-    return 0
-
+    return result, out

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Callable, Iterator, Optional
 
-from .errors import Cancelled
+from DeepRadScoreLib.errors import Cancelled
 
 ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .imaging import check_same_grid
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io.grid import check_same_grid
 
 PATCH_SIZE = 160
 AIR_HU = -1000.0

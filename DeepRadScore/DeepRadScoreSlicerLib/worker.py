@@ -113,7 +113,7 @@ def run(args) -> int:
 
     bundle = None
     if args.bundle:
-        from DeepRadScoreLib.bundle import Bundle
+        from DeepRadScoreLib.model.bundle import Bundle
 
         bundle = Bundle.load(args.bundle, device=args.device)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .classifiers import positive_probability
-from .errors import InputError
-from .radscore import RADSCORE_COLUMNS
+from DeepRadScoreLib.model.classifiers import positive_probability
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS
 
 
 @dataclass

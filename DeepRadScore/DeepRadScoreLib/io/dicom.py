@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .imaging import Segment, place_on_grid
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io.grid import Segment, place_on_grid
 
 FRAME_OF_REFERENCE_KEY = "0020|0052"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"

@@ -139,7 +139,7 @@ def case_overview_figure(image, mask, ring, heatmap, patch, title: str, path: Pa
     on one grid and the case's :class:`~regions.DeepRoiPatch`."""
     import SimpleITK as sitk
 
-    from .regions import sample_patch
+    from DeepRadScoreLib.regions import sample_patch
 
     lung = lambda hu: np.clip((hu + 1350.0) / 1500.0, 0, 1)  # noqa: E731  (lung window)
     fig = Figure(figsize=(9.0, 4.4))

@@ -22,12 +22,10 @@ after writing the table of the others, so scripts notice the missing rows.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +33,14 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from . import __version__
-from .errors import Cancelled, InputError
-from .filehash import update_with_file
-from .outputs import atomic_file
-from .progress import CancelCheck, ProgressCallback, report, terminal_bar
+from DeepRadScoreLib import __version__
+from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.filehash import update_with_file
+from DeepRadScoreLib.outputs import atomic_file
+from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
 if TYPE_CHECKING:
-    from .manifest import CaseEntry, Manifest
+    from DeepRadScoreLib.io.manifest import CaseEntry, Manifest
 
 # pandas (and the manifest module, which needs it) are imported where used: the worker processes
 # only run extract_case and need not carry them (~36 MiB each).
@@ -83,9 +81,9 @@ def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm:
                  params_path=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
                  cancel: Optional[CancelCheck] = None) -> tuple[dict[str, float], np.ndarray]:
     """One case from files: its 1702 features and its deep-ROI patch (HU)."""
-    from .imaging import load_case
-    from .radiomics_features import extract_case_features
-    from .regions import deep_roi_patch, peritumoral_ring
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.features.radiomics import extract_case_features
+    from DeepRadScoreLib.regions import deep_roi_patch, peritumoral_ring
 
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
     ring = peritumoral_ring(case.mask, thickness_mm)
@@ -119,8 +117,8 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files)."""
     import pandas as pd
 
-    from .manifest import Manifest, read_manifest
-    from .radiomics_features import feature_names, params_file
+    from DeepRadScoreLib.io.manifest import Manifest, read_manifest
+    from DeepRadScoreLib.features.radiomics import feature_names, params_file
 
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
@@ -194,7 +192,7 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
 
 
 def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
-    from .radiomics_features import process_context
+    from DeepRadScoreLib.features.radiomics import process_context
 
     pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=process_context())
     try:
@@ -310,50 +308,29 @@ def _prune_cache(cache: Path, keep: set[str]) -> None:
             entry.unlink()
 
 
-# --- the `extract` command -------------------------------------------------------------------
+def extract_case_table(image_path, mask_path, output_csv: str | Path, label: Optional[int] = None,
+                       roi_name: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
+                       jobs: int = 1, progress: Optional[ProgressCallback] = None,
+                       cancel: Optional[CancelCheck] = None) -> tuple[Path, Path, str, int]:
+    """One case into a one-row feature table and its patches file (the cohort's format).
 
-def run_extract(args: argparse.Namespace) -> int:
-    """``deepradscore extract IMAGE MASK -o features.csv`` or ``extract --manifest cohort.csv -o ...``."""
-    if args.manifest is not None and (args.image or args.mask):
-        raise InputError("give either IMAGE MASK (one case) or --manifest (a cohort), not both")
-    if args.manifest is None:
-        if not (args.image and args.mask):
-            raise InputError("give IMAGE and MASK (one case) or --manifest cohort.csv")
-        return _run_one_case(args)
-    if args.label is not None or args.roi_name is not None:
-        raise InputError("--label/--roi-name are per case: put them in the manifest's label/roi_name columns")
-    from .manifest import read_manifest
-
-    manifest = read_manifest(args.manifest)
-    with terminal_bar("extract", total=len(manifest.case_ids), unit="cases") as callback:
-        result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
-                                thickness_mm=args.thickness_mm, params_path=args.params, progress=callback)
-    for case_id, reason in result.failed.items():
-        print(f"failed: {case_id}: {reason}", file=sys.stderr)
-    print(f"{len(result.extracted)} cases ({len(result.computed)} computed, {len(result.cached)} from the "
-          f"cache) -> {result.features_csv}, {result.patches_npz}"
-          + (f"; {len(result.failed)} failed, listed in {result.failures_csv}" if result.failed else ""),
-          file=sys.stderr)
-    return 1 if result.failed else 0
-
-
-def _run_one_case(args: argparse.Namespace) -> int:
+    :param image_path: CT file or DICOM folder; ``mask_path``: its tumour mask (see ``io.images``).
+    :param output_csv: the features CSV; the patches go beside it (:func:`output_paths`).
+    :param jobs: processes for the tumour and ring work of this one case.
+    :returns: ``(features_csv, patches_npz, case_id, number of features)``.
+    """
     import pandas as pd
 
-    from .radiomics_features import feature_names, params_file
+    from DeepRadScoreLib.features.radiomics import feature_names, params_file
 
-    if args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}")
-    params = params_file(args.params)
-    features_csv, patches_npz, _, _ = output_paths(args.output)
-    name = Path(args.image).name
-    case_id = name.split(".")[0] if not Path(args.image).is_dir() else name
-    # One case splits its tumour and ring work over processes: --workers N, else up to
-    # ONE_CASE_JOBS cores (beyond that the ~20 tasks of a case leave processes idle).
-    jobs = args.workers if args.workers > 1 else min(os.cpu_count() or 1, ONE_CASE_JOBS)
-    with terminal_bar("extract") as callback:
-        features, patch = extract_case(args.image, args.mask, args.label, args.roi_name, args.thickness_mm,
-                                       params, jobs=jobs, progress=callback)
+    if jobs < 1:
+        raise InputError(f"--workers must be at least 1, got {jobs}")
+    params = params_file(params_path)
+    features_csv, patches_npz, _, _ = output_paths(output_csv)
+    name = Path(image_path).name
+    case_id = name.split(".")[0] if not Path(image_path).is_dir() else name
+    features, patch = extract_case(image_path, mask_path, label, roi_name, thickness_mm, params,
+                                   jobs=jobs, progress=progress, cancel=cancel)
     names = feature_names(params)
     table = pd.DataFrame([[features[n] for n in names]], columns=names)
     table.insert(0, "case_id", [case_id])
@@ -361,5 +338,45 @@ def _run_one_case(args: argparse.Namespace) -> int:
         table.to_csv(tmp_csv, index=False)
         with open(tmp_npz, "wb") as handle:
             np.savez(handle, **{case_id: patch})
-    print(f"{len(names)} features of {case_id} -> {features_csv}, patch -> {patches_npz}", file=sys.stderr)
-    return 0
+    return features_csv, patches_npz, case_id, len(names)
+
+
+def read_feature_table(features_csv, case_ids: list[str]) -> tuple["pd.DataFrame", np.ndarray]:
+    """The rows of ``case_ids`` (in that order) from a feature table and its patches file.
+
+    :returns: the numeric features (index ``case_id``) and the patches ``[n, 160, 160]`` float32.
+    """
+    import pandas as pd
+
+    features_csv, patches_file = output_paths(features_csv)[:2]
+    for file in (features_csv, patches_file):
+        if not file.is_file():
+            raise InputError(f"{file}: file not found")
+    try:
+        table = pd.read_csv(features_csv, dtype={"case_id": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise InputError(f"{features_csv}: cannot read as CSV ({err})") from None
+    if "case_id" not in table.columns:
+        raise InputError(f"{features_csv}: no case_id column")
+    table = table.set_index("case_id")
+    missing = [c for c in case_ids if c not in table.index]
+    if missing:
+        raise InputError(f"{features_csv}: no features for case {missing[0]}"
+                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    features = table.loc[case_ids]
+    numeric = features.apply(pd.to_numeric, errors="coerce")
+    bad = numeric.isna() & features.notna()
+    if bad.any().any():
+        row, column = bad.stack()[bad.stack()].index[0]
+        raise InputError(f"{features_csv}: case {row}: column {column} is not a number")
+    try:
+        with np.load(patches_file, allow_pickle=False) as npz:
+            absent = [c for c in case_ids if c not in npz.files]
+            if absent:
+                raise InputError(f"{patches_file}: no deep-ROI patch for case {absent[0]}")
+            patches = np.stack([npz[c] for c in case_ids]).astype(np.float32)
+    except (ValueError, OSError) as err:
+        raise InputError(f"{patches_file}: cannot read the patches ({err})") from None
+    if patches.shape[1:] != (160, 160):
+        raise InputError(f"{patches_file}: patches are {patches.shape[1:]}, expected (160, 160)")
+    return numeric, patches

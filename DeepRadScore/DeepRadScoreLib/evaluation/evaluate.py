@@ -26,8 +26,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .delong import delong_auc_ci, delong_roc_test
-from .metrics import METRIC_NAMES, threshold_metrics
+from DeepRadScoreLib.evaluation.delong import delong_auc_ci, delong_roc_test
+from DeepRadScoreLib.evaluation.metrics import METRIC_NAMES, threshold_metrics
 
 MODELS = ("radiomics", "deep", "fusion")
 MODEL_NAMES = {"radiomics": "Radiomics-Score", "deep": "Deep-CT", "fusion": "Deep-RadScore"}
@@ -129,7 +129,7 @@ def held_out_rows(table: pd.DataFrame) -> pd.DataFrame:
 
 def bundle_provenance(bundle, bundle_path: Path, synthetic: bool) -> dict[str, str]:
     """The facts a reader needs to judge the numbers: data, software, weights, training setup."""
-    from .bundle import package_versions
+    from DeepRadScoreLib.model.bundle import package_versions
 
     meta = bundle.meta
     data = meta.get("data", {})
@@ -187,16 +187,18 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     """Evaluate a bundle on the manifest's test rows; write the report folder atomically."""
     import time
 
-    from . import cohort_table as table1
-    from . import explain, figures
-    from .bundle import Bundle
-    from .errors import InputError
-    from .manifest import read_manifest
-    from .outputs import atomic_dir
-    from .progress import report, scaled
-    from .report import ReportContent, ReportFigure, ReportTable, write_report
-    from .scoring import score_cases
-    from .training import SYNTHETIC_MARKER, read_feature_table
+    from DeepRadScoreLib.evaluation import cohort_table as table1
+    from DeepRadScoreLib.evaluation import explain
+    from DeepRadScoreLib.evaluation import figures
+    from DeepRadScoreLib.model.bundle import Bundle
+    from DeepRadScoreLib.errors import InputError
+    from DeepRadScoreLib.io.manifest import read_manifest
+    from DeepRadScoreLib.outputs import atomic_dir
+    from DeepRadScoreLib.progress import report, scaled
+    from DeepRadScoreLib.evaluation.report import ReportContent, ReportFigure, ReportTable, write_report
+    from DeepRadScoreLib.model.scoring import score_cases
+    from DeepRadScoreLib.features.extraction import read_feature_table
+    from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -221,7 +223,7 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     synthetic = bundle.synthetic or (manifest_path.parent / SYNTHETIC_MARKER).exists()
 
     if features_csv is None:
-        from .extraction import extract_cohort
+        from DeepRadScoreLib.features.extraction import extract_cohort
 
         features_csv = output_dir.parent / f"{output_dir.name}.features.csv"
         report(progress, 0.02, f"extracting the test cases' features into {features_csv}", cancel)
@@ -359,22 +361,3 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
                             cohort_table=cohort_summary,
                             figures={k: output_dir / "figures" / v.name for k, v in made.items()},
                             skipped=skipped, seconds=seconds)
-
-
-def run_evaluate(args) -> int:
-    """The ``evaluate`` sub-command: a progress bar, then where the report is."""
-    import sys
-
-    from .progress import terminal_bar
-
-    with terminal_bar("evaluate") as progress:
-        result = evaluate_bundle(args.bundle, args.manifest, args.output, features_csv=args.features,
-                                 device=args.device, workers=args.workers, progress=progress)
-    fusion = result.metrics[result.metrics.model == "fusion"]
-    for row in fusion.itertuples():
-        print(f"{row.endpoint}: Deep-RadScore test AUC {row.auc:.3f} [{row.auc_ci_low:.3f}, "
-              f"{row.auc_ci_high:.3f}] (n={row.n}, {row.n_pos} positive)")
-    for endpoint, why in result.skipped.items():
-        print(f"note: {endpoint}: {why}", file=sys.stderr)
-    print(f"report: {result.output_dir / 'report.html'}")
-    return 0

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .classifiers import MODELS, positive_probability
-from .errors import InputError
-from .filehash import sha256_file
-from .outputs import atomic_dir
-from .radscore import RADSCORE_COLUMNS, RadScorePair
+from DeepRadScoreLib.model.classifiers import MODELS, positive_probability
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.filehash import sha256_file
+from DeepRadScoreLib.outputs import atomic_dir
+from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS, RadScorePair
 
 FORMAT_VERSION = 1
 BUNDLE_JSON = "bundle.json"
@@ -163,7 +163,7 @@ class Bundle:
             tensors = safetensors.torch.load_file(str(path / DEEP_FILE))
         except (KeyError, TypeError) as err:
             raise InputError(f"{meta_file}: incomplete bundle description ({err})") from None
-        from .deep_training import DeepEnsemble
+        from DeepRadScoreLib.deep.training import DeepEnsemble
 
         deep = DeepEnsemble.from_saved(meta["deep"], tensors, device=device)
         return cls(meta, radscores, classifiers, deep, path)
@@ -184,7 +184,7 @@ def _load_skops(file: Path):
 
 
 def package_versions() -> dict[str, str]:
-    from . import __version__
+    from DeepRadScoreLib import __version__
 
     versions = {"deepradscore": __version__, "python": platform.python_version()}
     for name in _VERSIONED_PACKAGES:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import Cancelled
-from .progress import report
-from .radscore import RadScorePair, auc
+from DeepRadScoreLib.errors import Cancelled
+from DeepRadScoreLib.progress import report
+from DeepRadScoreLib.model.radscore import RadScorePair, auc
 
 CANDIDATES = ("SVM", "KNN", "RF", "NB", "LR", "MLP", "LDA")
 MODELS = ("radiomics", "deep", "fusion")

@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ENDPOINTS, __version__
-from .errors import InputError
-from .outputs import atomic_dir
-from .progress import report
+from DeepRadScoreLib import ENDPOINTS, __version__
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
+from DeepRadScoreLib.outputs import atomic_dir
+from DeepRadScoreLib.progress import report
 
 GENERATOR = "DeepRadScore synthetic chest CT"
 # Bump when the images, labels or split that a seed gives change: a cached cohort with another
@@ -528,7 +529,7 @@ def generate_case(seed: int, index: int, labels: dict[str, int]) -> SyntheticCas
     """Generate case ``index`` of cohort ``seed`` with the given planted ``labels`` (0/1 each)."""
     from scipy import ndimage
 
-    from .regions import deep_roi_patch
+    from DeepRadScoreLib.regions import deep_roi_patch
 
     lab = {e: int(labels.get(e, 0)) for e in ENDPOINTS}
     # One stream per component, each drawn in a fixed order whatever the labels; textures have
@@ -833,7 +834,7 @@ def _write_case(job: tuple) -> dict:
 
 
 def _reusable(out_dir: Path, n_cases: int, seed: int) -> bool:
-    info_path = out_dir / "SYNTHETIC.json"
+    info_path = out_dir / SYNTHETIC_MARKER
     manifest = out_dir / "manifest.csv"
     if not (info_path.is_file() and manifest.is_file()):
         return False
@@ -869,7 +870,7 @@ def synthesise_cohort(out_dir, n_cases: int, seed: int = 0, progress=None, cance
     if _reusable(out_dir, n_cases, seed):
         report(progress, 1.0, f"reusing the synthetic cohort in {out_dir}", cancel)
         return out_dir / "manifest.csv"
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "SYNTHETIC.json").exists():
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / SYNTHETIC_MARKER).exists():
         raise InputError(f"{out_dir}: folder is not empty and holds no synthetic cohort; "
                          "give a new or empty folder")
     labels = assign_labels(n_cases, seed)
@@ -929,7 +930,7 @@ def _write_info(folder: Path, n_cases: int, seed: int, labels: CohortLabels) -> 
                  "positive label and on the cohort",
         "observed_prevalence": {e: round(float(labels.truth[e][known[e]].mean()), 4) for e in ENDPOINTS},
     }
-    (folder / "SYNTHETIC.json").write_text(json.dumps(info, indent=2) + "\n")
+    (folder / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
 
 def save_montage(image_path, mask_path, png_path, thickness_mm: float = 3.0) -> Path:
@@ -941,9 +942,9 @@ def save_montage(image_path, mask_path, png_path, thickness_mm: float = 3.0) -> 
     import matplotlib.pyplot as plt
     import SimpleITK as sitk
 
-    from .imaging import load_case
-    from .outputs import atomic_file
-    from .regions import deep_roi_patch, peritumoral_ring
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.outputs import atomic_file
+    from DeepRadScoreLib.regions import deep_roi_patch, peritumoral_ring
 
     case = load_case(image_path, mask_path)
     ring = peritumoral_ring(case.mask, thickness_mm)
@@ -973,13 +974,3 @@ def save_montage(image_path, mask_path, png_path, thickness_mm: float = 3.0) -> 
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return Path(png_path)
-
-
-def run_synth(args) -> int:
-    """``deepradscore synth -o DIR --cases N [--seed S]``"""
-    from .progress import terminal_bar
-
-    with terminal_bar("synth", total=args.cases, unit="cases") as progress:
-        manifest = synthesise_cohort(args.output, args.cases, args.seed, progress=progress)
-    print(f"wrote {args.cases} synthetic cases ({STATEMENT}); manifest: {manifest}")
-    return 0

@@ -41,10 +41,11 @@ from typing import Iterable, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import Cancelled, InputError
-from .progress import CancelCheck, ProgressCallback, report
+from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
-PARAMS_PATH = Path(__file__).resolve().parent.parent / "Resources" / "radiomics_params.yaml"
+# The default 851-feature parameter file ships inside the package, so an installed wheel has it.
+PARAMS_PATH = Path(__file__).resolve().parent / "radiomics_params.yaml"
 ROI_PREFIXES = ("tumor", "peritumoral")
 
 # Settings that change the image or mask before extraction in ways the shared-crop path does not
@@ -67,7 +68,6 @@ def _extractor(path: str):
     """One validated pyradiomics extractor per parameter file (per process)."""
     from radiomics import featureextractor
 
-    logging.getLogger("radiomics").setLevel(logging.ERROR)
     try:
         return featureextractor.RadiomicsFeatureExtractor(path)
     except Exception as err:  # pykwalify's SchemaError and friends: a bad file, not a bug

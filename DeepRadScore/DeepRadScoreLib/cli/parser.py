@@ -1,31 +1,9 @@
-"""The ``deepradscore`` command.
-
-Each sub-command's arguments are declared here; the work is done by a ``run_<command>(args)``
-function in the module that owns it (imported lazily so that ``--help`` is instant). An
-:class:`InputError` becomes ``error: <message>`` on stderr and exit status 2, with no traceback;
-the commands themselves write outputs atomically so nothing partial is left behind.
-"""
+"""The arguments of every ``deepradscore`` sub-command (argparse lives in ``cli`` only)."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 
-from . import ENDPOINTS, __version__
-from .errors import Cancelled, InputError
-
-# sub-command -> (module, function)
-HANDLERS = {
-    "extract": ("extraction", "run_extract"),
-    "ring": ("regions_cli", "run_ring"),
-    "patch": ("regions_cli", "run_patch"),
-    "synth": ("synth", "run_synth"),
-    "train": ("training", "run_train"),
-    "predict": ("analysis", "run_predict"),
-    "evaluate": ("evaluation", "run_evaluate"),
-    "compare-backbones": ("backbone_comparison", "run_compare_backbones"),
-    "demo": ("demo", "run_demo_command"),
-}
+from DeepRadScoreLib import ENDPOINTS, __version__
 
 
 def _endpoints(value: str) -> list[str]:
@@ -140,25 +118,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="demo-output", help="demo folder (reused on a second run)")
     p.add_argument("--cases", type=int, default=None, help="cohort size (default: the demo's)")
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    module_name, function_name = HANDLERS[args.command]
-    try:
-        module = importlib.import_module(f"{__package__}.{module_name}")
-        return int(getattr(module, function_name)(args) or 0)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Cancelled:
-        print("cancelled", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
-        print("interrupted: finished cases are kept in the cache; run the same command to resume",
-              file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

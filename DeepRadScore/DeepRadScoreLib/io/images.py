@@ -6,7 +6,7 @@ problem.
 
 Images: NIfTI, NRRD, MHA (anything SimpleITK reads) or a DICOM series (a folder, or one of its
 files). Masks: a label image on the CT's grid; Slicer's ``.seg.nrrd`` (segments in one or several
-layers, possibly cropped to a smaller extent than the CT); a DICOM RTSTRUCT or SEG (``dicom_io``).
+layers, possibly cropped to a smaller extent than the CT); a DICOM RTSTRUCT or SEG (``io.dicom``).
 Every mask format is first turned into a list of :class:`Segment` (label, name, rasteriser), and
 one rule picks the tumour among them: ``roi_name``, else ``label``, else the only one there is.
 """
@@ -15,20 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io import dicom
+from DeepRadScoreLib.io.grid import Segment, check_same_grid, place_on_grid
 
-# Two grids are "the same" when origins agree within this many mm and spacing/direction within
-# this relative tolerance: what survives a NIfTI/NRRD round trip of float32 headers.
-ORIGIN_TOLERANCE_MM = 1e-3
-GRID_TOLERANCE = 1e-4
-# A cropped segmentation (seg.nrrd, SEG frame) is accepted when its voxel centres fall on the
-# CT's within this fraction of a voxel; its axes may be the CT's axes permuted or flipped.
-SUBGRID_TOLERANCE_VOXELS = 1e-3
 
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_ID$")
 
@@ -43,27 +37,13 @@ class Case:
     mask_path: str = ""
 
 
-@dataclass
-class Segment:
-    """One candidate region of a mask file: its label number, its name (if the format has names)
-    and ``load()``, which returns it as a bool array ``[k, j, i]`` on the CT's grid."""
-
-    label: int
-    name: str | None
-    load: Callable[[], np.ndarray]
-
-    def describe(self) -> str:
-        return f"{self.label} '{self.name}'" if self.name is not None else str(self.label)
-
-
 def read_image(path: str | Path) -> sitk.Image:
     """Read a CT volume (NIfTI, NRRD, MHA, DICOM series folder or file) as float32 HU."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir() or _is_dicom(path):
-        from .dicom_io import read_series
-        return read_series(path)
+        return dicom.read_series(path)
     image = _read_sitk(path, "an image")
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3D image, got {image.GetDimension()}D")
@@ -110,8 +90,7 @@ def mask_segments(path: str | Path, reference: sitk.Image) -> list[Segment]:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir() or _is_dicom(path):
-        from .dicom_io import mask_segments as dicom_segments
-        return dicom_segments(path, reference)
+        return dicom.mask_segments(path, reference)
     mask = _read_sitk(path, "a mask")
     if any(_SEGMENT_KEY.match(key) for key in mask.GetMetaDataKeys()):
         return _segmentation_segments(mask, reference, str(path))
@@ -168,55 +147,6 @@ def binarise(mask: sitk.Image, reference: sitk.Image, label: int | None, name: s
     return _to_image(_load_nonempty(segment, name), reference)
 
 
-def check_same_grid(reference: sitk.Image, other: sitk.Image, name: str) -> None:
-    """Raise an :class:`InputError` unless ``other`` lies on ``reference``'s voxel grid."""
-    problems = []
-    if reference.GetSize() != other.GetSize():
-        problems.append(f"size {other.GetSize()} vs image {reference.GetSize()}")
-    if not np.allclose(reference.GetSpacing(), other.GetSpacing(), rtol=GRID_TOLERANCE, atol=0):
-        problems.append(f"spacing {_fmt(other.GetSpacing())} vs image {_fmt(reference.GetSpacing())}")
-    if not np.allclose(reference.GetOrigin(), other.GetOrigin(), rtol=0, atol=ORIGIN_TOLERANCE_MM):
-        problems.append(f"origin {_fmt(other.GetOrigin())} vs image {_fmt(reference.GetOrigin())}")
-    if not np.allclose(reference.GetDirection(), other.GetDirection(), rtol=0, atol=GRID_TOLERANCE):
-        problems.append("direction cosines differ from the image's")
-    if problems:
-        raise InputError(f"{name}: mask is not on the image's grid ({'; '.join(problems)})")
-
-
-def place_on_grid(array: np.ndarray, origin, spacing, direction, reference: sitk.Image,
-                  name: str) -> np.ndarray:
-    """Put a bool array ``[k, j, i]`` with its own geometry onto ``reference``'s grid, losslessly.
-
-    Its voxel centres must be voxel centres of the reference (a sub-grid: equal spacing, axes
-    equal to the reference's up to order and sign, origin on a reference voxel) and its non-zero
-    voxels inside the reference; anything else would need interpolation and is refused.
-    """
-    ref_matrix = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
-    own_matrix = np.array(direction, dtype=float).reshape(3, 3) * np.array(spacing, dtype=float)
-    to_reference = np.linalg.inv(ref_matrix)
-    transform = to_reference @ own_matrix  # own index (i, j, k) -> reference continuous index
-    offset = to_reference @ (np.asarray(origin, dtype=float) - np.array(reference.GetOrigin()))
-    used = [axis for axis in range(3) if array.shape[2 - axis] > 1]  # axes with more than one voxel
-    rounded_transform, rounded_offset = np.round(transform), np.round(offset)
-    aligned = (np.abs(transform[:, used] - rounded_transform[:, used]).max(initial=0) <= SUBGRID_TOLERANCE_VOXELS
-               and np.abs(offset - rounded_offset).max() <= SUBGRID_TOLERANCE_VOXELS
-               and all(np.abs(rounded_transform[:, a]).sum() == 1 for a in used)
-               and len({int(np.argmax(np.abs(rounded_transform[:, a]))) for a in used}) == len(used))
-    if not aligned:
-        raise InputError(f"{name}: the segmentation's voxels do not fall on the CT's voxels (different "
-                         "spacing, direction or a sub-voxel shift); resample it onto the CT first")
-    kji = np.argwhere(array)
-    index = kji[:, ::-1] @ rounded_transform.T + rounded_offset
-    index = index.astype(np.int64)
-    size = np.array(reference.GetSize())
-    inside = np.all((index >= 0) & (index < size), axis=1)
-    if not inside.all():
-        raise InputError(f"{name}: {int((~inside).sum())} segmented voxels lie outside the CT")
-    out = np.zeros(sitk.GetArrayViewFromImage(reference).shape, dtype=bool)
-    out[index[:, 2], index[:, 1], index[:, 0]] = True
-    return out
-
-
 def _segmentation_segments(seg: sitk.Image, reference: sitk.Image, name: str) -> list[Segment]:
     """Segments of a Slicer ``.seg.nrrd``: ``SegmentN_*`` keys; several layers arrive as components."""
     if seg.GetDimension() != 3:
@@ -249,8 +179,7 @@ def _segmentation_segments(seg: sitk.Image, reference: sitk.Image, name: str) ->
 def _mask_file(path: Path) -> Path:
     """A folder given as a mask stands for the one RTSTRUCT/SEG file in it: name that file in errors."""
     if path.is_dir():
-        from .dicom_io import find_mask_object
-        return find_mask_object(path)
+        return dicom.find_mask_object(path)
     return path
 
 
@@ -276,12 +205,7 @@ def _read_sitk(path: Path, what: str) -> sitk.Image:
 
 
 def _is_dicom(path: Path) -> bool:
-    from .dicom_io import is_dicom_file
-    return is_dicom_file(path)
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+    return dicom.is_dicom_file(path)
 
 
 def _first_line(err: Exception) -> str:

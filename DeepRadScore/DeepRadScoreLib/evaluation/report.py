@@ -16,8 +16,8 @@ from typing import Mapping, Sequence, Union
 
 import pandas as pd
 
-from . import __version__
-from .outputs import atomic_file
+from DeepRadScoreLib import __version__
+from DeepRadScoreLib.outputs import atomic_file
 
 SYNTHETIC_BANNER = "Trained on synthetic data — not for clinical use"
 TEMPLATE = Path(__file__).with_name("report_template.html")

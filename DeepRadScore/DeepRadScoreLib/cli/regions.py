@@ -13,10 +13,10 @@ import argparse
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
-from .imaging import load_case, read_constraint
-from .outputs import atomic_file
-from .regions import WINDOWS, deep_roi_patch, peritumoral_ring, sample_patch
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io.images import load_case, read_constraint
+from DeepRadScoreLib.outputs import atomic_file
+from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, peritumoral_ring, sample_patch
 
 PNG_SCALE = 3
 OUTLINE_RGB = (255, 40, 40)

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import nn
 
-from .errors import InputError
-from .filehash import sha256_file
-from .progress import ProgressCallback, report
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.filehash import sha256_file
+from DeepRadScoreLib.progress import ProgressCallback, report
 
 BACKBONES = ("densenet121", "resnet50", "resnet101", "vgg19", "inception_v3")
 DEFAULT_K = 10

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .delong import delong_auc_ci
-from .errors import InputError
-from .metrics import bootstrap_metric_cis, threshold_metrics
+from DeepRadScoreLib.evaluation.delong import delong_auc_ci
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.evaluation.metrics import bootstrap_metric_cis, threshold_metrics
 
 BACKBONES = ("resnet50", "resnet101", "densenet121", "vgg19", "inception_v3")
 SETS = ("training", "validation", "test")
@@ -53,12 +53,12 @@ def _patches(cohort, rows: pd.DataFrame, features_csv, progress, cancel) -> np.n
     """Deep-ROI patches of ``rows``: from the feature table's patches file, else from the CTs."""
     case_ids = list(rows["case_id"].astype(str))
     if features_csv is not None:
-        from .training import read_feature_table
+        from DeepRadScoreLib.features.extraction import read_feature_table
 
         return read_feature_table(features_csv, case_ids)[1]
-    from .imaging import load_case
-    from .progress import report
-    from .regions import deep_roi_patch
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.progress import report
+    from DeepRadScoreLib.regions import deep_roi_patch
 
     patches = []
     for i, case in enumerate(cohort.cases(case_ids)):
@@ -72,13 +72,13 @@ def compare_backbones(manifest_path, endpoint: str, output_dir, backbones=BACKBO
                       device: str = "auto", features_csv=None, seed: int = 0, n_boot: int = 2000,
                       progress=None, cancel=None) -> pd.DataFrame:
     """Train each backbone on the training rows and write Table 2 (CSV + HTML) atomically."""
-    from .deep_model import check_backbone
-    from .deep_training import DeepConfig, assign_folds, train_deep
-    from .manifest import read_manifest
-    from .outputs import atomic_dir
-    from .progress import report, scaled
-    from .report import ReportContent, ReportTable, write_report
-    from .training import SYNTHETIC_MARKER
+    from DeepRadScoreLib.deep.model import check_backbone
+    from DeepRadScoreLib.deep.training import DeepConfig, assign_folds, train_deep
+    from DeepRadScoreLib.io.manifest import read_manifest
+    from DeepRadScoreLib.outputs import atomic_dir
+    from DeepRadScoreLib.progress import report, scaled
+    from DeepRadScoreLib.evaluation.report import ReportContent, ReportTable, write_report
+    from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 
     manifest_path = Path(manifest_path)
     backbones = [check_backbone(b) for b in backbones]
@@ -163,17 +163,3 @@ def display_table(result: pd.DataFrame) -> pd.DataFrame:
     for name, title in zip(TABLE_METRICS, ("Accuracy %", "Sensitivity %", "Specificity %", "PPV %", "NPV %")):
         out[title] = [cell(r, name, 100, 1) for _, r in result.iterrows()]
     return out
-
-
-def run_compare_backbones(args) -> int:
-    """The ``compare-backbones`` sub-command."""
-    from .progress import terminal_bar
-
-    with terminal_bar("compare-backbones") as progress:
-        result = compare_backbones(args.manifest, args.endpoint, args.output, backbones=args.backbones,
-                                   epochs=args.epochs, device=args.device, features_csv=args.features,
-                                   seed=args.seed, progress=progress)
-    for row in result[result.set == "test"].itertuples():
-        print(f"{row.backbone}: test AUC {row.auc:.3f} [{row.auc_ci_low:.3f}, {row.auc_ci_high:.3f}]")
-    print(f"table: {Path(args.output) / 'table2.csv'}")
-    return 0

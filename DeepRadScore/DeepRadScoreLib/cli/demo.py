@@ -12,14 +12,21 @@ model it trains has learnt planted synthetic signals and means nothing clinicall
 """
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
-import pandas as pd
 
-from .errors import InputError
-from .filehash import sha256_file
+from DeepRadScoreLib.cli.evaluate import run_evaluate
+from DeepRadScoreLib.cli.extract import run_extract
+from DeepRadScoreLib.cli.parser import build_parser
+from DeepRadScoreLib.cli.predict import run_predict
+from DeepRadScoreLib.cli.synth import run_synth
+from DeepRadScoreLib.cli.train import run_train
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.filehash import sha256_file
 
 DEMO_CASES = 160
 DEMO_SEED = 7
@@ -32,10 +39,9 @@ def _step(title: str) -> float:
     return time.perf_counter()
 
 
-def _run(argv: list[str]) -> None:
-    from .cli import main
-
-    status = main(argv)
+def _run(handler: Callable[[argparse.Namespace], int], argv: list[str]) -> None:
+    """One step through the very handler and argument parser of ``deepradscore ARGV``."""
+    status = handler(build_parser().parse_args(argv))
     if status != 0:
         raise InputError(f"demo step `deepradscore {' '.join(argv)}` failed (exit {status})")
 
@@ -43,7 +49,7 @@ def _run(argv: list[str]) -> None:
 def _bundle_matches(bundle: Path, key: dict) -> bool:
     """Reuse a bundle only if it loads (hashes intact) and was trained on these very features
     with these arguments."""
-    from .bundle import Bundle
+    from DeepRadScoreLib.model.bundle import Bundle
 
     key_file = bundle.parent / "bundle.key.json"
     if not (bundle / "bundle.json").exists() or not key_file.exists():
@@ -70,10 +76,10 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
     started = time.perf_counter()
 
     _step(f"1/5 synthetic cohort: {n_cases} chest CTs with planted labels -> {cohort}")
-    _run(["synth", "-o", str(cohort), "--cases", str(n_cases), "--seed", str(DEMO_SEED)])
+    _run(run_synth, ["synth", "-o", str(cohort), "--cases", str(n_cases), "--seed", str(DEMO_SEED)])
 
     _step("2/5 radiomics features of tumour + 3 mm ring (1,702 per case) and deep-ROI patches")
-    _run(["extract", "--manifest", str(manifest), "-o", str(features), "--workers", "2"])
+    _run(run_extract, ["extract", "--manifest", str(manifest), "-o", str(features), "--workers", "2"])
 
     _step("3/5 training Radiomics-Score, Deep-CT and Deep-RadScore for all endpoints")
     train_argv = _train_argv(manifest, bundle)
@@ -81,18 +87,18 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
     if _bundle_matches(bundle, key):
         print("   reusing the bundle from a previous run")
     else:
-        _run(train_argv)
+        _run(run_train, train_argv)
         (bundle.parent / "bundle.key.json").write_text(json.dumps(key))
 
     _step("4/5 evaluation on the held-out test split and HTML report")
-    _run(["evaluate", str(bundle), "--manifest", str(manifest), "-o", str(report),
+    _run(run_evaluate, ["evaluate", str(bundle), "--manifest", str(manifest), "-o", str(report),
           "--features", str(features)])
 
     _step("5/5 prediction with Grad-CAM on a held-out case")
     endpoint = _best_deep_endpoint(report / "metrics.csv")
     case = _held_out_case(manifest, endpoint)
     heatmap = prediction / "heatmap.nii.gz"
-    _run(["predict", str(bundle), str(case["image"]), str(case["mask"]),
+    _run(run_predict, ["predict", str(bundle), str(case["image"]), str(case["mask"]),
           "-o", str(prediction / "result.json"), "--gradcam", str(heatmap),
           "--gradcam-endpoint", endpoint])
 
@@ -110,9 +116,9 @@ def _overview(case: dict, heatmap: Path, png: Path) -> Path:
     """A picture of the predicted case: its ring, deep-ROI patch and Grad-CAM heatmap."""
     import SimpleITK as sitk
 
-    from .figures import case_overview_figure
-    from .imaging import load_case
-    from .regions import deep_roi_patch, peritumoral_ring
+    from DeepRadScoreLib.evaluation.figures import case_overview_figure
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.regions import deep_roi_patch, peritumoral_ring
 
     loaded = load_case(case["image"], case["mask"])
     result = json.loads((png.parent / "result.json").read_text())
@@ -127,6 +133,8 @@ def _overview(case: dict, heatmap: Path, png: Path) -> Path:
 def _best_deep_endpoint(metrics_csv: Path) -> str:
     """The endpoint whose Deep-CT model separates the test cases best: its heatmap is the one
     worth looking at (a heatmap of a network that learnt nothing shows nothing)."""
+    import pandas as pd
+
     metrics = pd.read_csv(metrics_csv)
     deep = metrics[metrics["model"] == "deep"].sort_values("auc", ascending=False)
     return str(deep["endpoint"].iloc[0])
@@ -134,6 +142,8 @@ def _best_deep_endpoint(metrics_csv: Path) -> str:
 
 def _held_out_case(manifest: Path, endpoint: str) -> dict:
     """The first test case positive for ``endpoint`` (the first test case if there is none)."""
+    import pandas as pd
+
     table = pd.read_csv(manifest, dtype=str)
     test = table[table["split"] == "test"] if "split" in table else table
     positive = test[test.get(endpoint, pd.Series(dtype=str)) == "1"]
@@ -143,6 +153,8 @@ def _held_out_case(manifest: Path, endpoint: str) -> dict:
 
 
 def _print_summary(products: dict[str, Path], metrics_csv: Path, minutes: float) -> None:
+    import pandas as pd
+
     metrics = pd.read_csv(metrics_csv)
     fusion = metrics[metrics["model"] == "fusion"][["endpoint", "classifier", "n", "n_pos", "auc",
                                                    "auc_ci_low", "auc_ci_high"]]
@@ -160,6 +172,6 @@ def _print_summary(products: dict[str, Path], metrics_csv: Path, minutes: float)
           "foreground; or open the Deep-RadScore module, choose the bundle folder above and press Run.")
 
 
-def run_demo_command(args) -> int:
+def run_demo_command(args: argparse.Namespace) -> int:
     run_demo(args.output, args.cases or DEMO_CASES)
     return 0

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deep_model import BACKBONES, DeepCT, check_backbone, load_backbone_weights
-from .errors import Cancelled, InputError
-from .progress import CancelCheck, ProgressCallback, report, scaled
-from .regions import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, WINDOWS
+from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, check_backbone, load_backbone_weights
+from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report, scaled
+from DeepRadScoreLib.regions import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, WINDOWS
 
 FORMAT_VERSION = 1
 MODES = ("per-endpoint", "multitask")
@@ -339,7 +339,7 @@ class DeepEnsemble:
 
     def gradcams(self, patch_hu, endpoints: Optional[list[str]] = None) -> dict[str, np.ndarray]:
         """:meth:`gradcam` for several endpoints, one backbone pass per network (not per endpoint)."""
-        from .gradcam import gradcam_endpoints
+        from DeepRadScoreLib.deep.gradcam import gradcam_endpoints
 
         endpoints = list(self.endpoints if endpoints is None else endpoints)
         for endpoint in endpoints:

@@ -25,8 +25,12 @@ from typing import Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from . import ENDPOINTS
-from .errors import InputError
+from DeepRadScoreLib import ENDPOINTS
+from DeepRadScoreLib.errors import InputError
+
+# A cohort folder holding this file beside its manifest is synthetic (``deepradscore synth``):
+# bundles trained on it and reports of it say so.
+SYNTHETIC_MARKER = "SYNTHETIC.json"
 
 REQUIRED = ("case_id", "image", "mask")
 SPLITS = ("train", "test")

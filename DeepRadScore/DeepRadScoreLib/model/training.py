@@ -23,13 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bundle import FORMAT_VERSION, Bundle, package_versions
-from .classifiers import MIN_PER_CLASS, N_SPLITS, fit_classifier, model_inputs, select_classifier
-from .errors import InputError
-from .progress import report, scaled, terminal_bar
-from .radscore import RadScorePair
+from DeepRadScoreLib.model.bundle import FORMAT_VERSION, Bundle, package_versions
+from DeepRadScoreLib.model.classifiers import MIN_PER_CLASS, N_SPLITS, fit_classifier, model_inputs, select_classifier
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.extraction import read_feature_table
+from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
+from DeepRadScoreLib.progress import report, scaled, terminal_bar
+from DeepRadScoreLib.model.radscore import RadScorePair
 
-SYNTHETIC_MARKER = "SYNTHETIC.json"
 
 
 def min_per_class(deep_folds: int) -> int:
@@ -46,7 +47,7 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
     ``features``: index case_id, the 1702 radiomics columns; ``patches_hu``: ``(N, 160, 160)`` in
     the same order; ``labels``: index case_id, one column per endpoint, 1 / 0 / NaN (unknown).
     """
-    from .deep_training import train_deep
+    from DeepRadScoreLib.deep.training import train_deep
 
     started = time.perf_counter()
     if cv_repeats < 1:
@@ -139,8 +140,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
                  cancel=None) -> Bundle:
     """Read the cohort, get its features (given table, else extracted into a cache beside the
     bundle), train on the training rows and write the bundle directory atomically."""
-    from .deep_training import DeepConfig
-    from .manifest import read_manifest
+    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.io.manifest import read_manifest
 
     manifest_path = Path(manifest)
     output_dir = Path(output_dir)
@@ -154,7 +155,7 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         raise InputError(f"{manifest_path}: no endpoint column (e.g. LVI, EGFR, or name one with --endpoints)")
 
     if features_csv is None:
-        from .extraction import extract_cohort
+        from DeepRadScoreLib.features.extraction import extract_cohort
 
         features_csv = output_dir.parent / f"{output_dir.name}.features.csv"
         report(progress, 0.0, f"extracting features into {features_csv}", cancel)
@@ -179,68 +180,6 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
                         workers=workers, data=data, progress=progress, cancel=cancel)
     bundle.save(output_dir)
     return bundle
-
-
-def read_feature_table(features_csv, case_ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows of ``case_ids`` (in that order) from a feature table and its patches file."""
-    from .extraction import output_paths
-
-    features_csv, patches_file = output_paths(features_csv)[:2]
-    for file in (features_csv, patches_file):
-        if not file.is_file():
-            raise InputError(f"{file}: file not found")
-    try:
-        table = pd.read_csv(features_csv, dtype={"case_id": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise InputError(f"{features_csv}: cannot read as CSV ({err})") from None
-    if "case_id" not in table.columns:
-        raise InputError(f"{features_csv}: no case_id column")
-    table = table.set_index("case_id")
-    missing = [c for c in case_ids if c not in table.index]
-    if missing:
-        raise InputError(f"{features_csv}: no features for case {missing[0]}"
-                         + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    features = table.loc[case_ids]
-    numeric = features.apply(pd.to_numeric, errors="coerce")
-    bad = numeric.isna() & features.notna()
-    if bad.any().any():
-        row, column = bad.stack()[bad.stack()].index[0]
-        raise InputError(f"{features_csv}: case {row}: column {column} is not a number")
-    try:
-        with np.load(patches_file, allow_pickle=False) as npz:
-            absent = [c for c in case_ids if c not in npz.files]
-            if absent:
-                raise InputError(f"{patches_file}: no deep-ROI patch for case {absent[0]}")
-            patches = np.stack([npz[c] for c in case_ids]).astype(np.float32)
-    except (ValueError, OSError) as err:
-        raise InputError(f"{patches_file}: cannot read the patches ({err})") from None
-    if patches.shape[1:] != (160, 160):
-        raise InputError(f"{patches_file}: patches are {patches.shape[1:]}, expected (160, 160)")
-    return numeric, patches
-
-
-def run_train(args) -> int:
-    """The ``train`` sub-command."""
-    from .deep_training import DeepConfig
-
-    config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
-                        k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
-                        pretrained=args.pretrained)
-    with terminal_bar("train") as progress:
-        bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
-                              features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
-                              workers=args.workers, progress=progress)
-    for endpoint, why in bundle.skipped.items():
-        print(f"skipped {endpoint}: {why}", file=sys.stderr)
-    for endpoint in bundle.endpoints:
-        info = bundle.meta["models"][endpoint]["models"]
-        print(f"{endpoint}: " + "; ".join(f"{m} {v['chosen']} CV AUC {v['cv_auc'][v['chosen']]['mean']:.3f}"
-                                          f" ± {v['cv_auc'][v['chosen']]['sd']:.3f}"
-                                          for m, v in info.items()))
-    if bundle.synthetic:
-        print("note: trained on a SYNTHETIC cohort; the bundle has no clinical meaning", file=sys.stderr)
-    print(f"bundle written to {args.output}")
-    return 0
 
 
 def _plain(value):

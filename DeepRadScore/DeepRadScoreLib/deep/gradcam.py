@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .deep_model import DeepCT
+from DeepRadScoreLib.deep.model import DeepCT
 
 
 def gradcam(model: DeepCT, x: torch.Tensor, endpoint: int | str = 0) -> np.ndarray:
