@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 BLOCK = 1 << 20  # read in 1 MiB blocks: CT volumes and weight files do not fit comfortably at once
 

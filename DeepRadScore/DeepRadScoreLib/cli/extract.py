@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.progress import terminal_bar
+
+logger = logging.getLogger(__name__)
 
 
 def run_extract(args: argparse.Namespace) -> int:

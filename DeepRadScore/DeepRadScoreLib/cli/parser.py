@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from DeepRadScoreLib import ENDPOINTS, __version__
+
+logger = logging.getLogger(__name__)
 
 
 def _endpoints(value: str) -> list[str]:

@@ -9,6 +9,7 @@ patient's right on the left, as radiologists view it).
 from __future__ import annotations
 
 import argparse
+import logging
 
 import numpy as np
 import SimpleITK as sitk
@@ -17,6 +18,8 @@ from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io.images import load_case, read_constraint
 from DeepRadScoreLib.outputs import atomic_file
 from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, peritumoral_ring, sample_patch
+
+logger = logging.getLogger(__name__)
 
 PNG_SCALE = 3
 OUTLINE_RGB = (255, 40, 40)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from DeepRadScoreLib.progress import terminal_bar
+
+logger = logging.getLogger(__name__)
 
 
 def run_train(args: argparse.Namespace) -> int:

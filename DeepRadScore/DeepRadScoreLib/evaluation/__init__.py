@@ -1,1 +1,4 @@
-"""TODO"""
+"""Evaluation on held-out cases: AUCs with DeLong CIs and tests, threshold metrics with bootstrap
+CIs, the cohort table (Table 1), figures, SHAP, Grad-CAM panels, the backbone comparison (Table 2)
+and the self-contained HTML report.
+"""

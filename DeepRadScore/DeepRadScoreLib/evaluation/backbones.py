@@ -14,6 +14,7 @@ are optimistic by construction (the network saw those cases); only the test row 
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import pandas as pd
 from DeepRadScoreLib.evaluation.delong import delong_auc_ci
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.evaluation.metrics import bootstrap_metric_cis, threshold_metrics
+
+logger = logging.getLogger(__name__)
 
 BACKBONES = ("resnet50", "resnet101", "densenet121", "vgg19", "inception_v3")
 SETS = ("training", "validation", "test")

@@ -1,0 +1,61 @@
+"""The engine as a user installs it: a wheel built from this repository, not the source tree.
+
+A plain (non-editable) install must carry the default 851-feature parameter file and the report
+template inside the package (issue 9): the wheel is built from a copy of the sources, installed
+with ``pip install --no-deps --target`` and run from another working directory with the target
+first on ``PYTHONPATH``, so nothing can come from the checkout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "DeepRadScore" / "DeepRadScoreLib", src / "DeepRadScore" / "DeepRadScoreLib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(dist), str(src)], check=True, capture_output=True, text=True)
+    (wheel,) = dist.glob("deepradscore-*.whl")
+    return wheel
+
+
+def test_installed_wheel_carries_and_uses_the_default_parameters(tmp_path, phantom_paths):
+    wheel = _build_wheel(tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "DeepRadScoreLib/features/radiomics_params.yaml" in names
+    assert "DeepRadScoreLib/evaluation/report_template.html" in names
+
+    target, work = tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=str(target))
+    where = subprocess.run(
+        [sys.executable, "-c", "import DeepRadScoreLib, DeepRadScoreLib.features.radiomics as r; "
+                               "print(DeepRadScoreLib.__file__); print(r.PARAMS_PATH)"],
+        cwd=work, env=env, check=True, capture_output=True, text=True).stdout.split()
+    assert all(Path(p).resolve().is_relative_to(target.resolve()) for p in where), where
+    assert Path(where[1]).read_bytes() == (ROOT / "DeepRadScore/DeepRadScoreLib/features/radiomics_params.yaml").read_bytes()
+
+    image, mask = phantom_paths
+    out = work / "features.csv"
+    run = subprocess.run([sys.executable, "-m", "DeepRadScoreLib.cli.main", "extract", str(image), str(mask),
+                          "-o", str(out)], cwd=work, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    table = pd.read_csv(out)
+    assert table.shape == (1, 1 + 2 * 851)
+    assert table["tumor_original_shape_VoxelVolume"].iloc[0] > 0
