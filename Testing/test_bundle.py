@@ -88,3 +88,137 @@ def test_missing_bundle_and_skipped_endpoint_messages(trained, tmp_path):  # noq
     bundle = Bundle.load(trained["bundle"], device="cpu")
     with pytest.raises(InputError, match="RARE was skipped at training: 3 positive"):
         bundle.check_endpoint("RARE")
+
+
+# --- malformed bundles whose hashes were recomputed: one error line, exit 2, no traceback -------
+
+def _cli_error(bundle_copy, tmp_path, capsys) -> str:
+    """`deepradscore predict` on the bundle; returns its one error line (exit 2, no output)."""
+    from conftest import make_case
+    import SimpleITK as sitk
+
+    from DeepRadScoreLib.cli.main import main
+
+    image, mask = make_case(shape=(12, 24, 24), radius_mm=4.0)
+    sitk.WriteImage(image, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+    out = tmp_path / "result.json"
+    code = main(["predict", str(bundle_copy), str(tmp_path / "ct.nii.gz"), str(tmp_path / "mask.nii.gz"),
+                 "-o", str(out), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 2 and not out.exists()
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert lines[-1].startswith(f"error: {bundle_copy}"), lines
+    return lines[-1]
+
+
+MALFORMED = {
+    "models is a list": (lambda m: m.update(models=[]), "models: expected an object"),
+    "threshold is text": (lambda m: m["models"]["PLANT"]["models"]["fusion"].update(threshold="high"),
+                          "models.PLANT.models.fusion.threshold: expected a number"),
+    "chosen is unknown": (lambda m: m["models"]["PLANT"]["models"]["deep"].update(chosen="XGB"),
+                          "models.PLANT.models.deep: unknown classifier 'XGB'"),
+    "nested estimate missing": (lambda m: m["models"]["NULL"]["models"]["radiomics"].pop("nested_cv_auc"),
+                                "models.NULL.models.radiomics.nested_cv_auc: missing"),
+    "a model missing": (lambda m: m["models"]["NULL"]["models"].pop("fusion"), "models.NULL: models must be"),
+    "settings missing": (lambda m: m.pop("settings"), "settings: missing"),
+    "thickness negative": (lambda m: m["settings"].update(thickness_mm=-3),
+                           "settings: thickness_mm must be a positive number"),
+    "feature not in table": (lambda m: m["models"]["PLANT"]["radscore"]["tumor"]["features"][0].update(name="x"),
+                             "feature x is not among feature_names"),
+    "endpoints disagree": (lambda m: m.update(endpoints=["PLANT"]), "endpoints and models must name"),
+    "deep k is text": (lambda m: m["parameters"]["deep"].update(k="4"), "parameters.deep.k"),
+    "deep description empty": (lambda m: m.update(deep={}), "deep.safetensors"),
+    "files is a list": (lambda m: m.update(files=[]), "files: expected an object"),
+    "unknown field": (lambda m: m.update(extra=1), "unknown field 'extra'"),
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_bundle_json_is_one_error_line(name, bundle_copy, tmp_path, capsys):
+    change, message = MALFORMED[name]
+    _rewrite_meta(bundle_copy, change)
+    with pytest.raises(InputError) as info:
+        Bundle.load(bundle_copy, device="cpu")
+    assert str(info.value).startswith(str(bundle_copy)) and message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_pickle_in_place_of_the_networks_and_foreign_estimator_are_refused(bundle_copy, tmp_path, capsys):
+    import pickle
+
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+
+    deep = bundle_copy / "deep.safetensors"
+    deep.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({deep.name: sha256_file(deep)}))
+    line = _cli_error(bundle_copy, tmp_path, capsys)
+    assert "deep.safetensors: not a readable safetensors file" in line, line
+
+    # A scikit-learn type skops trusts by default, but not a classifier on the model's inputs.
+    name = "PLANT_radiomics.skops"
+    skops.io.dump(LinearRegression().fit(np.zeros((3, 2)), [0, 1, 2]), bundle_copy / name)
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
+    with pytest.raises(InputError, match="PLANT_radiomics.skops: not a fitted classifier on 2 inputs"):
+        Bundle.load(bundle_copy, device="cpu")
+
+
+def test_cli_reports_a_malformed_bundle_in_one_line(bundle_copy, tmp_path, capsys):
+    _rewrite_meta(bundle_copy, lambda meta: meta.update(models=[]))
+    assert "models: expected an object" in _cli_error(bundle_copy, tmp_path, capsys)
+
+
+def test_older_format_and_non_json_are_refused(bundle_copy):
+    _rewrite_meta(bundle_copy, lambda meta: meta.update(format_version=1))
+    with pytest.raises(InputError, match="format 1 does not record its extraction settings"):
+        Bundle.load(bundle_copy, device="cpu")
+    (bundle_copy / "bundle.json").write_text("[1, 2")
+    with pytest.raises(InputError, match="bundle.json: not valid JSON"):
+        Bundle.load(bundle_copy, device="cpu")
+
+
+def test_every_bundle_file_has_normal_permissions(trained, tmp_path):  # noqa: F811
+    """Issue 12 s.8: deep.safetensors was 0600 (safetensors writes private files)."""
+    import os
+
+    from DeepRadScoreLib.outputs import _default_mode
+
+    bundle = Bundle.load(trained["bundle"], device="cpu")
+    bundle.save(tmp_path / "again")
+    for item in [tmp_path / "again", *(tmp_path / "again").iterdir()]:
+        expected = _default_mode(0o777 if item.is_dir() else 0o666)
+        assert os.stat(item).st_mode & 0o777 == expected, (item.name, oct(os.stat(item).st_mode))
+
+
+def test_typed_metadata_and_settings_api(trained):  # noqa: F811
+    """What the Slicer Logic and the commands read: typed, never a nested dict."""
+    from DeepRadScoreLib.features.radiomics import PARAMS_PATH
+    from DeepRadScoreLib.model.meta import BundleMeta, ModelInfo
+
+    bundle = Bundle.load(trained["bundle"], device="cpu")
+    assert isinstance(bundle.meta, BundleMeta)
+    info = bundle.model_info("PLANT", "fusion")
+    assert isinstance(info, ModelInfo) and info.chosen_cv_auc is info.cv_auc[info.chosen]
+    assert 0.0 <= info.nested_cv_auc.mean <= 1.0 and len(info.nested_cv_auc.chosen) == 5
+    assert bundle.settings.thickness_mm == 3.0
+    assert bundle.settings.params_path() == PARAMS_PATH
+    assert bundle.extraction_settings(3.0, PARAMS_PATH) == bundle.settings
+    with pytest.raises(InputError, match=r"bundle.*: the bundle was trained on features extracted with "
+                                         r"other settings: given ring thickness 5 mm, not 3 mm"):
+        bundle.extraction_settings(thickness_mm=5)
+    with pytest.raises(InputError, match=f"{trained['bundle']}: endpoint KRAS is not in this bundle"):
+        bundle.check_endpoint("KRAS")
+
+
+def test_loading_a_bundle_imports_no_training_code(trained):  # noqa: F811
+    """Prediction never imports training code (issue 9): checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from DeepRadScoreLib.model.bundle import Bundle; "
+            f"Bundle.load({str(trained['bundle'])!r}, device='cpu'); "
+            "print(sorted(m for m in sys.modules if m.startswith('DeepRadScoreLib') and 'training' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

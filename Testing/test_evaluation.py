@@ -23,6 +23,7 @@ from DeepRadScoreLib.evaluation import delong
 from DeepRadScoreLib.evaluation import evaluate as evaluation
 from DeepRadScoreLib.evaluation import metrics
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
 
 from test_report import CHROMIUM, check_in_chromium
 
@@ -116,6 +117,7 @@ def write_cohort(folder, n=70, seed=0):
     for i in np.flatnonzero(lvi):
         patches[i][blob] += 700
     np.savez(folder / "features.patches.npz", **{c: p for c, p in zip(case_ids, patches)})
+    write_settings(settings_path(folder / "features.csv"), ExtractionSettings.current())
     return manifest
 
 
@@ -135,7 +137,7 @@ def trained(tmp_path_factory):
     config = DeepConfig(folds=2, epochs=1, k=3, mode="multitask", batch_size=16, device="cpu", patience=1)
     bundle = fit_bundle(features, patches, labels, config, cv_repeats=1, seed=0,
                         data={"synthetic": True, "manifest": str(folder / "manifest.csv"),
-                              "n_training_cases": len(train)})
+                              "n_training_cases": len(train)}, settings=ExtractionSettings.current())
     bundle.save(folder / "bundle")
     return folder, manifest, bundle
 
@@ -170,7 +172,7 @@ def test_evaluate_writes_metrics_from_test_cases_only(evaluated):
         # The bundle's threshold (from training), not one tuned on these cases.
         expected = metrics.threshold_metrics(p.label.to_numpy(int), p.score.to_numpy(), bundle.threshold(row.endpoint, row.model))
         assert row.accuracy == pytest.approx(expected["accuracy"])
-        assert row.classifier == bundle.model_info(row.endpoint, row.model)["chosen"]
+        assert row.classifier == bundle.model_info(row.endpoint, row.model).chosen
     fusion = table[table.model == "fusion"].set_index("endpoint")
     # The planted endpoint is separated on held-out cases; the independent one is not.
     assert fusion.at["LVI", "auc"] >= 0.8
@@ -190,12 +192,18 @@ def test_evaluate_writes_table1_figures_and_a_report_that_renders(evaluated, tmp
     assert "gradcam.png" in names
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "not for clinical use" in html and "ImageNet weights" in html
+    # Both training figures are shown, and the report says which is which (issue 11 s.2).
+    assert "nested CV AUC (honest estimate)" in html and "CV AUC of the chosen (best of 7)" in html
+    assert "optimistic" in html and "Quote the nested figure" in html
+    nested = bundle.model_info("LVI", "fusion").nested_cv_auc.mean
+    assert f"{nested:.3f} ±" in html
+    assert "ring 3 mm" in html  # the extraction settings in the provenance
     assert html.count("data:image/png;base64,") == len(names)
     if CHROMIUM is None and not os.environ.get("CI"):
         pytest.skip("chromium not installed")
     seen_dom = check_in_chromium(out / "report.html", tmp_path)
     assert len(seen_dom["imgs"]) == len(names) and all(i["ok"] for i in seen_dom["imgs"])
-    assert len(seen_dom["tables"]) == 2 and all(t["rows"] > 0 for t in seen_dom["tables"])
+    assert len(seen_dom["tables"]) == 3 and all(t["rows"] > 0 for t in seen_dom["tables"])
 
 
 def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
@@ -205,6 +213,7 @@ def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
     bad = tmp_path / "features.csv"
     features[features.case_id != test_case].to_csv(bad, index=False)
     shutil.copy(folder / "features.patches.npz", tmp_path / "features.patches.npz")
+    shutil.copy(folder / "features.settings.json", tmp_path / "features.settings.json")
     out = tmp_path / "report"
     with pytest.raises(InputError, match=f"{test_case}"):
         evaluation.evaluate_bundle(folder / "bundle", folder / "manifest.csv", out, features_csv=bad,
@@ -213,6 +222,29 @@ def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
     code = cli.main(["evaluate", str(tmp_path / "no-bundle"), "--manifest", str(folder / "manifest.csv"),
                      "-o", str(out)])
     assert code == 2 and not out.exists()
+
+
+def test_evaluate_refuses_features_or_options_against_the_bundle_settings(trained, tmp_path, capsys):
+    """Issue 11 s.3: a table extracted with 5 mm rings, or `--thickness-mm 5`, on a 3 mm bundle."""
+    from dataclasses import replace
+
+    folder, manifest, bundle = trained
+    for name in ("features.csv", "features.patches.npz"):
+        shutil.copy(folder / name, tmp_path / name)
+    write_settings(settings_path(tmp_path / "features.csv"),
+                   replace(ExtractionSettings.current(), thickness_mm=5.0))
+    out = tmp_path / "report"
+    argv = ["evaluate", str(folder / "bundle"), "--manifest", str(folder / "manifest.csv"), "-o", str(out),
+            "--features", str(tmp_path / "features.csv"), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {tmp_path / 'features.csv'}: extracted with other settings than the "
+                          f"bundle") and "ring thickness 5 mm, not 3 mm" in err, err
+    argv[argv.index("--features") + 1] = str(folder / "features.csv")
+    assert cli.main(argv + ["--thickness-mm", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {folder / 'bundle'}: ") and "ring thickness 5 mm" in err, err
+    assert not out.exists()
 
 
 def test_compare_backbones_table2(trained, tmp_path):

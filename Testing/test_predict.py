@@ -61,3 +61,69 @@ def test_predict_bad_inputs_exit_2_one_line_no_output(trained, tmp_path, capsys)
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: ") and message in err[-1], err
         assert not out.exists()
+
+
+def test_predict_uses_the_bundle_settings_and_refuses_contradicting_ones(trained, tmp_path, capsys):  # noqa: F811
+    """Issue 11 s.3: `predict --thickness-mm 5` on a 3 mm bundle is refused, before any work; the
+    bundle's own thickness is what a case is extracted with; issue 12: the bundle is named."""
+    ct, mask, _ = _write_case(tmp_path)
+    out = tmp_path / "result.json"
+    params = tmp_path / "other.yaml"
+    params.write_text("imageType:\n  Original: {}\nfeatureClass:\n  firstorder:\n")
+    bundle = str(trained["bundle"])
+    cases = [
+        (["--thickness-mm", "5"], f"error: {bundle}: the bundle was trained on features extracted with "
+                                  f"other settings: given ring thickness 5 mm, not 3 mm"),
+        (["--params", str(params)], "given radiomics parameters other.yaml"),
+        (["--endpoints", "KRAS"], f"error: {bundle}: endpoint KRAS is not in this bundle"),
+    ]
+    for extra, message in cases:
+        assert main(["predict", bundle, str(ct), str(mask), "-o", str(out), "--device", "cpu", *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"error: {bundle}: ") and message in err[-1], err
+        assert not out.exists()
+    assert main(["predict", bundle, str(ct), str(mask), "-o", str(out), "--thickness-mm", "nan"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: --thickness-mm: the ring thickness must be a positive number of mm, got nan"
+    # The explicit value equal to the bundle's is fine, and the JSON says what was used.
+    assert main(["predict", bundle, str(ct), str(mask), "-o", str(out), "--device", "cpu",
+                 "--thickness-mm", "3"]) == 0
+    result = json.loads(out.read_text())
+    assert result["bundle"]["thickness_mm"] == 3.0
+    assert "ring 3 mm" in capsys.readouterr().out
+
+
+def test_a_5mm_bundle_extracts_5mm_rings(trained, tmp_path):  # noqa: F811
+    import shutil
+
+    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.model.bundle import Bundle
+    from DeepRadScoreLib.regions import peritumoral_ring
+    from test_bundle import _rewrite_meta
+
+    copy = tmp_path / "bundle5"
+    shutil.copytree(trained["bundle"], copy)
+    _rewrite_meta(copy, lambda meta: meta["settings"].update(thickness_mm=5.0))
+    bundle = Bundle.load(copy, device="cpu")
+    assert bundle.settings.thickness_mm == 5.0
+    image, mask = make_case(shape=(24, 48, 48), radius_mm=7.0, seed=4)
+    result = analyse_case(image, mask, bundle, gradcam=False)
+    ring = sitk.GetArrayFromImage(result.ring)
+    assert ring.sum() == sitk.GetArrayFromImage(peritumoral_ring(mask, 5.0)).sum()
+    assert ring.sum() != sitk.GetArrayFromImage(peritumoral_ring(mask, 3.0)).sum()
+
+
+def test_extract_writes_the_settings_sidecar(tmp_path):
+    from DeepRadScoreLib.features.radiomics import PARAMS_PATH
+    from DeepRadScoreLib.features.settings import MASK_RULE, read_settings
+
+    ct, mask, _ = _write_case(tmp_path)
+    table = tmp_path / "one.csv"
+    assert main(["extract", str(ct), str(mask), "-o", str(table), "--thickness-mm", "4.5"]) == 0
+    settings = read_settings(table)
+    assert (tmp_path / "one.settings.json").is_file()
+    assert settings.thickness_mm == 4.5 and settings.mask_rule == MASK_RULE
+    assert settings.params_yaml == PARAMS_PATH.read_text() and settings.params_name == PARAMS_PATH.name
+    import radiomics
+
+    assert settings.pyradiomics_version == radiomics.__version__

@@ -68,3 +68,38 @@ def test_pure_noise_gives_a_sparse_score():
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(100, 300)), rng.permutation(np.arange(100) % 2)
     assert len(RadScore().fit(X, y, NAMES[:300]).features_) <= 5
+
+
+# --- scikit-learn's estimator conventions (issue 9) -------------------------------------------
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks([RadScore()])
+def test_radscore_passes_scikit_learn_estimator_checks(estimator, check):
+    """Every check of ``check_estimator`` (the array-API one skips itself without
+    SCIPY_ARRAY_API). RadScorePair is not listed: it needs ``tumor_*``/``peritumoral_*`` columns,
+    which the checks' generated data cannot have; its conventions are tested below."""
+    check(estimator)
+
+
+def test_feature_names_come_from_a_dataframe():
+    import pandas as pd
+
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=NAMES)
+    score = RadScore().fit(frame.iloc[:, :300], y)
+    assert list(score.feature_names_in_) == NAMES[:300] and score.n_features_in_ == 300
+    assert set(score.features_) <= set(NAMES[:300])
+    np.testing.assert_array_equal(score.transform(frame.iloc[:, :300]).ravel(),
+                                  score.score_values(X[:, :300], NAMES[:300]))
+    with pytest.raises(ValueError, match="feature names"):  # columns renamed: refused
+        score.transform(frame.iloc[:, :300].rename(columns=lambda c: c + "_other"))
+    pair = RadScorePair().fit(frame, y)
+    assert list(pair.feature_names_in_) == NAMES and pair.n_features_in_ == 600
+    np.testing.assert_array_equal(pair.transform(frame), pair.transform(X, NAMES))
+    assert list(pair.get_feature_names_out()) == ["radscore_tumor", "radscore_peritumoral"]
+    # Any two labels: the second (sorted) is the positive class.
+    relabelled = RadScore().fit(X[:, :300], np.where(y == 1, "pos", "neg"), NAMES[:300])
+    assert list(relabelled.classes_) == ["neg", "pos"]
+    np.testing.assert_allclose(relabelled.score_values(X[:, :300], NAMES[:300]),
+                               RadScore().fit(X[:, :300], y, NAMES[:300]).score_values(X[:, :300], NAMES[:300]))

@@ -58,6 +58,10 @@ def build_cohort(folder: Path, n_train: int, n_test: int, endpoints: list[str], 
             [f"peritumoral_original_firstorder_F{j}" for j in range(50)]
     pd.DataFrame(X, columns=names, index=pd.Index(case_ids, name="case_id")).to_csv(folder / "features.csv")
     np.savez(folder / "features.patches.npz", **dict(zip(case_ids, patches)))
+    # evaluate compares a table's extraction settings with the bundle's: record the defaults.
+    from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
+
+    write_settings(settings_path(folder / "features.csv"), ExtractionSettings.current())
 
 
 def build_bundle(folder: Path, mode: str, folds: int, endpoints: list[str]) -> Path:

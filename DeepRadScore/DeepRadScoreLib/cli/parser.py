@@ -84,8 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ImageNet weights file for the backbone (default: torchvision's cache)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cv-repeats", type=int, default=10, help="repeats of 5-fold CV for the classifier choice")
-    p.add_argument("--features", default=None, help="feature table from `deepradscore extract`")
+    p.add_argument("--nested-repeats", type=int, default=1,
+                   help="outer repeats of the nested-CV estimate of the classifier choice (10 fold fits each)")
+    p.add_argument("--features", default=None,
+                   help="feature table from `deepradscore extract` (with its .settings.json beside it)")
     p.add_argument("--workers", type=int, default=1, help="extraction processes when --features is not given")
+    p.add_argument("--thickness-mm", type=float, default=None,
+                   help="ring thickness when extracting here (default 3); with --features, must match the table's")
+    p.add_argument("--params", default=None,
+                   help="pyradiomics parameter file when extracting here; with --features, must match the table's")
 
     p = sub.add_parser("predict", help="predict all endpoints for one case")
     p.add_argument("bundle")
@@ -96,15 +103,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradcam-endpoint", default=None, help="endpoint of the heatmap (default: first)")
     p.add_argument("--endpoints", type=_endpoints, default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--thickness-mm", type=float, default=None,
+                   help="ring thickness (default: the bundle's; a different one is refused)")
+    p.add_argument("--params", default=None,
+                   help="pyradiomics parameter file (default: the bundle's; different content is refused)")
     _add_mask_options(p)
 
     p = sub.add_parser("evaluate", help="metrics, DeLong tests, figures and HTML report on split=test")
     p.add_argument("bundle")
     p.add_argument("--manifest", required=True)
     p.add_argument("-o", "--output", required=True, help="report directory")
-    p.add_argument("--features", default=None, help="feature table from `deepradscore extract`")
+    p.add_argument("--features", default=None,
+                   help="feature table from `deepradscore extract` (its settings must be the bundle's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--thickness-mm", type=float, default=None,
+                   help="ring thickness (default: the bundle's; a different one is refused)")
+    p.add_argument("--params", default=None,
+                   help="pyradiomics parameter file (default: the bundle's; different content is refused)")
 
     p = sub.add_parser("compare-backbones", help="Table 2: the five backbones on one endpoint")
     p.add_argument("--manifest", required=True)

@@ -2,9 +2,10 @@
 
 ```
 bundle.json              everything a person may want to read: versions, endpoints, parameters,
-                         feature names, per endpoint the RadScores (features + coefficients by
-                         name), chosen classifiers, thresholds, CV AUC tables; training summary;
-                         deep-model provenance; data provenance; sha256 of every other file
+                         the extraction settings, feature names, per endpoint the RadScores
+                         (features + coefficients by name), chosen classifiers, thresholds, CV AUC
+                         tables and nested-CV estimates; training summary; deep-model provenance;
+                         data provenance; sha256 of every other file
 deep.safetensors         the Deep-CT networks (tensors only)
 <endpoint>_<model>.skops the fitted classifier pipelines
 ```
@@ -14,24 +15,36 @@ default unless we name it, and we name only the three our seven candidates need,
 holds anything else (a crafted function call, a foreign estimator) is refused before it is built.
 The hashes catch accidental damage and edits (bundle.json carries a hash of its own content too);
 they are no signature: the allow-list is what keeps a hostile bundle from running code.
+
+bundle.json is read into :class:`~DeepRadScoreLib.model.meta.BundleMeta` and so validated against
+its schema before anything uses it; the networks file must be a safetensors file matching the
+Deep-CT description. Any problem, even in a bundle whose hashes were recomputed after an edit, is
+one :class:`InputError` naming the file: never a traceback, and nothing in it is ever executed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from DeepRadScoreLib.model.classifiers import MODELS, positive_probability
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.settings import ExtractionSettings
 from DeepRadScoreLib.filehash import sha256_file
-from DeepRadScoreLib.outputs import atomic_dir
+from DeepRadScoreLib.model.classifiers import MODELS, positive_probability
+from DeepRadScoreLib.model.meta import BundleMeta, ModelInfo
 from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS, RadScorePair
+from DeepRadScoreLib.outputs import atomic_dir
+from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 
-FORMAT_VERSION = 1
+logger = logging.getLogger(__name__)
+
+# 2: typed, schema-checked bundle.json with the extraction settings and nested-CV estimates.
+FORMAT_VERSION = 2
 BUNDLE_JSON = "bundle.json"
 DEEP_FILE = "deep.safetensors"
 
@@ -48,63 +61,86 @@ _VERSIONED_PACKAGES = ("numpy", "scipy", "scikit-learn", "skops", "safetensors",
 
 class Bundle:
     """A trained Deep-RadScore: per endpoint a RadScorePair and three fitted classifiers, plus the
-    Deep-CT ensemble. ``meta`` is the content of bundle.json."""
+    Deep-CT ensemble. ``meta`` is bundle.json as a :class:`BundleMeta`."""
 
-    def __init__(self, meta: dict, radscores: dict, classifiers: dict, deep, path: Path | None = None):
+    def __init__(self, meta: BundleMeta, radscores: dict, classifiers: dict, deep, path: Path | None = None):
         self.meta = meta
         self.radscores: dict[str, RadScorePair] = radscores
         self.classifiers: dict[tuple[str, str], object] = classifiers
         self.deep = deep
         self.path = path
 
-    # --- what the rest of the engine reads -------------------------------------------------
+    # --- what the rest of the engine (and the Slicer module) reads ----------------------------
     @property
     def endpoints(self) -> list[str]:
         """The endpoints with trained models (skipped ones are in ``skipped``)."""
-        return list(self.meta["endpoints"])
+        return list(self.meta.endpoints)
 
     @property
     def skipped(self) -> dict[str, str]:
-        return dict(self.meta.get("skipped_endpoints", {}))
+        return dict(self.meta.skipped_endpoints)
 
     @property
     def feature_names(self) -> list[str]:
-        return list(self.meta["feature_names"])
+        return list(self.meta.feature_names)
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.meta.get("data", {}).get("synthetic", False))
+        return bool(self.meta.data.get("synthetic", False))
 
-    def model_info(self, endpoint: str, model: str = "fusion") -> dict:
-        """``{"chosen", "threshold", "cv_auc", "file"}`` of one endpoint's model."""
-        return self.meta["models"][self.check_endpoint(endpoint)]["models"][model]
+    @property
+    def settings(self) -> ExtractionSettings:
+        """The extraction settings the bundle was trained with: ``settings.thickness_mm`` (the
+        ring), ``settings.params_path()`` (a file with its pyradiomics parameters)."""
+        return self.meta.settings
+
+    def extraction_settings(self, thickness_mm: float | None = None, params_path=None) -> ExtractionSettings:
+        """The settings to extract a case with for this bundle.
+
+        :param thickness_mm: a thickness the user gave explicitly, or ``None``.
+        :param params_path: a parameter file the user gave explicitly, or ``None``.
+        :returns: the bundle's :attr:`settings`.
+        :raises InputError: ``<bundle>: ...`` when a given setting contradicts the bundle's.
+        """
+        from DeepRadScoreLib.features.settings import check_settings
+
+        return check_settings(self.meta.settings, str(self.path or "bundle"), thickness_mm, params_path)
+
+    def model_info(self, endpoint: str, model: str = "fusion") -> ModelInfo:
+        """One endpoint's model: chosen classifier, threshold, CV AUCs, nested-CV estimate."""
+        return self.meta.model(self.check_endpoint(endpoint), model)
 
     def threshold(self, endpoint: str, model: str = "fusion") -> float:
-        return float(self.model_info(endpoint, model)["threshold"])
+        return float(self.model_info(endpoint, model).threshold)
 
     def check_endpoint(self, endpoint: str) -> str:
-        if endpoint in self.meta["models"]:
+        where = f"{self.path}: " if self.path else ""
+        if endpoint in self.meta.models:
             return endpoint
         if endpoint in self.skipped:
-            raise InputError(f"endpoint {endpoint} was skipped at training: {self.skipped[endpoint]}")
-        raise InputError(f"endpoint {endpoint} is not in this bundle (it has: {', '.join(self.endpoints)})")
+            raise InputError(f"{where}endpoint {endpoint} was skipped at training: {self.skipped[endpoint]}")
+        raise InputError(f"{where}endpoint {endpoint} is not in this bundle (it has: {', '.join(self.endpoints)})")
 
     def fusion_head(self, endpoint: str):
         """``(predict_proba, feature_names)``: the fitted fusion classifier on the fused matrix
         ``[deep_1..deep_k, radscore_tumor, radscore_peritumoral]`` -> positive probability."""
         model = self.classifiers[(self.check_endpoint(endpoint), "fusion")]
-        k = int(self.meta["parameters"]["deep"]["k"])
+        k = int(self.deep.config.k)
         names = [f"deep_{i + 1}" for i in range(k)] + list(RADSCORE_COLUMNS)
         return (lambda matrix: positive_probability(model, np.asarray(matrix, dtype=float))), names
 
     # --- save / load ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the bundle directory atomically (all of it or nothing)."""
+        """Write the bundle directory atomically (all of it or nothing).
+
+        :param path: the bundle directory to create (replaced if it exists).
+        :returns: ``path``.
+        """
         import safetensors.torch
         import skops.io
 
         path = Path(path)
-        meta = json.loads(json.dumps(self.meta))  # a private copy, plain JSON types only
+        meta = to_json(self.meta)  # a private copy, plain JSON types only
         with atomic_dir(path) as tmp:
             tensors = {name: t.detach().cpu().contiguous() for name, t in self.deep.state_tensors().items()}
             safetensors.torch.save_file(tensors, str(tmp / DEEP_FILE))
@@ -115,61 +151,104 @@ class Bundle:
             meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
             meta["content_sha256"] = _content_hash(meta)
             (tmp / BUNDLE_JSON).write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
-        self.meta, self.path = meta, path
+        self.meta, self.path = from_json(BundleMeta, meta), path
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "Bundle":
-        """Read and check a bundle; any problem is an :class:`InputError` naming the file."""
-        import safetensors.torch
+        """Read and check a bundle.
 
+        :param path: the bundle directory.
+        :param device: ``auto``, ``cpu`` or ``cuda`` for the Deep-CT networks.
+        :returns: the :class:`Bundle`.
+        :raises InputError: any problem, as one message naming the file.
+        """
         path = Path(path)
         meta_file = path / BUNDLE_JSON
-        if not meta_file.is_file():
-            raise InputError(f"{path}: not a DeepRadScore bundle (no {BUNDLE_JSON})")
+        raw = _read_checked_json(path, meta_file)
         try:
-            meta = json.loads(meta_file.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise InputError(f"{meta_file}: not valid JSON ({err})") from None
-        if not isinstance(meta, dict):
-            raise InputError(f"{meta_file}: not a bundle description")
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version < 1:
-            raise InputError(f"{meta_file}: missing or invalid format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise InputError(f"{meta_file}: bundle format {version} is newer than this DeepRadScore "
-                             f"reads ({FORMAT_VERSION}); update DeepRadScore")
-        if meta.get("content_sha256") != _content_hash(meta):
-            raise InputError(f"{meta_file}: content does not match its recorded hash (edited or damaged)")
-        files = meta.get("files", {})
-        for name, digest in files.items():
+            meta = from_json(BundleMeta, raw)
+        except SchemaError as err:
+            raise InputError(f"{meta_file}: malformed bundle description: {err}") from None
+        for name, digest in meta.files.items():
             file = path / name
             if Path(name).name != name or not file.is_file():
                 raise InputError(f"{path / name}: file listed in the bundle is missing")
             if sha256_file(file) != digest:
                 raise InputError(f"{file}: sha256 does not match bundle.json (tampered or damaged)")
-        try:
-            classifiers = {}
-            radscores = {}
-            for endpoint, info in meta["models"].items():
-                radscores[endpoint] = RadScorePair.from_coefficients(info["radscore"])
-                for model in MODELS:
-                    name = info["models"][model]["file"]
-                    if name not in files:
-                        raise InputError(f"{path / name}: not covered by the bundle's hashes")
-                    classifiers[(endpoint, model)] = _load_skops(path / name)
-            if DEEP_FILE not in files:
-                raise InputError(f"{path / DEEP_FILE}: not covered by the bundle's hashes")
-            tensors = safetensors.torch.load_file(str(path / DEEP_FILE))
-        except (KeyError, TypeError) as err:
-            raise InputError(f"{meta_file}: incomplete bundle description ({err})") from None
-        from DeepRadScoreLib.deep.training import DeepEnsemble
-
-        deep = DeepEnsemble.from_saved(meta["deep"], tensors, device=device)
+        classifiers, radscores = {}, {}
+        k = meta.parameters.deep.get("k")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"{meta_file}: malformed bundle description: parameters.deep.k: expected "
+                             f"a positive integer, got {k!r}")
+        n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
+        for endpoint, info in meta.models.items():
+            radscores[endpoint] = RadScorePair.from_coefficients(to_json(info.radscore))
+            for model in MODELS:
+                name = info.models[model].file
+                if name not in meta.files:
+                    raise InputError(f"{path / (name or f'{endpoint}_{model}.skops')}: not covered by the "
+                                     f"bundle's hashes")
+                classifiers[(endpoint, model)] = _load_skops(path / name, n_inputs[model])
+        deep = _load_deep(path, meta, device)
+        if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
+            raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
+                             f"endpoints with k = {k} features")
         return cls(meta, radscores, classifiers, deep, path)
 
 
-def _load_skops(file: Path):
+def _read_checked_json(path: Path, meta_file: Path) -> dict:
+    """bundle.json parsed, of a format this version reads, its content matching its own hash."""
+    if not meta_file.is_file():
+        raise InputError(f"{path}: not a DeepRadScore bundle (no {BUNDLE_JSON})")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise InputError(f"{meta_file}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_file}: not a bundle description")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(f"{meta_file}: missing or invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise InputError(f"{meta_file}: bundle format {version} is newer than this DeepRadScore "
+                         f"reads ({FORMAT_VERSION}); update DeepRadScore")
+    if version < FORMAT_VERSION:
+        raise InputError(f"{meta_file}: bundle format {version} does not record its extraction "
+                         f"settings or nested-CV estimates; train it again with this version")
+    try:
+        matches = meta.get("content_sha256") == _content_hash(meta)
+    except ValueError:  # NaN/inf were written by something else than this engine
+        matches = False
+    if not matches:
+        raise InputError(f"{meta_file}: content does not match its recorded hash (edited or damaged)")
+    return meta
+
+
+def _load_deep(path: Path, meta: BundleMeta, device: str):
+    """The Deep-CT ensemble from deep.safetensors and its description in bundle.json."""
+    import safetensors.torch
+
+    file = path / DEEP_FILE
+    if DEEP_FILE not in meta.files:
+        raise InputError(f"{file}: not covered by the bundle's hashes")
+    try:
+        tensors = safetensors.torch.load_file(str(file))
+    except Exception as err:  # SafetensorError, OSError, ...: e.g. a pickle in its place
+        raise InputError(f"{file}: not a readable safetensors file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    from DeepRadScoreLib.deep.ensemble import DeepEnsemble
+
+    try:
+        return DeepEnsemble.from_saved(meta.deep, tensors, device=device)
+    except InputError as err:
+        raise InputError(f"{file}: {err}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        raise InputError(f"{file}: does not match the bundle's Deep-CT description "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def _load_skops(file: Path, n_inputs: int):
     """Load a skops file only if every type it needs beyond skops' defaults is ours."""
     import skops.io
 
@@ -180,7 +259,15 @@ def _load_skops(file: Path):
     foreign = sorted(set(untrusted) - ALLOWED_TYPES)
     if foreign:
         raise InputError(f"{file}: refusing to load unexpected types {', '.join(foreign)}")
-    return skops.io.load(file, trusted=list(untrusted))
+    try:
+        model = skops.io.load(file, trusted=list(untrusted))
+    except Exception as err:  # a well-formed archive whose content does not build
+        raise InputError(f"{file}: not a loadable classifier ({type(err).__name__}: {err})") from None
+    # skops trusts every scikit-learn type by default: make sure this is a fitted probabilistic
+    # classifier on the inputs its model gets, not some other estimator in its place.
+    if not hasattr(model, "predict_proba") or getattr(model, "n_features_in_", None) != n_inputs:
+        raise InputError(f"{file}: not a fitted classifier on {n_inputs} inputs")
+    return model
 
 
 def package_versions() -> dict[str, str]:

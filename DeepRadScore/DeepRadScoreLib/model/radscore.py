@@ -18,11 +18,21 @@ Feature selection, all fitted on the training cases given to :meth:`RadScore.fit
 The fitted score keeps only what prediction needs, by feature name: median, mean, sd and
 coefficient of each selected feature, and the intercept. :class:`RadScorePair` fits one RadScore on
 the tumour columns and one on the peritumoral columns and returns the two scores side by side.
+
+Both follow scikit-learn's estimator conventions: ``fit(X, y)`` takes a DataFrame (its columns
+become ``feature_names_in_``) or an array (plus ``feature_names=`` where the names matter, as for
+the pair's ``tumor_``/``peritumoral_`` prefixes); ``n_features_in_`` is set; ``transform`` of a
+fitted RadScore checks the columns like any scikit-learn transformer does. The labels may be any
+two classes (``classes_``; the second, sorted, is the positive one).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+logger = logging.getLogger(__name__)
 
 TUMOR_PREFIX = "tumor_"
 PERITUMORAL_PREFIX = "peritumoral_"
@@ -31,7 +41,7 @@ RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")
 DEFAULT_CS = tuple(np.logspace(-2, 1, 8))
 
 
-class _SelectionSettings(BaseEstimator, TransformerMixin):
+class _SelectionSettings(TransformerMixin, BaseEstimator):
     """The feature-selection settings shared by one RadScore and the tumour + ring pair (as
     scikit-learn parameters: ``get_params``/``clone`` read them from this ``__init__``)."""
 
@@ -48,12 +58,34 @@ class _SelectionSettings(BaseEstimator, TransformerMixin):
 class RadScore(_SelectionSettings):
     """One ROI's RadScore (scikit-learn estimator; ``transform`` gives an ``(n, 1)`` column)."""
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # non-finite values take the training median (step 1)
+        tags.target_tags.required = True  # the selection is supervised
+        # Two classes only (Mann-Whitney between them, a binary logistic score). scikit-learn has
+        # this tag for classifiers alone; set here it makes the estimator checks give a binary y.
+        tags.classifier_tags = ClassifierTags(multi_class=False)
+        return tags
+
     def fit(self, X, y, feature_names=None):
-        """Select features and fit the L1 logistic regression on these (training) cases only."""
-        X, names = _as_matrix(X, feature_names)
-        y = np.asarray(y).astype(int)
-        if set(np.unique(y)) != {0, 1}:
-            raise ValueError("RadScore needs both classes (0 and 1) among the training cases")
+        """Select features and fit the L1 logistic regression on these (training) cases only.
+
+        :param X: ``(n, p)`` DataFrame (names from its columns) or array.
+        :param y: ``(n,)`` labels of two classes.
+        :param feature_names: the ``p`` names of an array's columns (default ``x0, x1, ...``).
+        :returns: ``self``.
+        """
+        from sklearn.utils.validation import validate_data
+
+        X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=np.float64)
+        names = _names(self, feature_names, X.shape[1])
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(f"RadScore needs two classes among the training cases, got "
+                             f"{len(self.classes_)} class{'' if len(self.classes_) == 1 else 'es'}")
+        y = (y == self.classes_[1]).astype(int)
         X = X.copy()
         finite = np.isfinite(X)
         medians = np.nanmedian(np.where(finite, X, np.nan), axis=0)
@@ -64,7 +96,6 @@ class RadScore(_SelectionSettings):
         sd = X.std(axis=0)
         keep = (sd > 1e-12 * np.maximum(1.0, np.abs(mean))) & (_mode_fraction(X) <= self.max_mode_fraction)
         candidates = np.flatnonzero(keep)
-        self.n_features_in_ = X.shape[1]
         self.n_after_constant_ = int(candidates.size)
 
         z = (X[:, candidates] - mean[candidates]) / sd[candidates]
@@ -82,13 +113,13 @@ class RadScore(_SelectionSettings):
             intercept = float(model.intercept_[0])
         nonzero = coef != 0
         selected, coef = selected[nonzero], coef[nonzero]
+        self.selected_index_ = selected
         self.features_ = [names[i] for i in selected]
         self.median_ = medians[selected]
         self.mean_ = mean[selected]
         self.sd_ = sd[selected]
         self.coef_ = coef
         self.intercept_ = intercept
-        self.feature_names_in_ = np.asarray(names, dtype=object)
         return self
 
     def _filter(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -122,21 +153,42 @@ class RadScore(_SelectionSettings):
         return Cs[int(np.argmax(mean_auc))]  # argmax takes the first, i.e. the smallest C
 
     def score_values(self, X, feature_names=None) -> np.ndarray:
-        """The RadScore of each row, ``(n,)``: only the selected features are read."""
+        """The RadScore of each row, ``(n,)``, reading the selected features by name (any other
+        columns, in any order, may be present: this is how a bundle applies it).
+
+        :param X: a DataFrame, or an array with ``feature_names``.
+        """
         X, names = _as_matrix(X, feature_names)
-        if not self.features_:
-            return np.full(X.shape[0], self.intercept_)
         position = {name: i for i, name in enumerate(names)}
         missing = [f for f in self.features_ if f not in position]
         if missing:
             raise KeyError(f"features missing: {', '.join(missing[:5])}")
-        values = X[:, [position[f] for f in self.features_]].astype(float)
+        return self._score(X[:, [position[f] for f in self.features_]])
+
+    def _score(self, values: np.ndarray) -> np.ndarray:
+        if not self.features_:
+            return np.full(values.shape[0], self.intercept_)
+        values = values.astype(float)
         bad = ~np.isfinite(values)
         values[bad] = np.broadcast_to(self.median_, values.shape)[bad]
         return self.intercept_ + ((values - self.mean_) / self.sd_) @ self.coef_
 
     def transform(self, X, feature_names=None) -> np.ndarray:
-        return self.score_values(X, feature_names)[:, None]
+        """The RadScore as an ``(n, 1)`` column.
+
+        Without ``feature_names`` the columns must be those of :meth:`fit` (checked as any
+        scikit-learn transformer checks them); with them, columns are found by name.
+        """
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self, "features_")
+        if feature_names is not None or not hasattr(self, "selected_index_"):
+            return self.score_values(X, feature_names)[:, None]
+        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=np.float64)
+        return self._score(X[:, self.selected_index_])[:, None]
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(["radscore"], dtype=object)
 
     def coefficients(self) -> dict:
         """Readable description: intercept and, per selected feature, its coefficient on the
@@ -179,7 +231,18 @@ class RadScorePair(_SelectionSettings):
     """The tumour and peritumoral RadScores from the 1702 feature columns: ``(n, 2)``."""
 
     def fit(self, X, y, feature_names=None):
+        """Fit the tumour RadScore on the ``tumor_*`` columns and the ring's on ``peritumoral_*``.
+
+        :param X: ``(n, 1702)`` DataFrame or array (then ``feature_names`` is required).
+        :param y: ``(n,)`` labels of two classes.
+        :returns: ``self``.
+        """
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         X, names = _as_matrix(X, feature_names)
+        self.n_features_in_ = X.shape[1]
         self.scores_ = {}
         for roi, prefix in (("tumor", TUMOR_PREFIX), ("peritumoral", PERITUMORAL_PREFIX)):
             columns = [i for i, n in enumerate(names) if n.startswith(prefix)]
@@ -191,7 +254,9 @@ class RadScorePair(_SelectionSettings):
         return self
 
     def transform(self, X, feature_names=None) -> np.ndarray:
-        X, names = _as_matrix(X, feature_names)
+        """``(n, 2)``: the tumour and ring RadScores (columns found by name)."""
+        X, names = _as_matrix(X, feature_names if feature_names is not None
+                              else getattr(self, "feature_names_in_", None))
         return np.column_stack([self.scores_[roi].score_values(X, names)
                                 for roi in ("tumor", "peritumoral")])
 
@@ -226,6 +291,17 @@ def _l1_logistic(C: float, random_state: int):
 
     return LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", class_weight="balanced",
                               max_iter=1000, random_state=random_state)
+
+
+def _names(estimator, feature_names, n_columns: int) -> list[str]:
+    """The column names of what ``fit`` was given: explicit ones, the DataFrame's, or x0, x1..."""
+    if feature_names is not None:
+        if len(feature_names) != n_columns:
+            raise ValueError(f"{len(feature_names)} feature names for {n_columns} columns")
+        return [str(n) for n in feature_names]
+    if hasattr(estimator, "feature_names_in_"):
+        return [str(n) for n in estimator.feature_names_in_]
+    return [f"x{i}" for i in range(n_columns)]
 
 
 def _as_matrix(X, feature_names) -> tuple[np.ndarray, list[str]]:

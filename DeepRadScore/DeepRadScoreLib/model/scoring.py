@@ -8,6 +8,7 @@ features, i.e. on features of exactly such held-out networks).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,8 @@ import pandas as pd
 from DeepRadScoreLib.model.classifiers import positive_probability
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,7 +37,16 @@ class CohortScores:
 
 def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
                 endpoints: list[str] | None = None) -> CohortScores:
-    """Score every case (row of ``features``, index = case_id) for each endpoint and model."""
+    """Score every case for each endpoint and model.
+
+    :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
+    :param features: one row per case (index = case_id) holding at least the bundle's feature
+        columns (extracted with the bundle's settings).
+    :param patches_hu: ``(N, 160, 160)`` deep-ROI patches in the same order.
+    :param endpoints: the endpoints to score (default: all of the bundle's).
+    :returns: a :class:`CohortScores` (long score table + the fused classifier inputs).
+    :raises InputError: an unknown endpoint, missing columns or patches of the wrong shape.
+    """
     endpoints = list(endpoints) if endpoints else bundle.endpoints
     for endpoint in endpoints:
         bundle.check_endpoint(endpoint)

@@ -7,15 +7,18 @@ with a message and recorded as skipped in the bundle, never turned into a useles
 
 Order of work: Deep-CT first (one call for all usable endpoints, cross-fitted, so every training
 case gets deep features from a network that never saw it), then per endpoint the repeated-CV
-classifier choice (:func:`classifiers.select_classifier`), then the final fits on all training
-cases: the RadScorePair, and each model's chosen classifier on the RadScores / the cross-fitted
-deep features / both.
+classifier choice with its nested-CV estimate (:func:`classifiers.select_classifier`), then the
+final fits on all training cases: the RadScorePair, and each model's chosen classifier on the
+RadScores / the cross-fitted deep features / both.
+
+The feature table must come with its extraction settings (``<stem>.settings.json``, written by
+``extract``): they go into bundle.json, so that prediction extracts every new case the same way.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,14 +26,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from DeepRadScoreLib.model.bundle import FORMAT_VERSION, Bundle, package_versions
-from DeepRadScoreLib.model.classifiers import MIN_PER_CLASS, N_SPLITS, fit_classifier, model_inputs, select_classifier
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.extraction import read_feature_table
+from DeepRadScoreLib.features.settings import ExtractionSettings, read_settings
 from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
-from DeepRadScoreLib.progress import report, scaled, terminal_bar
+from DeepRadScoreLib.model.bundle import FORMAT_VERSION, Bundle, package_versions
+from DeepRadScoreLib.model.classifiers import (MIN_PER_CLASS, N_SPLITS, ModelSelection, fit_classifier,
+                                               model_inputs, select_classifier)
+from DeepRadScoreLib.model.meta import BundleMeta
 from DeepRadScoreLib.model.radscore import RadScorePair
+from DeepRadScoreLib.progress import report, scaled
+from DeepRadScoreLib.typedjson import from_json, to_json
 
+logger = logging.getLogger(__name__)
+
+__all__ = ["fit_bundle", "train_bundle", "min_per_class", "read_feature_table"]
 
 
 def min_per_class(deep_folds: int) -> int:
@@ -41,19 +51,32 @@ def min_per_class(deep_folds: int) -> int:
 
 def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFrame, deep_config,
                cv_repeats: int = 10, seed: int = 0, workers: int = 1, data: dict | None = None,
-               progress=None, cancel=None) -> Bundle:
+               progress=None, cancel=None, settings: ExtractionSettings | None = None,
+               nested_repeats: int = 1, where: str = "training data") -> Bundle:
     """Train a bundle (not yet saved) on these cases.
 
-    ``features``: index case_id, the 1702 radiomics columns; ``patches_hu``: ``(N, 160, 160)`` in
-    the same order; ``labels``: index case_id, one column per endpoint, 1 / 0 / NaN (unknown).
+    :param features: index case_id, the 1702 radiomics columns.
+    :param patches_hu: ``(N, 160, 160)`` deep-ROI patches in the same order.
+    :param labels: index case_id, one column per endpoint, 1 / 0 / NaN (unknown).
+    :param deep_config: a checked ``DeepConfig``.
+    :param cv_repeats: repeats of the 5-fold CV choosing each model's classifier.
+    :param nested_repeats: outer repeats of the nested-CV estimate (10 fold fits each).
+    :param settings: how ``features`` were extracted; ``None``: the default extraction (3 mm ring,
+        the bundled parameters, this pyradiomics).
+    :param data: data provenance for bundle.json (manifest, case ids, synthetic, ...).
+    :param where: what to name in the error when no endpoint can be trained (the manifest).
+    :returns: the :class:`Bundle`.
     """
     from DeepRadScoreLib.deep.training import train_deep
 
     started = time.perf_counter()
     if cv_repeats < 1:
         raise InputError(f"--cv-repeats must be at least 1, got {cv_repeats}")
+    if nested_repeats < 1:
+        raise InputError(f"--nested-repeats must be at least 1, got {nested_repeats}")
     if list(labels.index) != list(features.index):
         raise ValueError("labels and features must list the same cases in the same order")
+    settings = settings or ExtractionSettings.current()
     patches_hu = np.asarray(patches_hu, dtype=np.float32)
     feature_names = [str(c) for c in features.columns]
     matrix = features.to_numpy(dtype=float)
@@ -71,7 +94,7 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         else:
             usable.append(endpoint)
     if not usable:
-        raise InputError("no endpoint has enough labelled training cases to train: " +
+        raise InputError(f"{where}: no endpoint has enough labelled training cases to train: " +
                          "; ".join(f"{e}: {why}" for e, why in skipped.items()))
 
     report(progress, 0.01, f"Deep-CT on {len(features)} cases, endpoints {', '.join(usable)}", cancel)
@@ -83,14 +106,15 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
     models, classifiers, radscores, cv_seconds = {}, {}, {}, {}
     for i, endpoint in enumerate(usable):
         lo, hi = 0.6 + 0.4 * i / len(usable), 0.6 + 0.4 * (i + 1) / len(usable)
-        report(progress, lo, f"{endpoint}: choosing classifiers ({cv_repeats} x {N_SPLITS}-fold CV)", cancel)
+        report(progress, lo, f"{endpoint}: choosing classifiers ({cv_repeats} x {N_SPLITS}-fold CV "
+                             f"+ nested estimate)", cancel)
         t0 = time.perf_counter()
         y_all = labels[endpoint].to_numpy(dtype=float)
         rows = np.flatnonzero(~np.isnan(y_all))
         y = y_all[rows].astype(int)
         deep_oof = np.asarray(deep.oof_features[endpoint], dtype=float)[rows]
         selections = select_classifier(matrix[rows], feature_names, y, deep_oof, repeats=cv_repeats,
-                                       seed=seed, n_jobs=workers,
+                                       seed=seed, n_jobs=workers, nested_repeats=nested_repeats,
                                        progress=scaled(progress, lo, lo + 0.9 * (hi - lo)), cancel=cancel)
         pair = RadScorePair(random_state=seed).fit(matrix[rows], y, feature_names)
         inputs = model_inputs(pair.transform(matrix[rows], feature_names), deep_oof)
@@ -101,10 +125,10 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         models[endpoint] = {
             **counts[endpoint],
             "radscore": pair.coefficients(),
-            "models": {m: s.to_json() for m, s in selections.items()},
+            "models": {m: _model_info(s) for m, s in selections.items()},
         }
-        chosen = ", ".join(f"{m} {s.chosen} (CV AUC {s.cv_auc[s.chosen]['mean']:.3f})"
-                           for m, s in selections.items())
+        chosen = ", ".join(f"{m} {s.chosen} (CV AUC {s.cv_auc[s.chosen]['mean']:.3f}, nested "
+                           f"{s.nested_cv_auc['mean']:.3f})" for m, s in selections.items())
         report(progress, hi, f"{endpoint}: {chosen}", cancel)
 
     meta = {
@@ -117,12 +141,18 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         "parameters": {
             "cv_folds": N_SPLITS, "cv_repeats": cv_repeats, "seed": seed,
             "min_per_class": need,
+            "nested_cv": {"outer_folds": N_SPLITS, "outer_repeats": min(nested_repeats, cv_repeats),
+                          "inner_folds": N_SPLITS - 1,
+                          "rule": "outer folds = the first CV repeats' folds; on each outer fold's "
+                                  "training part an inner CV over its other 4 folds chooses the "
+                                  "candidate, scored on the outer fold"},
             "radscore": {k: (list(v) if isinstance(v, tuple) else v)
                          for k, v in RadScorePair().get_params().items() if k != "random_state"},
             "threshold_rule": "Youden's J on the chosen classifier's out-of-fold probabilities "
                               "(first CV repeat, training cases)",
             "deep": _plain(deep.to_json()["config"]),
         },
+        "settings": settings,
         "feature_names": feature_names,
         "models": models,
         "deep": deep.to_json(),
@@ -132,14 +162,34 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         "data": data or {},
     }
     report(progress, 1.0, "training done", cancel)
-    return Bundle(meta, radscores, classifiers, deep)
+    return Bundle(from_json(BundleMeta, _plain(to_json(meta))), radscores, classifiers, deep)
+
+
+def _model_info(selection: ModelSelection) -> dict:
+    return {"chosen": selection.chosen, "threshold": selection.threshold, "cv_auc": selection.cv_auc,
+            "nested_cv_auc": selection.nested_cv_auc}
 
 
 def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, features_csv=None,
-                 cv_repeats: int = 10, seed: int = 0, workers: int = 1, progress=None,
+                 cv_repeats: int = 10, seed: int = 0, workers: int = 1, nested_repeats: int = 1,
+                 thickness_mm: float | None = None, params_path=None, progress=None,
                  cancel=None) -> Bundle:
-    """Read the cohort, get its features (given table, else extracted into a cache beside the
-    bundle), train on the training rows and write the bundle directory atomically."""
+    """Read the cohort, get its features, train on the training rows and write the bundle
+    directory atomically.
+
+    :param manifest: the cohort CSV (``split=train`` rows are used; all rows without a split).
+    :param output_dir: the bundle directory to create.
+    :param endpoints: endpoint columns (default: the known endpoints present).
+    :param deep_config: a ``DeepConfig`` (default: its defaults with ``seed``).
+    :param features_csv: a table from ``deepradscore extract`` (with its settings sidecar); else
+        the features are extracted into ``<output_dir>.features.csv`` first, with ``thickness_mm``
+        (default 3 mm) and ``params_path`` (default: the bundled parameters).
+    :param cv_repeats: repeats of the 5-fold CV choosing the classifiers.
+    :param nested_repeats: outer repeats of the nested-CV estimate.
+    :returns: the saved :class:`Bundle`.
+    :raises InputError: bad input, named by file (a table without or with inconsistent settings,
+        a manifest without trainable endpoints, ...).
+    """
     from DeepRadScoreLib.deep.training import DeepConfig
     from DeepRadScoreLib.io.manifest import read_manifest
 
@@ -160,8 +210,14 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         features_csv = output_dir.parent / f"{output_dir.name}.features.csv"
         report(progress, 0.0, f"extracting features into {features_csv}", cancel)
         extract_cohort(cohort.subset(train["case_id"]), features_csv, workers=workers,
-                       progress=scaled(progress, 0.0, 0.4), cancel=cancel)
+                       thickness_mm=3.0 if thickness_mm is None else thickness_mm,
+                       params_path=params_path, progress=scaled(progress, 0.0, 0.4), cancel=cancel)
         progress = scaled(progress, 0.4, 1.0)
+    settings = read_settings(features_csv)
+    if thickness_mm is not None or params_path is not None:
+        from DeepRadScoreLib.features.settings import check_settings
+
+        check_settings(settings, str(features_csv), thickness_mm, params_path)
     features, patches = read_feature_table(features_csv, list(train["case_id"]))
     labels = pd.DataFrame({e: cohort.labels(e, "train").to_numpy(dtype=float) for e in cohort.endpoints},
                           index=features.index)
@@ -177,7 +233,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
     if synthetic_file.exists():
         data["synthetic_description"] = json.loads(synthetic_file.read_text())
     bundle = fit_bundle(features, patches, labels, deep_config, cv_repeats=cv_repeats, seed=seed,
-                        workers=workers, data=data, progress=progress, cancel=cancel)
+                        workers=workers, data=data, progress=progress, cancel=cancel,
+                        settings=settings, nested_repeats=nested_repeats, where=str(manifest_path))
     bundle.save(output_dir)
     return bundle
 
