@@ -3,10 +3,16 @@
 The IBSI CT phantom is loaded as a volume node and a segmentation node as Slicer would hold
 them; the Logic's ring segment, tables and Grad-CAM overlay are checked against the engine and
 against ``deepradscore predict`` on the same files.
+
+slicer-core has no ``slicer.ScriptedLoadableModule`` and no Qt, so the module file
+(DeepRadScore.py: Module, Widget, Test) cannot be imported here; these tests use the Logic from
+``DeepRadScoreSlicerLib.logic``, which is the very class the module file re-exports, and
+Testing/test_slicer_static.py checks the module file statically.
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,11 +30,11 @@ sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
 import slicer  # noqa: E402  (slicer-core)
 
-import DeepRadScore as module  # noqa: E402
 from conftest import make_case  # noqa: E402
 from DeepRadScoreLib.errors import InputError  # noqa: E402
 from DeepRadScoreLib.io.images import load_case  # noqa: E402
 from DeepRadScoreLib.regions import peritumoral_ring  # noqa: E402
+from DeepRadScoreSlicerLib import logic as module  # noqa: E402
 from DeepRadScoreSlicerLib import mrml_images, scene_outputs  # noqa: E402
 
 # A direction with axes swapped and flipped (LPS): i runs posterior, j runs right-to-left...
@@ -228,6 +234,8 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     cli_output = cli.communicate(timeout=300)[0]
     assert cli.returncode == 0, cli_output
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
+    # The radiomics, the longest step, report their own progress between 5 % and 80 % (#11).
+    assert any(0.05 < f < 0.8 for f in fractions)
 
     expected = json.loads(cli_json.read_text())["predictions"]
     table = output.predictionsTableNode.GetTable()
@@ -246,23 +254,33 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     assert output.featuresTableNode.GetNumberOfRows() == 1702
     assert "SYNTHETIC" in output.message
 
-    # The heatmap volume lies on exactly the CT's grid and holds the engine's heatmap.
+    # The heatmap is one 160 x 160 slice on the CT's grid where the patch lies (issue 10 #7).
     heat_node = output.heatmapNodes["EGFR"]
+    patch = output.caseResult.patch
     ct_matrix, heat_matrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(ct_matrix)
     heat_node.GetIJKToRASMatrix(heat_matrix)
-    assert mrml_images.numpy_matrix(ct_matrix).tolist() == mrml_images.numpy_matrix(heat_matrix).tolist()
-    assert heat_node.GetImageData().GetDimensions() == volume.GetImageData().GetDimensions()
-    heat = sitk.GetArrayFromImage(output.caseResult.heatmaps["EGFR"])
-    assert np.array_equal(sitk.GetArrayViewFromImage(mrml_images.volume_to_image(heat_node)), heat)
-    assert heat.max() == pytest.approx(1.0)
+    shift = np.eye(4)
+    shift[:3, 3] = (patch.column0, patch.row0, patch.slice_index)
+    np.testing.assert_allclose(mrml_images.numpy_matrix(heat_matrix), mrml_images.numpy_matrix(ct_matrix) @ shift,
+                               atol=1e-9)
+    assert heat_node.GetImageData().GetDimensions() == (160, 160, 1)
+    heat_slice = sitk.GetArrayFromImage(output.caseResult.heatmaps["EGFR"])
+    assert np.array_equal(sitk.GetArrayViewFromImage(mrml_images.volume_to_image(heat_node)), heat_slice)
+    assert heat_slice.max() == pytest.approx(1.0)
+    # The same values where the engine puts them on the whole CT grid (predict --gradcam).
+    from DeepRadScoreLib.regions import patch_to_volume
+
+    heat = sitk.GetArrayFromImage(patch_to_volume(patch, heat_slice[0], case.image))
+    world = mrml_images.volume_to_image(heat_node)
+    np.testing.assert_allclose(world.GetOrigin(), case.image.TransformIndexToPhysicalPoint(
+        (patch.column0, patch.row0, patch.slice_index)), atol=1e-6)
 
     # Views: CT in the background, heatmap in front at 0.4, centred on the deep-ROI slice.
     composite = scene.slice_logic.GetSliceCompositeNode()
     assert composite.GetBackgroundVolumeID() == volume.GetID()
     assert composite.GetForegroundVolumeID() == heat_node.GetID()
     assert composite.GetForegroundOpacity() == pytest.approx(0.4)
-    patch = output.caseResult.patch
     centre = scene_outputs.patch_centre_ras(patch, case.image)
     assert scene.slice_node.GetSliceOffset() == pytest.approx(centre[2], abs=1e-3)
 
@@ -282,6 +300,23 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     tumour_heat = heat[patch.slice_index, int(round(patch.centroid_index[1])), int(round(patch.centroid_index[0]))]
     tumour_coloured = not np.array_equal(shown[tumour_row, tumour_col], plain[tumour_row, tumour_col])
     assert tumour_coloured == (tumour_heat >= scene_outputs.HEAT_VISIBLE_FROM)
+    if os.environ.get("DEEPRADSCORE_WRITE_SCREENSHOT"):
+        write_screenshot(scene, centre, ROOT / "docs" / "images" / "slicer-screenshot.png")
+
+
+def write_screenshot(scene: Scene, centre, path: Path) -> None:
+    """The Red view's blended slice (CT + Grad-CAM), rendered offscreen by vtkMRMLSliceLogic,
+    as the Extensions Index screenshot (DEEPRADSCORE_WRITE_SCREENSHOT=1 regenerates it)."""
+    from PIL import Image
+
+    scene.slice_node.SetDimensions(720, 720, 1)
+    scene.slice_logic.FitSliceToAll()
+    scene.slice_node.SetFieldOfView(240.0, 240.0, scene.slice_node.GetFieldOfView()[2])
+    scene.slice_node.JumpSliceByCentering(*centre)
+    rgba = scene.blended_slice()
+    scene.slice_node.SetDimensions(256, 256, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.flipud(rgba[..., :3]).astype(np.uint8)).save(path)
 
 
 def test_same_result_with_a_non_identity_direction(small_case, tiny_bundle):
@@ -304,19 +339,74 @@ def test_same_result_with_a_non_identity_direction(small_case, tiny_bundle):
                                sitk.GetArrayViewFromImage(first.caseResult.heatmaps["EGFR"]), atol=1e-5)
 
 
-def test_background_worker_without_bundle_gives_features(small_case):
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(module.TEMP_PREFIX + "*"))
+
+
+def colour_tables(scene) -> list[str]:
+    return sorted(scene.GetNthNodeByClass(i, "vtkMRMLColorTableNode").GetName()
+                  for i in range(scene.GetNumberOfNodesByClass("vtkMRMLColorTableNode")))
+
+
+def test_second_run_reuses_small_heatmaps_and_touches_only_our_views(small_case, tiny_bundle):
+    image, mask = small_case
+    scene = Scene()
+    volume, segmentation, tumour = scene.add_case(image, mask)
+    colours_before = colour_tables(scene.scene)
+    logic = module.DeepRadScoreLogic()
+    first = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu", heatmapOpacity=0.65)
+    composite = scene.slice_logic.GetSliceCompositeNode()
+    assert composite.GetForegroundOpacity() == pytest.approx(0.65)  # the parameter, not 0.4 (#15)
+    second = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu")
+    # One set of heatmap nodes, reused, each one 160 x 160 slice (#7).
+    assert scene_outputs.heatmap_nodes(volume) == second.heatmapNodes == first.heatmapNodes
+    assert sorted(second.heatmapNodes) == ["EGFR", "KRAS"]
+    volumes = [scene.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+               for i in range(scene.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+    assert len(volumes) == 3  # the CT and two heatmaps
+    ct_voxels = int(np.prod(volume.GetImageData().GetDimensions()))
+    for node in second.heatmapNodes.values():
+        assert node.GetImageData().GetDimensions() == (160, 160, 1)
+        assert 160 * 160 < ct_voxels
+    # No "<segmentation>_ColorTable" per export: only the module's one heat colour table (#10).
+    assert colour_tables(scene.scene) == sorted(colours_before + [scene_outputs.HEAT_COLOR_TABLE_NAME])
+    # Segments as outlines while the heatmap is shown (#16).
+    display = segmentation.GetDisplayNode()
+    assert not display.GetVisibility2DFill() and display.GetVisibility2DOutline()
+    # A user's own fusion view (a second view with another foreground) keeps its opacity (#15).
+    pet = scene.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "PET")
+    mrml_images.set_volume_from_image(pet, image)
+    yellow_logic = slicer.vtkMRMLSliceLogic()
+    yellow_logic.SetMRMLScene(scene.scene)
+    yellow_logic.AddSliceNode("Yellow")
+    yellow = yellow_logic.GetSliceCompositeNode()
+    yellow.SetForegroundVolumeID(pet.GetID())
+    yellow.SetForegroundOpacity(0.7)
+    assert logic.setHeatmapOpacity(scene.scene, 0.2) == 1
+    assert composite.GetForegroundOpacity() == pytest.approx(0.2)
+    assert yellow.GetForegroundOpacity() == pytest.approx(0.7)
+
+
+def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
     from DeepRadScoreLib.features.radiomics import extract_case_features
 
     image, mask = small_case
     scene = Scene()
     volume, segmentation, tumour = scene.add_case(image, mask)
     logic = module.DeepRadScoreLogic()
-    ring_id = logic.createPeritumoralRing(segmentation, tumour, 3.0, referenceVolumeNode=volume)
+    logic.temporaryRoot = str(tmp_path)
     job = logic.startBackground(volume, segmentation, tumour, None)
+    assert len(leftovers(tmp_path)) == 1
     assert job.wait(timeout=300) == 0, job.error_message()
     assert job.fraction == 1.0
     output = logic.finishBackground(job)
-    assert output.ringSegmentId == ring_id
+    logic.closeEngine()
+    assert leftovers(tmp_path) == []  # the CT and mask are gone (#8)
+    # The worker's ring (computed once, #12) is the ring segment, equal to the engine's ring.
+    ring_segment = segmentation.GetSegmentation().GetSegment(output.ringSegmentId)
+    assert ring_segment.GetName() == "Tumour peritumoral 3 mm"
+    ring = mrml_images.segment_to_mask(segmentation, output.ringSegmentId, volume)
+    assert np.array_equal(sitk.GetArrayViewFromImage(ring), sitk.GetArrayViewFromImage(peritumoral_ring(mask, 3.0)))
     assert output.predictionsTableNode is None and not output.heatmapNodes
     assert "deepradscore train" in output.message
     table = output.featuresTableNode.GetTable()
@@ -328,9 +418,32 @@ def test_background_worker_without_bundle_gives_features(small_case):
         assert got[name] == pytest.approx(expected[name], rel=1e-9)
 
 
-def test_cancel_kills_the_worker(phantom):
+def test_worker_result_is_the_predict_json_format(small_case, tiny_bundle, tmp_path):
+    """One result format (#13): the worker's result.json is CaseResult.to_json plus the features."""
+    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.model.bundle import Bundle
+    from DeepRadScoreSlicerLib import worker
+
+    bundle = Bundle.load(str(tiny_bundle), device="cpu")
+    result = analyse_case(*small_case, bundle=bundle, device="cpu", heatmap_grid="patch")
+    worker.save_result(result, tmp_path / "out", bundle, bundle.settings.thickness_mm)
+    document = json.loads((tmp_path / "out" / worker.RESULT_FILE).read_text())
+    reference = result.to_json(bundle)
+    assert {k: document[k] for k in reference} == json.loads(json.dumps(reference))
+    back, synthetic, thickness = worker.load_result(tmp_path / "out")
+    assert thickness == 3.0
+    assert synthetic is True
+    assert back.predictions == result.predictions
+    assert back.features == pytest.approx(result.features)
+    assert back.patch.to_dict() == result.patch.to_dict()
+    for endpoint, heat in result.heatmaps.items():
+        assert np.array_equal(sitk.GetArrayViewFromImage(back.heatmaps[endpoint]), sitk.GetArrayViewFromImage(heat))
+
+
+def test_cancel_kills_the_worker_and_removes_its_files(phantom, tmp_path):
     scene, volume, segmentation, tumour, _ = phantom
     logic = module.DeepRadScoreLogic()
+    logic.temporaryRoot = str(tmp_path)
     # The phantom's feature extraction alone takes tens of seconds: cancel it once it has begun.
     job = logic.startBackground(volume, segmentation, tumour, None)
     deadline = time.time() + 120
@@ -338,10 +451,111 @@ def test_cancel_kills_the_worker(phantom):
         time.sleep(0.1)
     assert job.poll() is None, "still running when cancelled"
     started = time.time()
-    job.cancel()
+    logic.discardBackground(job)
     assert job.poll() is not None and time.time() - started < 5
     assert job.process.returncode < 0  # killed by a signal, not finished
-    assert not (job.output_dir / "result.json").exists()
-    folder = Path(job.context["folder"])
-    logic.discardBackground(job)
-    assert not folder.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_failed_start_leaves_no_files(small_case, tmp_path):
+    image, mask = small_case
+    scene = Scene()
+    volume, segmentation, tumour = scene.add_case(image, mask)
+    logic = module.DeepRadScoreLogic()
+    logic.temporaryRoot = str(tmp_path)
+    logic.enginePrefix = [str(tmp_path / "no-such-python")]
+    with pytest.raises(OSError):
+        logic.startBackground(volume, segmentation, tumour, None)
+    assert leftovers(tmp_path) == []
+
+
+def test_closing_the_scene_cancels_and_discards_the_job(phantom_paths, tmp_path):
+    case = load_case(*phantom_paths)
+    scene = Scene()
+    volume, segmentation, tumour = scene.add_case(case.image, case.mask)
+    logic = module.DeepRadScoreLogic()
+    logic.temporaryRoot = str(tmp_path)
+    job = logic.startBackground(volume, segmentation, tumour, None)
+    scene.scene.Clear(0)  # what File > Close Scene does: StartCloseEvent first (#9)
+    assert job.context["discarded"] and job.cancelled
+    assert job.poll() is not None and job.process.returncode < 0
+    assert leftovers(tmp_path) == []
+    with pytest.raises(RuntimeError, match="discarded"):
+        logic.finishBackground(job)
+
+
+def test_second_background_run_reuses_the_engine_with_its_bundle(small_case, tiny_bundle, tmp_path):
+    """Issue 13: one engine process stays alive across Runs with the bundle loaded; another
+    bundle gets a new engine (the old one exits); closing ends it."""
+    import shutil
+
+    image, mask = small_case
+    scene = Scene()
+    volume, segmentation, tumour = scene.add_case(image, mask)
+    logic = module.DeepRadScoreLogic()
+    logic.temporaryRoot = str(tmp_path / "tmp")
+    timings, engines = [], []
+    for _ in range(2):
+        started = time.monotonic()
+        job = logic.startBackground(volume, segmentation, tumour, tiny_bundle, device="cpu")
+        assert job.wait(timeout=300) == 0, job.error_message()
+        timings.append(time.monotonic() - started)
+        engines.append(job.engine)
+        output = logic.finishBackground(job)
+        assert sorted(output.heatmapNodes) == ["EGFR", "KRAS"]
+        assert job.bundle_loads == 1  # loaded once, by the first run
+        assert "load_bundle" not in output.caseResult.seconds
+    assert engines[0] is engines[1] and engines[0].alive()
+    print(f"background runs on the same bundle: {timings[0]:.1f} s, then {timings[1]:.1f} s")
+    # A bundle rewritten in place (bundle.json changed) is reloaded, never served stale.
+    meta = Path(tiny_bundle) / "bundle.json"
+    stat = meta.stat()
+    os.utime(meta, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    job = logic.startBackground(volume, segmentation, tumour, tiny_bundle, device="cpu")
+    assert job.engine is engines[0]
+    assert job.wait(timeout=300) == 0, job.error_message()
+    assert job.bundle_loads == 2
+    logic.finishBackground(job)
+
+    other = tmp_path / "other-bundle"
+    shutil.copytree(tiny_bundle, other)
+    job = logic.startBackground(volume, segmentation, tumour, other, device="cpu")
+    assert job.engine is not engines[0]
+    assert engines[0].process.poll() == 0  # the old engine exited when its bundle was replaced
+    assert job.wait(timeout=300) == 0, job.error_message()
+    logic.finishBackground(job)
+    engine = job.engine
+    logic.closeEngine()
+    assert engine.process.poll() == 0
+    assert leftovers(tmp_path / "tmp") == []
+
+
+def test_cancel_reaches_the_radiomics(small_case):
+    """#11: ``cancel`` is looked at inside the radiomics, not only between the engine's steps."""
+    from DeepRadScoreLib.errors import Cancelled
+
+    image, mask = small_case
+    scene = Scene()
+    volume, segmentation, tumour = scene.add_case(image, mask)
+    seen = []
+    with pytest.raises(Cancelled):
+        module.DeepRadScoreLogic().process(volume, segmentation, tumour, None,
+                                           progressCallback=lambda f, m: seen.append((f, m)),
+                                           cancel=lambda: any(0.05 < f < 0.8 for f, _ in seen))
+    assert 0.05 < seen[-1][0] < 0.8, seen[-3:]  # stopped inside the radiomics
+    assert segmentation.GetSegmentation().GetNumberOfSegments() == 1  # nothing added
+
+
+def test_an_old_slicer_is_refused_up_front(monkeypatch):
+    """#2: before anything is checked or installed. slicer-core has no ``slicer.app``; the one
+    attribute the Logic reads from it is given here as Slicer 5.8 would report it."""
+    import types
+
+    monkeypatch.setattr(slicer, "app", types.SimpleNamespace(majorVersion=5, minorVersion=8), raising=False)
+    logic = module.DeepRadScoreLogic()
+    assert "5.10 or later" in logic.slicerVersionProblem()
+    with pytest.raises(RuntimeError, match="5.10 or later"):
+        logic.setupPythonRequirements(confirm=False)
+    monkeypatch.setattr(slicer.app, "minorVersion", 10)
+    assert logic.slicerVersionProblem() is None
+    assert logic.setupPythonRequirements(confirm=False) is True  # everything is installed here

@@ -1,31 +1,42 @@
-"""What the engine needs inside 3D Slicer's Python, and which of it is missing.
+"""What the engine needs inside 3D Slicer's Python, which of it is missing, and how to install it.
 
-The Slicer module asks this module, on the first Run, which packages are missing or at a wrong
-version, shows ONE confirmation listing them, and then installs each from where Slicer can get it:
+The Logic asks this module, on the first Run (or a console call), which packages are missing or
+at a wrong version, shows ONE confirmation listing them, and installs each from where Slicer can
+get it:
 
 * ``torch`` / ``torchvision`` through the PyTorch extension's ``PyTorchUtils.installTorch`` (it
   picks the wheel that matches the machine's CUDA driver, which plain pip cannot);
-* ``pyradiomics`` from the SlicerRadiomics extension: pyradiomics 3.1.0 is published only as an
-  sdist that does not build on Slicer's Python 3.12 without a C tool chain, and SlicerRadiomics
-  ships a built copy on Slicer's ``sys.path``; we never pip-install it;
-* everything else with pip at the exact versions the engine is tested with (a model bundle's
-  scikit-learn pipelines must be read by the scikit-learn that wrote them);
-* ``numpy``, ``SimpleITK`` and ``vtk`` belong to Slicer itself: they are only checked, never
-  installed, and :func:`constraints_text` pins them at Slicer's versions so that pip cannot
-  replace them while installing the others.
+* ``pyradiomics`` from the SlicerRadiomics extension. SlicerRadiomics builds pyradiomics from a
+  commit whose metadata says ``3.0.1a1`` (the 3.1.0 sdist says the same), so the minimum is
+  ``3.0.1a1``: anything SlicerRadiomics ships is accepted. We never pip-install it (the sdist
+  does not build on Slicer's Python without a C tool chain);
+* everything else with pip, from ``Resources/requirements.txt`` (``>=`` minimums; exact pins only
+  for scikit-learn and skops, which a bundle's pipelines need), under a constraints file
+  (:func:`constraints_text`) that holds every package already installed in Slicer's Python at
+  its version, so pip cannot replace Slicer's numpy, scipy, SimpleITK... or another extension's
+  PyWavelets (SlicerRadiomics' copies come first on the launcher's path);
+* a package that Slicer itself ships (:data:`SLICER_OWNED`) is only checked, never installed.
+
+Supported Slicer: 5.10 and later (:func:`unsupported_slicer`): the pins need Python >= 3.11 and
+numpy >= 2.0.2, and Slicer 5.8 ships Python 3.9 with numpy 1.26.
 
 Versions are read with :mod:`importlib.metadata`, so nothing here imports the packages (a broken
-or half-installed torch must not crash the module's GUI) and this file imports nothing from
-Slicer: it is tested with plain pytest.
+torch must not crash the module's GUI), and this file imports nothing from Slicer: it is tested
+with plain pytest and in a Slicer-like Python (Testing/test_slicer_env.py).
 """
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from dataclasses import dataclass
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Callable, Iterable, Optional
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+logger = logging.getLogger(__name__)
 
 # Where a package comes from in Slicer.
 PIP = "pip"
@@ -33,29 +44,41 @@ PYTORCH_EXTENSION = "PyTorch extension"
 RADIOMICS_EXTENSION = "SlicerRadiomics extension"
 SLICER = "3D Slicer"
 
-# (requirement, source). The pip pins equal requirements/engine.txt (a test keeps them equal).
-# Only what one-case analysis needs: no dask, shap, matplotlib or DICOM readers (Slicer reads
-# DICOM itself and hands the module volume and segmentation nodes).
-REQUIREMENTS: tuple[tuple[str, str], ...] = (
+REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "requirements.txt"
+MINIMUM_SLICER = (5, 10)
+
+# What does not come from pip: (requirement, source).
+OTHER_REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("torch>=2.2", PYTORCH_EXTENSION),
     ("torchvision>=0.17", PYTORCH_EXTENSION),
-    ("pyradiomics>=3.0.1", RADIOMICS_EXTENSION),
-    ("scipy==1.17.1", PIP),
-    ("pandas==3.1.1", PIP),
-    ("scikit-learn==1.9.1", PIP),
-    ("skops==0.16.0", PIP),
-    ("safetensors==0.8.0", PIP),
-    ("PyWavelets==1.9.0", PIP),
-    ("pykwalify==1.8.0", PIP),
-    ("six==1.17.0", PIP),
-    ("numpy>=1.26", SLICER),
+    # SlicerRadiomics' build (pyradiomics commit 146e3bd) and the 3.1.0 sdist both say 3.0.1a1.
+    ("pyradiomics>=3.0.1a1", RADIOMICS_EXTENSION),
+    ("numpy>=2.0", SLICER),
     ("SimpleITK>=2.3", SLICER),
 )
 
-# Slicer's own packages: pinned at their installed version while pip runs.
-SLICER_OWNED = ("numpy", "SimpleITK", "vtk")
+# Packages Slicer 5.10 ships in its own Python: never upgraded or replaced by this module.
+SLICER_OWNED = ("numpy", "scipy", "SimpleITK", "vtk", "pip", "setuptools", "wheel", "packaging",
+                "requests", "certifi", "urllib3", "idna", "charset-normalizer", "pydicom",
+                "dicomweb-client", "GitPython", "pillow")
 
-VersionOf = Callable[[str], str]
+
+def pip_requirement_lines(path: Path = REQUIREMENTS_FILE) -> list[str]:
+    """The requirement lines of ``Resources/requirements.txt`` (comments dropped)."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            Requirement(line)  # a malformed line fails here, not inside pip
+            lines.append(line)
+    return lines
+
+
+def requirements(path: Path = REQUIREMENTS_FILE) -> tuple[tuple[str, str], ...]:
+    """Every requirement with its source, in the order the confirmation lists them."""
+    torch_and_radiomics = tuple(r for r in OTHER_REQUIREMENTS if r[1] != SLICER)
+    slicer_own = tuple(r for r in OTHER_REQUIREMENTS if r[1] == SLICER)
+    return torch_and_radiomics + tuple((line, PIP) for line in pip_requirement_lines(path)) + slicer_own
 
 
 @dataclass(frozen=True)
@@ -83,11 +106,22 @@ def installed_version(name: str) -> Optional[str]:
         return None
 
 
-def missing_requirements(requirements=REQUIREMENTS,
+def installed_distributions() -> dict[str, str]:
+    """Every distribution on ``sys.path``: canonical name -> version (the first one found wins,
+    as for imports)."""
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(canonicalize_name(name), dist.version)
+    return found
+
+
+def missing_requirements(wanted: Optional[Iterable[tuple[str, str]]] = None,
                          version_of: Callable[[str], Optional[str]] = installed_version) -> list[Missing]:
     """Every requirement that is absent or at a version outside its specifier, in list order."""
     missing = []
-    for text, source in requirements:
+    for text, source in (requirements() if wanted is None else wanted):
         requirement = Requirement(text)
         installed = version_of(requirement.name)
         if installed is None or not _satisfies(requirement, installed):
@@ -100,7 +134,8 @@ def _satisfies(requirement: Requirement, installed: str) -> bool:
         version = Version(installed)
     except InvalidVersion:
         return False
-    # Local builds (e.g. torch "2.4.1+cu121") satisfy ">=2.2"; pre-releases count as installed.
+    # Local builds (torch "2.4.1+cu121") satisfy ">=2.2"; pre-releases (SlicerRadiomics'
+    # pyradiomics "3.0.1a1") count as installed.
     return requirement.specifier.contains(version, prereleases=True)
 
 
@@ -116,18 +151,24 @@ def torch_requirements(missing: list[Missing]) -> dict[str, Optional[str]]:
     return {"torch": by_name.get("torch"), "torchvision": by_name.get("torchvision")}
 
 
+def _slicer_owned(name: str) -> bool:
+    return canonicalize_name(name) in {canonicalize_name(n) for n in SLICER_OWNED}
+
+
 def unresolvable(missing: list[Missing]) -> list[Missing]:
-    """Requirements the module cannot install itself: another extension or Slicer provides them."""
-    return [m for m in missing if m.source in (RADIOMICS_EXTENSION, SLICER)]
+    """Requirements the module must not install itself: another extension or Slicer provides
+    them, or pip would have to replace a package Slicer ships (e.g. a too old scipy)."""
+    return [m for m in missing if m.source in (RADIOMICS_EXTENSION, SLICER)
+            or (m.source == PIP and m.installed is not None and _slicer_owned(m.name))]
 
 
 def confirmation_text(missing: list[Missing]) -> str:
     """The one message the user confirms before anything is installed."""
     lines = ["Deep-RadScore needs these Python packages in Slicer's Python environment:", ""]
     lines += [f"  - {m.describe()}" for m in missing]
-    lines += ["", "They will be downloaded and installed now (this can take several minutes; "
-              "PyTorch alone is about 1 GB with CUDA). Slicer's own numpy, SimpleITK and VTK are "
-              "not changed. Install them?"]
+    lines += ["", "They will be downloaded and installed now. This takes several minutes (PyTorch "
+              "alone is about 1 GB with CUDA) and Slicer does not respond meanwhile. Packages that "
+              "Slicer ships (numpy, scipy, SimpleITK, VTK) are not changed. Install them?"]
     return "\n".join(lines)
 
 
@@ -136,18 +177,39 @@ def unresolvable_text(missing: list[Missing]) -> str:
     parts = []
     for m in missing:
         if m.source == RADIOMICS_EXTENSION:
-            parts.append(f"{m.describe()}: install or update the SlicerRadiomics extension in the "
-                         "Extensions Manager and restart Slicer")
+            if m.installed is None:
+                parts.append(f"{m.describe()}: install the SlicerRadiomics extension in the Extensions "
+                             "Manager and restart Slicer (SlicerRadiomics publishes no macOS build: on "
+                             "macOS use the deepradscore command line instead)")
+            else:
+                parts.append(f"{m.describe()}: update the SlicerRadiomics extension in the Extensions "
+                             "Manager and restart Slicer")
         else:
-            parts.append(f"{m.describe()}: it is part of 3D Slicer; reinstall Slicer")
+            parts.append(f"{m.describe()}: it is part of 3D Slicer; use Slicer "
+                         f"{MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later")
     return "; ".join(parts)
 
 
-def constraints_text(version_of: Callable[[str], Optional[str]] = installed_version) -> str:
-    """A pip constraints file that keeps Slicer's own numpy, SimpleITK and VTK as they are."""
-    lines = ["# Slicer's own packages stay at the versions Slicer ships."]
-    for name in SLICER_OWNED:
-        version = version_of(name)
-        if version is not None:
-            lines.append(f"{name}=={version}")
+def constraints_text(installed: Optional[dict[str, str]] = None, upgrading: Iterable[str] = ()) -> str:
+    """A pip constraints file holding every installed package at its version.
+
+    ``installed``: canonical name -> version (default: this Python's distributions), i.e. all
+    that Slicer ships and what other extensions added. ``upgrading``: names the install is meant
+    to change (missing or outdated pip requirements), left free.
+    """
+    installed = installed_distributions() if installed is None else installed
+    free = {canonicalize_name(n) for n in upgrading}
+    lines = ["# Every package already in Slicer's Python stays at its version (Deep-RadScore)."]
+    for name in sorted(installed):
+        if canonicalize_name(name) not in free:
+            lines.append(f"{name}=={installed[name]}")
     return "\n".join(lines) + "\n"
+
+
+def unsupported_slicer(major: int, minor: int) -> Optional[str]:
+    """Why this Slicer version cannot run the module (None when it can)."""
+    if (major, minor) >= MINIMUM_SLICER:
+        return None
+    return (f"Deep-RadScore needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later (this is "
+            f"{major}.{minor}): its Python packages need Python 3.11+ and numpy 2, which older Slicer "
+            "versions do not have. Install a current Slicer from download.slicer.org.")

@@ -19,6 +19,7 @@ Imports slicer and vtk (never qt), so it runs in Slicer and under ``slicer-core`
 """
 from __future__ import annotations
 
+import logging
 import numpy as np
 import SimpleITK as sitk
 import vtk
@@ -27,6 +28,8 @@ from vtk.util import numpy_support
 import slicer
 
 from DeepRadScoreLib.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # Axes must be orthogonal within this tolerance (cosine) to be a SimpleITK direction matrix.
@@ -134,7 +137,7 @@ def export_segment(segmentation_node, segment_id: str, reference_volume_node=Non
     With a reference volume the labelmap lies on exactly that volume's voxel grid (Slicer
     resamples the segment if the segmentation has another geometry or transform); without one it
     uses the segmentation's own reference geometry, full extent, so a ring around the segment fits.
-    The caller removes the node from the scene.
+    The caller removes it with :func:`discard_labelmap`.
     """
     segmentation = segmentation_node.GetSegmentation()
     if segmentation.GetSegment(segment_id) is None:
@@ -143,13 +146,35 @@ def export_segment(segmentation_node, segment_id: str, reference_volume_node=Non
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", f"{segment_id} export")
     ids = vtk.vtkStringArray()
     ids.InsertNextValue(segment_id)
+    colours_before = _node_ids(scene, "vtkMRMLColorNode")
     ok = slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
         segmentation_node, ids, labelmap, reference_volume_node, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+    # The export adds a "<segmentation>_ColorTable" node to the scene (saved with it); only the
+    # voxels are used here, so it goes at once.
+    for colour_id in _node_ids(scene, "vtkMRMLColorNode") - colours_before:
+        scene.RemoveNode(scene.GetNodeByID(colour_id))
     if not ok or labelmap.GetImageData() is None:
-        scene.RemoveNode(labelmap)
+        discard_labelmap(labelmap)
         raise InputError(f"{segmentation_node.GetName()}: could not export segment "
                          f"'{segmentation.GetSegment(segment_id).GetName()}' as a labelmap")
     return labelmap
+
+
+def _node_ids(scene, class_name: str) -> set[str]:
+    return {scene.GetNthNodeByClass(i, class_name).GetID() for i in range(scene.GetNumberOfNodesByClass(class_name))}
+
+
+def discard_labelmap(labelmap) -> None:
+    """Remove a temporary labelmap and the display/storage nodes it brought into the scene."""
+    scene = labelmap.GetScene()
+    if scene is None:
+        return
+    helpers = [labelmap.GetNthDisplayNode(i) for i in range(labelmap.GetNumberOfDisplayNodes())]
+    helpers += [labelmap.GetNthStorageNode(i) for i in range(labelmap.GetNumberOfStorageNodes())]
+    scene.RemoveNode(labelmap)
+    for node in helpers:
+        if node is not None and node.GetScene() is scene:
+            scene.RemoveNode(node)
 
 
 def segment_to_mask(segmentation_node, segment_id: str, reference_volume_node=None) -> sitk.Image:
@@ -158,7 +183,7 @@ def segment_to_mask(segmentation_node, segment_id: str, reference_volume_node=No
     try:
         mask = volume_to_image(labelmap, np.uint8)
     finally:
-        segmentation_node.GetScene().RemoveNode(labelmap)
+        discard_labelmap(labelmap)
     binary = sitk.GetImageFromArray((sitk.GetArrayViewFromImage(mask) > 0).astype(np.uint8))
     binary.CopyInformation(mask)
     if not sitk.GetArrayViewFromImage(binary).any():

@@ -5,6 +5,7 @@ the same code runs in Slicer and in headless tests on a scene built with ``slice
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -12,11 +13,16 @@ import vtk
 
 from . import mrml_images
 
+logger = logging.getLogger(__name__)
+
 HEAT_COLOR_TABLE_NAME = "DeepRadScore Grad-CAM"
 # Grad-CAM below this share of its maximum is left transparent, so the CT shows through outside
 # the regions that drive the prediction instead of the whole 160 x 160 patch turning dark.
 HEAT_VISIBLE_FROM = 0.1
 DEFAULT_HEAT_OPACITY = 0.4
+# Node attributes that mark our heatmaps: which CT they belong to and their endpoint.
+HEATMAP_OF_ATTRIBUTE = "DeepRadScore.HeatmapOf"
+HEATMAP_ENDPOINT_ATTRIBUTE = "DeepRadScore.Endpoint"
 
 # An inferno-like ramp (black, purple, red, orange, pale yellow): perceptually ordered and
 # distinct from CT greys, so the overlay reads as "more" where it is brighter.
@@ -106,23 +112,43 @@ def table_node(scene, name: str, existing=None):
     return scene.AddNewNodeByClass("vtkMRMLTableNode", name)
 
 
-def add_heatmap_volume(ct_node, heatmap_image, name: str, existing=None):
-    """A scalar volume on exactly the CT's voxel grid holding the heatmap, heat-coloured.
-
-    The heatmap comes from the engine on the CT's world grid; its voxels go into a node with the
-    CT's own (local) IJK-to-RAS and the same parent transform, so it overlays the CT voxel for
-    voxel wherever the CT is moved.
-    """
+def heatmap_nodes(ct_node) -> dict:
+    """The Grad-CAM volume nodes made for ``ct_node`` by earlier runs: endpoint -> node."""
     scene = ct_node.GetScene()
-    node = existing if existing is not None and existing.GetScene() is scene else \
-        scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-    node.SetName(name)
+    found = {}
+    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
+        if node.GetAttribute(HEATMAP_OF_ATTRIBUTE) == ct_node.GetID():
+            found[node.GetAttribute(HEATMAP_ENDPOINT_ATTRIBUTE)] = node
+    return found
+
+
+def add_heatmap_volume(ct_node, heatmap_image, patch, endpoint: str, name: str):
+    """A one-slice ``size`` x ``size`` volume holding the heatmap where the patch lies, heat-coloured.
+
+    The patch is on the CT's voxel grid at index ``(column0, row0, slice_index)``: the node gets
+    the CT's own (local) IJK-to-RAS shifted there and the CT's parent transform, so it overlays
+    the CT voxel for voxel wherever the CT is moved, at 100 kB instead of a whole CT-sized volume.
+    A node made for the same CT and endpoint by an earlier run is reused.
+    """
     import SimpleITK as sitk
 
-    mrml_images.set_volume_array(node, sitk.GetArrayFromImage(heatmap_image).astype(np.float32))
+    scene = ct_node.GetScene()
+    node = heatmap_nodes(ct_node).get(endpoint)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+        node.SetAttribute(HEATMAP_OF_ATTRIBUTE, ct_node.GetID())
+        node.SetAttribute(HEATMAP_ENDPOINT_ATTRIBUTE, endpoint)
+    node.SetName(name)
+    values = sitk.GetArrayFromImage(heatmap_image).astype(np.float32)
+    if values.shape != (1, patch.size, patch.size):
+        raise ValueError(f"expected a 1 x {patch.size} x {patch.size} heatmap, got {values.shape}")
+    mrml_images.set_volume_array(node, values)
     local = vtk.vtkMatrix4x4()
     ct_node.GetIJKToRASMatrix(local)
-    node.SetIJKToRASMatrix(local)
+    shift = np.eye(4)
+    shift[:3, 3] = (patch.column0, patch.row0, patch.slice_index)
+    node.SetIJKToRASMatrix(mrml_images.vtk_matrix(mrml_images.numpy_matrix(local) @ shift))
     node.SetAndObserveTransformNodeID(ct_node.GetTransformNodeID())
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
@@ -138,18 +164,48 @@ def add_heatmap_volume(ct_node, heatmap_image, name: str, existing=None):
     return node
 
 
+def is_heatmap(node) -> bool:
+    return node is not None and node.GetAttribute(HEATMAP_OF_ATTRIBUTE) is not None
+
+
 def show_overlay(scene, background_node, foreground_node, opacity: float = DEFAULT_HEAT_OPACITY) -> None:
-    """CT as background and heatmap as foreground at ``opacity`` in every slice view."""
+    """CT as background and heatmap as foreground at ``opacity`` in every slice view.
+
+    Without a heatmap only views that showed one of ours lose it; a user's own foreground (e.g.
+    a PET over the CT) is left alone.
+    """
     for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
         composite = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+        if foreground_node is None:
+            if is_heatmap(scene.GetNodeByID(composite.GetForegroundVolumeID() or "")):
+                composite.SetForegroundVolumeID(None)
+            continue
         composite.SetBackgroundVolumeID(background_node.GetID())
-        composite.SetForegroundVolumeID(foreground_node.GetID() if foreground_node else None)
+        composite.SetForegroundVolumeID(foreground_node.GetID())
         composite.SetForegroundOpacity(opacity)
 
 
-def set_overlay_opacity(scene, opacity: float) -> None:
+def set_overlay_opacity(scene, opacity: float) -> int:
+    """The foreground opacity of the views that show one of our heatmaps (no other view);
+    returns how many views changed."""
+    changed = 0
     for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
-        scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode").SetForegroundOpacity(opacity)
+        composite = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
+        if is_heatmap(scene.GetNodeByID(composite.GetForegroundVolumeID() or "")):
+            composite.SetForegroundOpacity(opacity)
+            changed += 1
+    return changed
+
+
+def segments_as_outlines(segmentation_node) -> None:
+    """Show the segmentation as outlines in the slice views: a filled tumour would hide the
+    heatmap over it."""
+    if segmentation_node.GetDisplayNode() is None:
+        segmentation_node.CreateDefaultDisplayNodes()
+    display = segmentation_node.GetDisplayNode()
+    if display is not None:
+        display.SetVisibility2DFill(False)
+        display.SetVisibility2DOutline(True)
 
 
 def jump_slices(scene, ras) -> None:

@@ -5,15 +5,19 @@ feature extraction and the networks never block the GUI thread, and Cancel kills
 pyradiomics and torch spend minutes inside C code where a Python cancel flag is not looked at,
 and only killing the process really stops them. Progress goes to stdout as lines
 ``PROGRESS <fraction> <message>``; a user-facing problem ends with ``error: <message>`` and
-exit status 2 (as the CLI does). The result is written into ``--output`` (a folder) by
-:func:`save_result` and read back in Slicer by :func:`load_result`.
+exit status 2 (as the CLI does). With ``--serve`` it stays alive across runs (the Slicer Logic
+keeps one engine per bundle): each stdin line is one run's options as JSON, answered by
+``DONE <status>``, so the second Run does not re-import torch or reload the bundle. The result is written into ``--output`` (a folder) by
+:func:`save_result` in the engine's one result format (``CaseResult.to_json``, the JSON of
+``deepradscore predict``, plus the features and image files) and read back by :func:`load_result`.
+The ring the worker computes is the one the Slicer Logic adds as a segment (computed once).
 
 This module imports only the engine, never slicer/vtk/qt.
 """
 from __future__ import annotations
 
+import logging
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -30,7 +34,9 @@ import SimpleITK as sitk  # noqa: E402
 from DeepRadScoreLib.errors import Cancelled, InputError  # noqa: E402
 from DeepRadScoreLib.regions import DeepRoiPatch  # noqa: E402
 
+logger = logging.getLogger(__name__)
 PROGRESS_PREFIX = "PROGRESS "
+DONE_PREFIX = "DONE "
 RESULT_FILE = "result.json"
 
 
@@ -49,73 +55,85 @@ def parse_progress(line: str):
         return None
 
 
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | None = None) -> None:
+    """Write a CaseResult in the engine's one result format: ``CaseResult.to_json`` (what
+    ``deepradscore predict -o`` writes) plus the features, and the images beside it.
 
-
-def save_result(result, folder: str | Path, synthetic: bool = False) -> None:
-    """Write a CaseResult: JSON for numbers, NRRD for heatmaps, .npy for the patch.
-
-    ``synthetic`` records that the bundle was trained on synthetic data, so the GUI can say so.
+    ``result.json`` gets ``features`` and ``files`` (ring, patch pixels, one heatmap per
+    endpoint, each named relative to ``folder``); it is written last, so its presence means
+    the result is complete.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    heatmaps = {}
+    document = result.to_json(bundle)
+    document["features"] = {k: float(v) for k, v in result.features.items()}
+    document["thickness_mm"] = thickness_mm
+    files = {"ring": "ring.nrrd", "patch_hu": "patch_hu.npy", "heatmaps": {}}
+    sitk.WriteImage(result.ring, str(folder / files["ring"]), True)
+    np.save(folder / files["patch_hu"], result.patch.hu)
     for index, (endpoint, image) in enumerate(result.heatmaps.items()):
-        name = f"heatmap_{index}.nrrd"
-        sitk.WriteImage(image, str(folder / name), True)
-        heatmaps[endpoint] = name
-    sitk.WriteImage(result.ring, str(folder / "ring.nrrd"), True)
-    np.save(folder / "patch_hu.npy", result.patch.hu)
-    patch = {f.name: _plain(getattr(result.patch, f.name)) for f in dataclasses.fields(result.patch)
-             if f.name != "hu"}
-    document = {
-        "features": {k: float(v) for k, v in result.features.items()},
-        "predictions": {ep: _plain(dataclasses.asdict(p)) for ep, p in result.predictions.items()},
-        "heatmaps": heatmaps,
-        "patch": patch,
-        "synthetic": bool(synthetic),
-    }
-    (folder / RESULT_FILE).write_text(json.dumps(document))
+        files["heatmaps"][endpoint] = f"heatmap_{index}.nrrd"
+        sitk.WriteImage(image, str(folder / files["heatmaps"][endpoint]), True)
+    document["files"] = files
+    (folder / f"{RESULT_FILE}.partial").write_text(json.dumps(document))
+    (folder / f"{RESULT_FILE}.partial").replace(folder / RESULT_FILE)
 
 
 def load_result(folder: str | Path):
-    """Read what :func:`save_result` wrote: ``(analysis.CaseResult, synthetic)``."""
+    """Read what :func:`save_result` wrote: ``(analysis.CaseResult, synthetic, thickness_mm)``
+    (the ring thickness the engine used: the bundle's, or the one asked for)."""
     from DeepRadScoreLib.analysis import CaseResult, EndpointPrediction
 
     folder = Path(folder)
     document = json.loads((folder / RESULT_FILE).read_text())
-    patch_fields = dict(document["patch"])
-    patch_fields["corners"] = np.array(patch_fields["corners"])
-    patch_fields["centroid_index"] = tuple(patch_fields["centroid_index"])
-    patch = DeepRoiPatch(hu=np.load(folder / "patch_hu.npy"), **patch_fields)
-    predictions = {}
-    for endpoint, fields in document["predictions"].items():
-        if isinstance(fields.get("deep_features"), list):
-            fields["deep_features"] = np.array(fields["deep_features"])
-        predictions[endpoint] = EndpointPrediction(**fields)
-    heatmaps = {ep: sitk.ReadImage(str(folder / name)) for ep, name in document["heatmaps"].items()}
-    result = CaseResult(features=document["features"], ring=sitk.ReadImage(str(folder / "ring.nrrd")),
-                        patch=patch, predictions=predictions, heatmaps=heatmaps)
-    return result, bool(document.get("synthetic", False))
+    files = document["files"]
+    p = document["patch"]
+    patch = DeepRoiPatch(hu=np.load(folder / files["patch_hu"]), slice_index=p["slice_index"], row0=p["row0"],
+                         column0=p["column0"], centroid_index=tuple(p["centroid_index"]),
+                         corners=np.array(p["corners_lps_mm"]), tumour_area_voxels=p["tumour_area_voxels"])
+    predictions = {endpoint: EndpointPrediction(**fields) for endpoint, fields in document["predictions"].items()}
+    heatmaps = {ep: sitk.ReadImage(str(folder / name)) for ep, name in files["heatmaps"].items()}
+    result = CaseResult(features=document["features"], ring=sitk.ReadImage(str(folder / files["ring"])),
+                        patch=patch, predictions=predictions, heatmaps=heatmaps, seconds=document["seconds"])
+    bundle = document.get("bundle") or {}
+    thickness = bundle.get("thickness_mm", document.get("thickness_mm"))
+    return result, bool(bundle.get("synthetic", False)), thickness
 
 
-def run(args) -> int:
+class BundleCache:
+    """The one bundle a serving engine keeps loaded: reloaded when its path, device or files
+    change (``bundle.json``'s size and modification time), so a retrained bundle is never
+    served stale."""
+
+    def __init__(self) -> None:
+        self.key = None
+        self.bundle = None
+        self.loads = 0
+
+    @staticmethod
+    def _key(path: str, device: str):
+        meta = Path(path) / "bundle.json"
+        stat = meta.stat() if meta.exists() else None
+        return (str(Path(path).resolve()), device, stat.st_size if stat else None, stat.st_mtime_ns if stat else None)
+
+    def get(self, path: str, device: str):
+        if not path:
+            return None
+        key = self._key(path, device)
+        if key != self.key:
+            from DeepRadScoreLib.model.bundle import Bundle
+
+            self.bundle, self.key = None, None
+            self.bundle = Bundle.load(path, device=device)
+            self.key = key
+            self.loads += 1
+        return self.bundle
+
+
+def run(args, cache: BundleCache | None = None) -> int:
     from DeepRadScoreLib.analysis import analyse_case
 
-    bundle = None
-    if args.bundle:
-        from DeepRadScoreLib.model.bundle import Bundle
-
-        bundle = Bundle.load(args.bundle, device=args.device)
+    bundle = (cache or BundleCache()).get(args.bundle, args.device)
 
     def progress(fraction: float, message: str) -> None:
         print(progress_line(fraction, message), flush=True)
@@ -124,32 +142,84 @@ def run(args) -> int:
     mask = sitk.ReadImage(args.mask)
     result = analyse_case(image, mask, bundle=bundle, endpoints=args.endpoints,
                           thickness_mm=args.thickness_mm, gradcam=True, device=args.device,
-                          progress=progress)
-    save_result(result, args.output, synthetic=bool(bundle is not None and bundle.synthetic))
+                          progress=progress, heatmap_grid="patch")
+    thickness = (bundle.settings.thickness_mm if bundle is not None
+                 else args.thickness_mm if args.thickness_mm is not None else 3.0)
+    save_result(result, args.output, bundle, thickness)
     progress(1.0, "done")
     return 0
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="DeepRadScore one-case analysis for the Slicer module")
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--mask", required=True)
-    parser.add_argument("--output", required=True, help="result folder")
+    parser.add_argument("--serve", action="store_true",
+                        help="keep running: one request per stdin line (these options as JSON), "
+                             "each answered by 'DONE <status>'; exit at the end of stdin")
+    parser.add_argument("--image")
+    parser.add_argument("--mask")
+    parser.add_argument("--output", help="result folder")
     parser.add_argument("--bundle", default="")
     parser.add_argument("--endpoints", nargs="*", default=None)
-    parser.add_argument("--thickness-mm", type=float, default=3.0)
+    parser.add_argument("--thickness-mm", type=float, default=None,
+                        help="ring thickness (default: the bundle's; 3 mm without a bundle)")
     parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run_reporting(args, cache: BundleCache) -> int:
     if args.endpoints == []:
         args.endpoints = None
     try:
-        return run(args)
+        return run(args, cache)
     except InputError as err:
         print(f"error: {err}", flush=True)
         return 2
     except Cancelled:
         print("cancelled", flush=True)
         return 130
+
+
+def request_arguments(request: dict) -> list[str]:
+    """A JSON request (what :class:`~DeepRadScoreSlicerLib.background.EngineProcess` writes) as
+    the command-line arguments of one run."""
+    argv = ["--image", request["image"], "--mask", request["mask"], "--output", request["output"],
+            "--bundle", request.get("bundle") or "", "--device", request.get("device", "auto")]
+    if request.get("thickness_mm") is not None:
+        argv += ["--thickness-mm", str(request["thickness_mm"])]
+    if request.get("endpoints"):
+        argv += ["--endpoints", *request["endpoints"]]
+    return argv
+
+
+def serve(cache: BundleCache) -> int:
+    """One run per request line until stdin closes (Slicer exited or closed the engine).
+
+    torch, pyradiomics and the bundle stay loaded between runs, so a second Run costs the
+    radiomics and little else. An unexpected error ends the request, not the engine.
+    """
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            args = parser().parse_args(request_arguments(json.loads(line)))
+            code = _run_reporting(args, cache)
+        except Exception:  # noqa: BLE001  (reported to the GUI as the run's failure)
+            import traceback
+
+            traceback.print_exc(file=sys.stdout)
+            code = 1
+        print(f"{DONE_PREFIX}{code} bundle-loads={cache.loads}", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    cache = BundleCache()
+    if args.serve:
+        return serve(cache)
+    if not (args.image and args.mask and args.output):
+        parser().error("--image, --mask and --output are required without --serve")
+    return _run_reporting(args, cache)
 
 
 if __name__ == "__main__":

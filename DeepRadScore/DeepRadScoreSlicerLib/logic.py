@@ -1,0 +1,441 @@
+"""The Deep-RadScore Logic: the Python-console API and everything the module's GUI calls.
+
+It turns volume and segment nodes into SimpleITK images (:mod:`mrml_images`), runs the engine
+(``DeepRadScoreLib.analysis.analyse_case``) in this process (:meth:`DeepRadScoreLogic.process`)
+or in a child process (:meth:`~DeepRadScoreLogic.startBackground`, :mod:`background`), and puts
+the results into the scene (:mod:`scene_outputs`). It sets up the Python packages the engine
+needs (:meth:`~DeepRadScoreLogic.setupPythonRequirements`), so a console user gets the same
+confirmed install as the GUI.
+
+Imports slicer and vtk, never qt: it runs in Slicer and under headless ``slicer-core`` alike,
+where the tests use it. Nothing heavy is imported at module load (torch, pyradiomics and
+scikit-learn may not be installed yet when Slicer starts).
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import slicer
+
+from DeepRadScoreLib.errors import InputError
+
+from . import dependencies as deps
+from . import mrml_images, scene_outputs
+
+logger = logging.getLogger(__name__)
+
+RING_COLOR = (0.98, 0.78, 0.18)  # amber: distinct from Slicer's default first segment colours
+DEFAULT_THICKNESS_MM = 3.0
+TEMP_PREFIX = "DeepRadScore-"
+
+
+@dataclass
+class DeepRadScoreOutput:
+    """What one run produced: the engine's CaseResult and the nodes made from it."""
+
+    volumeNode: object
+    caseResult: object
+    ringSegmentId: str
+    featuresTableNode: object
+    predictionsTableNode: Optional[object] = None
+    heatmapNodes: dict = field(default_factory=dict)
+    message: str = ""
+    segmentationNode: Optional[object] = None
+
+
+def _discard_at_exit(logic_ref) -> None:
+    logic = logic_ref()
+    if logic is not None:
+        logic.discardAll()
+
+
+class DeepRadScoreLogic:
+    """Console API (no qt). Every node it creates goes into the scene of the nodes it is given.
+
+    ``temporaryRoot``: where background runs put the CT and mask they hand to the worker
+    (default: Slicer's temporary folder, else the system's); always removed afterwards.
+    ``enginePrefix``: the command that starts the worker script (default ``PythonSlicer``).
+    """
+
+    def __init__(self) -> None:
+        self.temporaryRoot: Optional[str] = None
+        self.enginePrefix: Optional[list[str]] = None
+        # One engine process stays alive across background Runs with its bundle loaded (a new
+        # one for another bundle or device); False: a fresh process per Run.
+        self.keepEngine = True
+        self._engine = None
+        self._jobs: list = []
+        # Slicer exiting mid-run: the worker is killed and the patient's CT deleted.
+        atexit.register(_discard_at_exit, weakref.ref(self))
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    @staticmethod
+    def slicerVersionProblem() -> Optional[str]:
+        """Why this Slicer cannot run the module (None when it can, or outside Slicer)."""
+        app = getattr(slicer, "app", None)
+        if app is None or not hasattr(app, "majorVersion"):
+            return None
+        return deps.unsupported_slicer(int(app.majorVersion), int(app.minorVersion))
+
+    def setupPythonRequirements(self, confirm: bool = True,
+                                statusCallback: Optional[Callable[[str], None]] = None) -> bool:
+        """Install what the engine needs after ONE confirmation; False if the user declines.
+
+        :param confirm: ask the user first (a console user may pass False).
+        :param statusCallback: ``statusCallback(text)`` before each install step (the GUI shows it).
+        :returns: True when everything is in place.
+        :raises RuntimeError: with what the user can do, when this Slicer is too old, or a
+            package must come from another extension (SlicerRadiomics) or from Slicer itself.
+        """
+        import slicer.util
+
+        status = statusCallback or (lambda text: logger.info(text))
+        problem = self.slicerVersionProblem()
+        if problem:
+            raise RuntimeError(problem)
+        missing = deps.missing_requirements()
+        if not missing:
+            return True
+        blocked = deps.unresolvable(missing)
+        if blocked:
+            raise RuntimeError(deps.unresolvable_text(blocked))
+        if confirm and not slicer.util.confirmOkCancelDisplay(deps.confirmation_text(missing),
+                                                              windowTitle="Deep-RadScore"):
+            return False
+        torchNeeds = deps.torch_requirements(missing)
+        if torchNeeds["torch"] or torchNeeds["torchvision"]:
+            status("Installing PyTorch through the PyTorch extension (this takes several minutes)...")
+            self._installTorch(torchNeeds)
+        pipNeeds = deps.pip_requirements(missing)
+        if pipNeeds:
+            status(f"Installing {', '.join(pipNeeds)} with pip (this takes a few minutes)...")
+            self._pipInstall(pipNeeds)
+        still = deps.missing_requirements()
+        if still:
+            raise RuntimeError("Still missing after installation (restart Slicer and try again): "
+                               + "; ".join(m.describe() for m in still))
+        status("Python packages installed.")
+        return True
+
+    @staticmethod
+    def _installTorch(torchNeeds: dict) -> None:
+        try:
+            import PyTorchUtils
+        except ModuleNotFoundError:
+            raise RuntimeError("Deep-RadScore needs the PyTorch extension: install it from the "
+                               "Extensions Manager and restart Slicer.") from None
+        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+        # torchInstalled() first: the logic's ``torch`` property installs silently.
+        if torchLogic.torchInstalled() and not torchNeeds["torch"] and not torchNeeds["torchvision"]:
+            return
+        torch = torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=torchNeeds["torch"],
+                                        torchvisionVersionRequirement=torchNeeds["torchvision"])
+        if torch is None:
+            raise RuntimeError("PyTorch was not installed.")
+
+    @staticmethod
+    def _pipInstall(pipNeeds: list[str]) -> None:
+        import importlib
+
+        from packaging.requirements import Requirement
+
+        with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
+            constraints = os.path.join(folder, "constraints.txt")
+            upgrading = [Requirement(r).name for r in pipNeeds]
+            Path(constraints).write_text(deps.constraints_text(upgrading=upgrading))
+            ensure = None
+            for name in ("slicer.packaging", "slicer.pydeps"):  # Slicer >= 5.12
+                try:
+                    ensure = getattr(importlib.import_module(name), "pip_ensure", None)
+                except ImportError:
+                    ensure = None
+                if ensure is not None:
+                    break
+            if ensure is not None:
+                ensure([Requirement(r) for r in pipNeeds], constraints=constraints, prompt_install=False,
+                       requester="Deep-RadScore")
+            else:  # Slicer 5.10
+                slicer.util.pip_install([*pipNeeds, "-c", constraints])
+
+    # -- the ring ---------------------------------------------------------------------------
+
+    @staticmethod
+    def ringSegmentName(tumorName: str, thicknessMm: float) -> str:
+        return f"{tumorName} peritumoral {thicknessMm:g} mm"
+
+    def createPeritumoralRing(self, segmentationNode, tumorSegmentId: str, thicknessMm: float = DEFAULT_THICKNESS_MM,
+                              referenceVolumeNode=None) -> str:
+        """Add the engine's peritumoral ring of a segment as a new segment; return its ID.
+
+        The tumour is taken on ``referenceVolumeNode``'s grid when given, else on the
+        segmentation's own reference geometry. A ring segment of the same name is replaced.
+        """
+        import SimpleITK as sitk
+
+        from DeepRadScoreLib.regions import peritumoral_ring
+
+        tumour = self._tumour(segmentationNode, tumorSegmentId)
+        labelmap = mrml_images.export_segment(segmentationNode, tumorSegmentId, referenceVolumeNode)
+        try:
+            mask = mrml_images.volume_to_image(labelmap, "uint8")
+            ring = sitk.GetArrayFromImage(peritumoral_ring(mask, thicknessMm))
+        finally:
+            mrml_images.discard_labelmap(labelmap)
+        return self._addRingSegment(segmentationNode, tumorSegmentId, ring, thicknessMm, referenceVolumeNode,
+                                    tumour.GetName())
+
+    def _tumour(self, segmentationNode, tumorSegmentId: str):
+        tumour = segmentationNode.GetSegmentation().GetSegment(tumorSegmentId or "")
+        if tumour is None:
+            raise InputError(f"{segmentationNode.GetName()}: no segment with ID '{tumorSegmentId}'")
+        return tumour
+
+    def _addRingSegment(self, segmentationNode, tumorSegmentId: str, ringArray, thicknessMm: float,
+                        referenceVolumeNode, tumourName: str) -> str:
+        """Import a ring computed on the tumour's export grid ([k, j, i] uint8) as a segment."""
+        segmentation = segmentationNode.GetSegmentation()
+        name = self.ringSegmentName(tumourName, thicknessMm)
+        # The tumour export gives a labelmap node placed exactly where the ring was computed.
+        labelmap = mrml_images.export_segment(segmentationNode, tumorSegmentId, referenceVolumeNode)
+        try:
+            mrml_images.set_volume_array(labelmap, ringArray.astype("uint8"))
+            labelmap.SetName(name)
+            old = segmentation.GetSegmentIdBySegmentName(name)
+            if old and old != tumorSegmentId:
+                segmentation.RemoveSegment(old)
+            before = set(segmentation.GetSegmentIDs())
+            ok = slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentationNode)
+            added = [s for s in segmentation.GetSegmentIDs() if s not in before]
+            if not ok or len(added) != 1:
+                raise InputError(f"{segmentationNode.GetName()}: could not add the ring segment '{name}'")
+        finally:
+            mrml_images.discard_labelmap(labelmap)
+        ringSegment = segmentation.GetSegment(added[0])
+        ringSegment.SetName(name)
+        ringSegment.SetColor(*RING_COLOR)
+        return added[0]
+
+    # -- running the engine -----------------------------------------------------------------
+
+    def caseImages(self, volumeNode, segmentationNode, tumorSegmentId: str):
+        """The CT (float32 HU) and the tumour (uint8 on the CT's grid) as SimpleITK images."""
+        if volumeNode is None or segmentationNode is None:
+            raise InputError("select a CT volume and a segmentation")
+        self._tumour(segmentationNode, tumorSegmentId)
+        image = mrml_images.volume_to_image(volumeNode)
+        mask = mrml_images.segment_to_mask(segmentationNode, tumorSegmentId, volumeNode)
+        return image, mask
+
+    def process(self, volumeNode, segmentationNode, tumorSegmentId: str, bundlePath=None, endpoints=None,
+                progressCallback=None, cancel=None, thicknessMm: Optional[float] = None,
+                device: str = "auto", predictionsTableNode=None, featuresTableNode=None,
+                heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
+        """Run the engine in this process on the nodes' data and show the results.
+
+        :param bundlePath: model bundle folder; None or "" for the ring and features only.
+        :param endpoints: list of endpoints to predict (default: all of the bundle's).
+        :param progressCallback: ``progressCallback(fraction, message)``, the engine's protocol.
+        :param cancel: ``cancel() -> bool``, looked at between steps and inside the radiomics.
+        :param thicknessMm: ring thickness; None: the bundle's (``Bundle.settings``), 3 mm
+            without a bundle. A thickness that contradicts the bundle's is refused.
+        :returns: a :class:`DeepRadScoreOutput`.
+        """
+        from DeepRadScoreLib.analysis import analyse_case
+
+        start = time.time()
+        image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
+        bundle = None
+        if bundlePath:
+            from DeepRadScoreLib.model.bundle import Bundle
+
+            bundle = Bundle.load(str(bundlePath), device=device)
+        result = analyse_case(image, mask, bundle=bundle, endpoints=list(endpoints) if endpoints else None,
+                              thickness_mm=thicknessMm, gradcam=True, device=device, progress=progressCallback,
+                              cancel=cancel, heatmap_grid="patch")
+        used = bundle.settings.thickness_mm if bundle is not None else (thicknessMm or DEFAULT_THICKNESS_MM)
+        output = self._showRun(volumeNode, segmentationNode, tumorSegmentId, image, result, used,
+                               bool(bundle and bundle.synthetic), predictionsTableNode, featuresTableNode,
+                               heatmapOpacity)
+        logger.info("Deep-RadScore finished in %.1f s", time.time() - start)
+        return output
+
+    def _showRun(self, volumeNode, segmentationNode, tumorSegmentId, image, result, thicknessMm, synthetic,
+                 predictionsTableNode, featuresTableNode, heatmapOpacity) -> DeepRadScoreOutput:
+        import SimpleITK as sitk
+
+        tumour = self._tumour(segmentationNode, tumorSegmentId)
+        # The engine's ring (computed once, in the run) becomes the ring segment.
+        ringId = self._addRingSegment(segmentationNode, tumorSegmentId, sitk.GetArrayFromImage(result.ring),
+                                      thicknessMm, volumeNode, tumour.GetName())
+        output = self.showResults(volumeNode, image, result, ringId, synthetic=synthetic,
+                                  predictionsTableNode=predictionsTableNode, featuresTableNode=featuresTableNode,
+                                  segmentationNode=segmentationNode, heatmapOpacity=heatmapOpacity)
+        return output
+
+    def _temporaryFolder(self) -> str:
+        root = self.temporaryRoot
+        if root is None:
+            app = getattr(slicer, "app", None)
+            root = getattr(app, "temporaryPath", None) if app is not None else None
+        if root:
+            os.makedirs(root, exist_ok=True)
+        return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root or None)
+
+    def startBackground(self, volumeNode, segmentationNode, tumorSegmentId: str, bundlePath=None, endpoints=None,
+                        thicknessMm: Optional[float] = None, device: str = "auto"):
+        """Start the engine in a child process (what the GUI does); poll or wait on the handle.
+
+        The CT and mask go to a private temporary folder that :meth:`finishBackground` or
+        :meth:`discardBackground` delete (also when the start fails, the scene closes, or Slicer
+        exits). Closing the scene cancels and discards the job. ``thicknessMm`` as in
+        :meth:`process`.
+
+        :returns: a :class:`~DeepRadScoreSlicerLib.background.BackgroundAnalysis`.
+        """
+        import SimpleITK as sitk
+
+        from .background import BackgroundAnalysis, EngineJob
+
+        image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
+        folder = self._temporaryFolder()
+        try:
+            imagePath, maskPath = os.path.join(folder, "image.nrrd"), os.path.join(folder, "mask.nrrd")
+            sitk.WriteImage(image, imagePath)
+            sitk.WriteImage(mask, maskPath, True)
+            output = os.path.join(folder, "result")
+            engine = self._engineFor(bundlePath, device) if self.keepEngine else None
+            if engine is not None:
+                job = EngineJob(engine, imagePath, maskPath, output, endpoints, thicknessMm)
+            else:
+                job = BackgroundAnalysis(imagePath, maskPath, output, str(bundlePath or ""),
+                                         list(endpoints) if endpoints else None, thicknessMm, device,
+                                         command_prefix=self.enginePrefix)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        scene = volumeNode.GetScene()
+        job.context = {"volumeNode": volumeNode, "segmentationNode": segmentationNode,
+                       "tumorSegmentId": tumorSegmentId, "image": image, "bundlePath": bundlePath,
+                       "thicknessMm": thicknessMm, "folder": folder, "scene": scene, "discarded": False}
+        job.context["closeObserver"] = scene.AddObserver(
+            slicer.vtkMRMLScene.StartCloseEvent, lambda caller, event, job=job: self.discardBackground(job))
+        self._jobs.append(job)
+        return job
+
+    def _engineFor(self, bundlePath, device: str):
+        """The running engine if it serves this bundle and is idle, else a new one (the old one,
+        if idle, is closed); None when a run is still in progress on it."""
+        from .background import EngineProcess
+
+        engine = self._engine
+        if engine is not None and engine.serves(bundlePath, device, self.enginePrefix):
+            return engine
+        if engine is not None:
+            if engine.alive() and engine.job is not None:
+                return None  # busy: this run gets a one-shot process
+            engine.close()
+        self._engine = EngineProcess(str(bundlePath or ""), device, self.enginePrefix)
+        return self._engine
+
+    def closeEngine(self) -> None:
+        """End the kept engine process (when Slicer exits; a later Run starts a new one)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def _release(self, job) -> None:
+        context = job.context
+        observer = context.pop("closeObserver", None)
+        if observer is not None:
+            context["scene"].RemoveObserver(observer)
+        shutil.rmtree(context["folder"], ignore_errors=True)
+        if job in self._jobs:
+            self._jobs.remove(job)
+
+    def finishBackground(self, job, predictionsTableNode=None, featuresTableNode=None,
+                         heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
+        """Read a finished worker's result and show it like :meth:`process` does."""
+        from .worker import load_result
+
+        context = job.context
+        if context.get("discarded"):
+            raise RuntimeError("the run was discarded (its scene was closed)")
+        try:
+            result, synthetic, thickness = load_result(job.output_dir)
+        finally:
+            self._release(job)
+        return self._showRun(context["volumeNode"], context["segmentationNode"], context["tumorSegmentId"],
+                             context["image"], result, thickness or DEFAULT_THICKNESS_MM, synthetic,
+                             predictionsTableNode,
+                             featuresTableNode, heatmapOpacity)
+
+    def discardBackground(self, job) -> None:
+        """Stop a worker if it still runs and delete its temporary files (Cancel, a failure, a
+        scene close)."""
+        job.context["discarded"] = True
+        job.cancel()
+        self._release(job)
+
+    def discardAll(self) -> None:
+        """Cancel every run, delete their files and end the engine (Slicer exits)."""
+        for job in list(self._jobs):
+            self.discardBackground(job)
+        self.closeEngine()
+
+    # -- showing results --------------------------------------------------------------------
+
+    def showResults(self, volumeNode, image, result, ringSegmentId: str, synthetic: bool = False,
+                    predictionsTableNode=None, featuresTableNode=None, segmentationNode=None,
+                    heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
+        """Tables, Grad-CAM volumes, the overlay and the slice position for one CaseResult."""
+        scene = volumeNode.GetScene()
+        base = volumeNode.GetName()
+        features = scene_outputs.table_node(scene, f"{base} Deep-RadScore features", featuresTableNode)
+        scene_outputs.fill_features_table(features, result.features)
+        output = DeepRadScoreOutput(volumeNode=volumeNode, caseResult=result, ringSegmentId=ringSegmentId,
+                                    featuresTableNode=features, segmentationNode=segmentationNode)
+        if result.predictions:
+            table = scene_outputs.table_node(scene, f"{base} Deep-RadScore predictions", predictionsTableNode)
+            scene_outputs.fill_predictions_table(table, result.predictions)
+            output.predictionsTableNode = table
+            for endpoint, heatmap in result.heatmaps.items():
+                output.heatmapNodes[endpoint] = scene_outputs.add_heatmap_volume(
+                    volumeNode, heatmap, result.patch, endpoint, f"{base} Grad-CAM {endpoint}")
+            if output.heatmapNodes:
+                self.showHeatmap(output, next(iter(output.heatmapNodes)), heatmapOpacity)
+            output.message = (f"Predicted {len(result.predictions)} endpoint(s) from {len(result.features)} "
+                              "radiomics features and the deep-ROI patch; the Grad-CAM heatmap is shown over the CT.")
+            if synthetic:
+                output.message += (" The bundle was trained on a SYNTHETIC cohort: these numbers demonstrate "
+                                   "the software and have no clinical meaning.")
+        else:
+            output.message = (f"Computed the ring and {len(result.features)} radiomics features. Predictions "
+                              "need a model bundle trained with `deepradscore train` (or the demo's, which is "
+                              "trained on synthetic data and means nothing clinically).")
+            scene_outputs.show_overlay(scene, volumeNode, None, 0.0)
+        scene_outputs.jump_slices(scene, scene_outputs.patch_centre_ras(result.patch, image))
+        return output
+
+    def showHeatmap(self, output: DeepRadScoreOutput, endpoint: str,
+                    opacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> None:
+        """Show one endpoint's Grad-CAM as the foreground over the CT in every slice view, with
+        the segments as outlines so the heatmap over the tumour stays visible."""
+        node = output.heatmapNodes[endpoint]
+        scene_outputs.show_overlay(output.volumeNode.GetScene(), output.volumeNode, node, opacity)
+        if output.segmentationNode is not None:
+            scene_outputs.segments_as_outlines(output.segmentationNode)
+
+    @staticmethod
+    def setHeatmapOpacity(scene, opacity: float) -> int:
+        """Opacity of our heatmaps only (views showing another foreground keep theirs)."""
+        return scene_outputs.set_overlay_opacity(scene, opacity)
