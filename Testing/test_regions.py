@@ -117,8 +117,11 @@ def test_ring_constraint_and_hu_range():
         peritumoral_ring(mask, 3.0, hu_range=(-900, 300))
     with pytest.raises(InputError, match="LOW < HIGH"):
         peritumoral_ring(mask, 3.0, image=image, hu_range=(300, -900))
-    with pytest.raises(InputError, match="must be positive"):
-        peritumoral_ring(mask, 0.0)
+    for thickness in (0.0, -1.0, float("inf"), float("nan"), 50.01):
+        with pytest.raises(InputError, match=r"--thickness-mm .*: the ring thickness must be more than 0 "
+                                             r"and at most 50 mm"):
+            peritumoral_ring(mask, thickness)
+    assert sitk.GetArrayViewFromImage(peritumoral_ring(mask, 50.0)).any()  # the limit itself is fine
     with pytest.raises(InputError, match="the tumour mask is empty"):
         peritumoral_ring(_on(mask, np.zeros(full.shape, np.uint8)), 3.0)
     wrong = image_from(body, (1.0, 1.0, 1.0))

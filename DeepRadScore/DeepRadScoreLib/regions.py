@@ -8,6 +8,8 @@ the slicing axis, exactly as a radiologist's "slice" means the acquired one).
 """
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +17,8 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io.grid import check_same_grid
+
+logger = logging.getLogger(__name__)
 
 PATCH_SIZE = 160
 AIR_HU = -1000.0
@@ -32,6 +36,26 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # Slack on the ring's distance test: the EDT's square root of a sum of squared spacings can land a
 # few ulp above a thickness it equals exactly.
 DISTANCE_TOLERANCE_MM = 1e-6
+# The widest ring accepted: peritumoral rings in the literature are 1-20 mm; a ring of several
+# centimetres describes the lung, not the tumour's border, and is almost surely a typo.
+MAX_RING_THICKNESS_MM = 50.0
+
+
+def check_thickness(thickness_mm) -> float:
+    """``thickness_mm`` as a float, or an :class:`InputError` naming the option and the range.
+
+    A ring is a few millimetres (3 mm in the paper); above ``MAX_RING_THICKNESS_MM`` it is no
+    longer peritumoral, and inf/NaN would reach the distance map as a numpy warning and then a
+    misleading "region is empty".
+    """
+    try:
+        value = float(thickness_mm)
+    except (TypeError, ValueError):
+        raise InputError(f"--thickness-mm {thickness_mm}: not a number") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_RING_THICKNESS_MM):
+        raise InputError(f"--thickness-mm {value:g}: the ring thickness must be more than 0 "
+                         f"and at most {MAX_RING_THICKNESS_MM:g} mm")
+    return value
 
 
 def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Image | None = None,
@@ -49,8 +73,7 @@ def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Im
     """
     from scipy import ndimage
 
-    if not thickness_mm > 0:
-        raise InputError(f"ring thickness must be positive, got {thickness_mm} mm")
+    thickness_mm = check_thickness(thickness_mm)
     tumour = sitk.GetArrayViewFromImage(mask) > 0
     if not tumour.any():
         raise InputError("the tumour mask is empty")

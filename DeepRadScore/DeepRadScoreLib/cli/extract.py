@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.progress import terminal_bar
@@ -12,8 +15,31 @@ from DeepRadScoreLib.progress import terminal_bar
 logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill PID``, a batch system's stop) cleans up as Ctrl-C does: the workers are
+    stopped, finished cases stay in the cache, exit status 130. Signals go to the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_extract(args: argparse.Namespace) -> int:
     """``extract IMAGE MASK -o features.csv`` or ``extract --manifest cohort.csv -o ...``."""
+    with _sigterm_as_interrupt():
+        return _extract(args)
+
+
+def _extract(args: argparse.Namespace) -> int:
     from DeepRadScoreLib.features.extraction import ONE_CASE_JOBS, extract_case_table, extract_cohort
     from DeepRadScoreLib.io.manifest import read_manifest
 
@@ -39,6 +65,9 @@ def run_extract(args: argparse.Namespace) -> int:
     with terminal_bar("extract", total=len(manifest.case_ids), unit="cases") as callback:
         result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
                                 thickness_mm=args.thickness_mm, params_path=args.params, progress=callback)
+    if result.broken_cache:
+        print(f"note: {len(result.broken_cache)} unreadable cache entries (first: case {result.broken_cache[0]}) "
+              f"were computed again", file=sys.stderr)
     for case_id, reason in result.failed.items():
         print(f"failed: {case_id}: {reason}", file=sys.stderr)
     print(f"{len(result.extracted)} cases ({len(result.computed)} computed, {len(result.cached)} from the "

@@ -16,8 +16,9 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io.images import load_case, read_constraint
-from DeepRadScoreLib.outputs import atomic_file
-from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, peritumoral_ring, sample_patch
+from DeepRadScoreLib.outputs import atomic_file, check_output_file
+from DeepRadScoreLib.regions import (WINDOWS, check_thickness, deep_roi_patch, peritumoral_ring,
+                                      sample_patch)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ OUTLINE_RGB = (255, 40, 40)
 
 
 def run_ring(args: argparse.Namespace) -> int:
+    # The cheap refusals first: a bad option or an unwritable -o must not cost the reading.
+    check_thickness(args.thickness_mm)
+    check_output_file(args.output)
     case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
     constraint = read_constraint(args.constraint, case.image) if args.constraint else None
     hu_range = tuple(args.hu_range) if args.hu_range else None
@@ -43,6 +47,7 @@ def run_ring(args: argparse.Namespace) -> int:
 
 
 def run_patch(args: argparse.Namespace) -> int:
+    check_output_file(args.output)
     case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
     patch = deep_roi_patch(case.image, case.mask)
     tumour = sample_patch(case.mask, patch, 0.0) > 0

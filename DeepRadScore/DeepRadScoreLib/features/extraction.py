@@ -6,25 +6,34 @@
   manifest order;
 * ``features.patches.npz``: each case's 160 x 160 float32 HU deep-ROI patch (key = case_id);
 * ``features.failures.csv`` (only when some case failed): ``case_id,row,reason``;
+* ``features.settings.json``: the ring thickness, parameter file (content and hash), mask rule
+  and pyradiomics version used (:mod:`DeepRadScoreLib.features.settings`), copied into bundles;
 * ``features.csv.cache/``: one ``<key>.json`` (features) + ``<key>.npy`` (patch) per case, where
   the key hashes the image and mask file contents, the parameter file, the ring thickness, the
   mask label / ROI name and the versions of this engine and pyradiomics. A rerun after an
   interruption only computes the cases without a cache entry; a changed file changes the key, so
-  that case is computed again. Entries the current manifest no longer uses are removed once a run
-  completes.
+  that case is computed again. An entry that cannot be used (zero bytes after a full disk, cut,
+  edited) counts as missing: it is computed again and listed in ``ExtractionResult.broken_cache``
+  (the CLI says so in one line). Entries the current manifest no longer uses are removed once a
+  run completes.
+
+Every output path is checked before any work (:func:`check_outputs`): a folder given as the CSV,
+a folder that cannot be written or created is refused at once, and nothing is left behind.
 
 Cases run in-process (``workers=1``), in local processes (``workers=N``) or on an existing Dask
 cluster (``scheduler=ADDRESS``; the workers must see the same file paths). Largest cases are sent
 first so that no big case is left running alone at the end. A failing case (unreadable file, empty
 mask, ...) is listed with its reason and the others go on; the run fails (``InputError``, CLI exit
 status 2) only when no case could be extracted. With some failures the CLI exits with status 1
-after writing the table of the others, so scripts notice the missing rows.
+after writing the table of the others, so scripts notice the missing rows. Local worker processes
+never outlive this one, however it ends (:mod:`DeepRadScoreLib.features.workers`).
 """
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,9 +44,13 @@ import numpy as np
 
 from DeepRadScoreLib import __version__
 from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
 from DeepRadScoreLib.filehash import update_with_file
-from DeepRadScoreLib.outputs import atomic_file
+from DeepRadScoreLib.outputs import atomic_file, check_output_dir, check_output_file
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
+from DeepRadScoreLib.regions import PATCH_SIZE, check_thickness
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from DeepRadScoreLib.io.manifest import CaseEntry, Manifest
@@ -63,6 +76,7 @@ class ExtractionResult:
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    broken_cache: list[str] = field(default_factory=list)  # cases whose cache entry was unusable
 
     @property
     def extracted(self) -> list[str]:
@@ -77,6 +91,16 @@ def output_paths(output_csv: str | Path) -> tuple[Path, Path, Path, Path]:
             output_csv.with_name(f"{stem}.failures.csv"), output_csv.with_name(output_csv.name + ".cache"))
 
 
+def check_outputs(output_csv: str | Path, cohort: bool) -> None:
+    """Refuse, before any work, an ``output_csv`` whose files could not be written: the table,
+    its patches and settings files and, for a cohort, the failures file and the cache folder."""
+    features_csv, patches_npz, failures_csv, cache = output_paths(output_csv)
+    for file in (features_csv, patches_npz, settings_path(features_csv)) + ((failures_csv,) if cohort else ()):
+        check_output_file(file)
+    if cohort:
+        check_output_dir(cache)
+
+
 def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm: float = 3.0,
                  params_path=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
                  cancel: Optional[CancelCheck] = None) -> tuple[dict[str, float], np.ndarray]:
@@ -87,8 +111,11 @@ def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm:
 
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
     ring = peritumoral_ring(case.mask, thickness_mm)
-    features = extract_case_features(case.image, case.mask, ring, params_path, jobs=jobs,
-                                     progress=progress, cancel=cancel)
+    try:
+        features = extract_case_features(case.image, case.mask, ring, params_path, jobs=jobs,
+                                         progress=progress, cancel=cancel)
+    except InputError as err:  # "tumour mask: too small ...": say which file holds it
+        raise InputError(f"{mask_path}: {err}") from None
     return features, deep_roi_patch(case.image, case.mask).hu.astype(np.float32)
 
 
@@ -125,8 +152,8 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
         manifest = read_manifest(manifest)
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    if thickness_mm <= 0:
-        raise InputError(f"ring thickness must be positive, got {thickness_mm} mm")
+    thickness_mm = check_thickness(thickness_mm)
+    check_outputs(output_csv, cohort=True)
     params = params_file(params_path)
     names = feature_names(params)
     features_csv, patches_npz, failures_csv, cache = output_paths(output_csv)
@@ -139,9 +166,13 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     done: dict[str, tuple[dict, np.ndarray]] = {}
     for c in cases:
         hit = _read_cache(cache, keys[c.case_id], names)
-        if hit is not None:
+        if hit is _BROKEN:
+            result.broken_cache.append(c.case_id)
+        elif hit is not None:
             done[c.case_id] = hit
             result.cached.append(c.case_id)
+    if result.broken_cache:
+        logger.info("%d unusable cache entries in %s, computed again", len(result.broken_cache), cache)
     pending = sorted((c for c in cases if c.case_id not in done), key=_case_size, reverse=True)
     total = len(cases)
 
@@ -182,24 +213,37 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     extracted = [c.case_id for c in cases if c.case_id in done]
     table = pd.DataFrame([[done[c][0][n] for n in names] for c in extracted], columns=names)
     table.insert(0, "case_id", extracted)
-    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz:
+    # The settings sidecar is renamed into place before the table, so a table never stands
+    # beside the settings of another run.
+    settings = ExtractionSettings.current(thickness_mm, params)
+    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
+            atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)
         with open(tmp_npz, "wb") as handle:
             np.savez(handle, **{c: done[c][1] for c in extracted})
+        write_settings(tmp_settings, settings)
     _prune_cache(cache, set(keys.values()))
     result.seconds = time.perf_counter() - started
     return result
 
 
 def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
-    from DeepRadScoreLib.features.radiomics import process_context
+    from DeepRadScoreLib.features.workers import guard_worker, process_context
 
-    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=process_context())
+    # guard_worker: the workers end when this process ends, however it ends (SIGKILL included).
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(pending)), mp_context=process_context(),
+                                                  initializer=guard_worker, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
                                thickness_mm, str(params)): c for c in pending}
         for future in concurrent.futures.as_completed(futures):
             finished(futures[future], *_outcome(future))
+    except BaseException:
+        # Ctrl-C, SIGTERM, cancel: stop the running cases now instead of waiting for them (the
+        # finished ones are in the cache); shutdown would otherwise wait for every running case.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -276,16 +320,24 @@ def _case_size(case: CaseEntry) -> int:
     return size
 
 
+_BROKEN = "broken"
+
+
 def _read_cache(cache: Path, key: str, names: list[str]):
+    """``(features, patch)``, None when there is no entry, or ``_BROKEN`` for one that is there but
+    cannot be used (zero bytes after a full disk, cut, edited, another format): the caller computes
+    it again and says so, instead of failing every later run until the cache is deleted by hand."""
     entry, patch_file = cache / f"{key}.json", cache / f"{key}.npy"
-    if not entry.is_file() or not patch_file.is_file():
-        return None
+    if not entry.is_file():
+        return None  # the JSON is written last: without it the entry was never finished
     try:
         stored = json.loads(entry.read_text())
         features = {n: float(stored["features"][n]) for n in names}
         patch = np.load(patch_file, allow_pickle=False)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable or from other parameters: compute again
+    except Exception:  # noqa: BLE001 - EOFError, UnpicklingError, ValueError...: all mean "unusable"
+        return _BROKEN
+    if patch.shape != (PATCH_SIZE, PATCH_SIZE) or patch.dtype != np.float32:
+        return _BROKEN
     return features, patch
 
 
@@ -325,6 +377,8 @@ def extract_case_table(image_path, mask_path, output_csv: str | Path, label: Opt
 
     if jobs < 1:
         raise InputError(f"--workers must be at least 1, got {jobs}")
+    thickness_mm = check_thickness(thickness_mm)
+    check_outputs(output_csv, cohort=False)
     params = params_file(params_path)
     features_csv, patches_npz, _, _ = output_paths(output_csv)
     name = Path(image_path).name
@@ -334,10 +388,13 @@ def extract_case_table(image_path, mask_path, output_csv: str | Path, label: Opt
     names = feature_names(params)
     table = pd.DataFrame([[features[n] for n in names]], columns=names)
     table.insert(0, "case_id", [case_id])
-    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz:
+    settings = ExtractionSettings.current(thickness_mm, params)
+    with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
+            atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)
         with open(tmp_npz, "wb") as handle:
             np.savez(handle, **{case_id: patch})
+        write_settings(tmp_settings, settings)
     return features_csv, patches_npz, case_id, len(names)
 
 

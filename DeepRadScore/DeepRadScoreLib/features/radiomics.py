@@ -33,6 +33,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -144,8 +145,11 @@ def _one_blas_thread():
     return threadpool_limits(limits=1)
 
 
-def _worker_start() -> None:
+def _worker_start(main_pid: int) -> None:
+    from DeepRadScoreLib.features.workers import guard_worker
+
     global _WORKER_LIMIT
+    guard_worker(main_pid)
     _WORKER_LIMIT = _one_blas_thread()
 
 
@@ -285,14 +289,11 @@ def _to_bounding_box(image: sitk.Image, mask: sitk.Image, lo_kji, hi_kji) -> tup
 
 
 def process_context() -> multiprocessing.context.BaseContext:
-    """Where worker processes come from: a fork server that has already imported pyradiomics and
-    this engine (a pool then starts in milliseconds, and children do not inherit the caller's
-    threads: tqdm's, Dask's, torch's, Slicer's); spawn where there is no fork server."""
-    if not sys.platform.startswith("linux"):
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "radiomics.featureextractor"])
-    return context
+    """Where worker processes come from (:func:`workers.process_context`, which keeps them from
+    outliving a killed parent)."""
+    from DeepRadScoreLib.features.workers import process_context as context
+
+    return context()
 
 
 class _Tasks:
@@ -303,7 +304,8 @@ class _Tasks:
         if jobs > 1:
             # forkserver: safe when the caller has threads (tqdm, Dask, torch); spawn elsewhere.
             self.pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=process_context(),
-                                                               initializer=_worker_start)
+                                                               initializer=_worker_start,
+                                                               initargs=(os.getpid(),))
         self.pending: list = []
 
     def submit(self, slot, function, *args) -> None:

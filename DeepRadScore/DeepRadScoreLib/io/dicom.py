@@ -17,6 +17,7 @@ The CT's Frame of Reference UID travels on the image as the metadata key
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -27,7 +28,10 @@ import SimpleITK as sitk
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io.grid import Segment, place_on_grid
 
+logger = logging.getLogger(__name__)
+
 FRAME_OF_REFERENCE_KEY = "0020|0052"
+PIXEL_DATA_TAG = 0x7FE00010
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 MASK_MODALITIES = ("RTSTRUCT", "SEG")
@@ -95,13 +99,24 @@ def read_series(path: str | Path) -> sitk.Image:
             raise InputError(f"{path}: cannot read as a DICOM image")
         wanted_series = header.SeriesInstanceUID
     series: dict[str, list] = defaultdict(list)
+    unplaced: dict[str, list] = defaultdict(list)  # files of a series without a slice position
+    _refuse_damaged_slices(folder)
     for file in _dicom_files(folder):
         header = _read_header(file)
-        if header is None or header.get("Modality", "") in MASK_MODALITIES:
-            continue
-        if "ImagePositionPatient" not in header or "SeriesInstanceUID" not in header:
+        if header is None:
+            # A DICOM file whose header cannot be read is a damaged slice (cut, overwritten): left
+            # out, the series would silently lose a slice (an end slice passes the gap check).
+            raise InputError(f"{file}: cannot read the DICOM header (damaged or cut file?)")
+        if "SOPClassUID" not in header or "SeriesInstanceUID" not in header:
+            # Both are mandatory in every DICOM object: a header without them was cut short.
+            raise InputError(f"{file}: the DICOM header is incomplete (no SOP class or series UID: "
+                             "a damaged or cut file?)")
+        if header.get("Modality", "") in MASK_MODALITIES:
             continue
         if wanted_series is None or header.SeriesInstanceUID == wanted_series:
+            if "ImagePositionPatient" not in header:
+                unplaced[header.SeriesInstanceUID].append(file)
+                continue
             series[header.SeriesInstanceUID].append((file, header))
     if not series:
         raise InputError(f"{path}: no DICOM image series found")
@@ -110,8 +125,12 @@ def read_series(path: str | Path) -> sitk.Image:
                           f"{len(items)} files)" for uid, items in series.items())
         raise InputError(f"{path}: holds {len(series)} image series ({found}); give the folder or a "
                          "file of one series")
-    items = next(iter(series.values()))
-    if any(int(h.get("NumberOfFrames", 1) or 1) > 1 for _, h in items):
+    uid, items = next(iter(series.items()))
+    if unplaced.get(uid):
+        # Another file of this very series has no position: a slice whose header was cut.
+        raise InputError(f"{unplaced[uid][0]}: a file of this series has no ImagePositionPatient "
+                         "(a damaged or cut slice?)")
+    if any(_frames(h, f) > 1 for f, h in items):
         if len(items) > 1:
             raise InputError(f"{path}: a series of several multi-frame files is not supported")
         return _read_with_sitk([items[0][0]], path, items[0][1])
@@ -119,16 +138,44 @@ def read_series(path: str | Path) -> sitk.Image:
     return _read_with_sitk(files, path, items[0][1])
 
 
+def _refuse_damaged_slices(folder: Path) -> None:
+    """A ``.dcm``/``.ima`` file without the DICOM preamble is a slice cut to (nearly) nothing."""
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.suffix.lower() in (".dcm", ".ima") and not is_dicom_file(path):
+                raise InputError(f"{path}: not a DICOM file (no 'DICM' preamble: a damaged or cut slice?)")
+
+
+def _numbers(header, keyword: str, count: int, file: Path) -> list[float]:
+    """``count`` finite numbers of a geometry attribute, or an InputError naming the file (a
+    damaged header gives a missing value, junk such as ",174.39" or NaN)."""
+    try:
+        values = [float(v) for v in header.get(keyword)]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != count or not np.all(np.isfinite(values)):
+        raise InputError(f"{file}: {keyword} is missing or not {count} numbers")
+    return values
+
+
+def _frames(header, file: Path) -> int:
+    try:
+        return int(header.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise InputError(f"{file}: NumberOfFrames is not a whole number") from None
+
+
 def _sorted_slices(items: list, name: Path) -> list[str]:
     """The slice files ordered along the slice normal, after checking they form a regular stack."""
     if len(items) < 2:
         raise InputError(f"{name}: a DICOM series of one slice is not a 3D image")
-    orientations = np.array([[float(v) for v in h.ImageOrientationPatient] for _, h in items])
+    orientations = np.array([_numbers(h, "ImageOrientationPatient", 6, f) for f, h in items])
     if np.abs(orientations - orientations[0]).max() > 1e-4:
         raise InputError(f"{name}: the slices of the series have different orientations")
     row, col = orientations[0, :3], orientations[0, 3:]
     normal = np.cross(row, col)
-    positions = np.array([[float(v) for v in h.ImagePositionPatient] for _, h in items])
+    positions = np.array([_numbers(h, "ImagePositionPatient", 3, f) for f, h in items])
     along = positions @ normal
     order = np.argsort(along)
     along, positions = along[order], positions[order]
@@ -147,11 +194,19 @@ def _sorted_slices(items: list, name: Path) -> list[str]:
 
 
 def _read_with_sitk(files: list, name: Path, header) -> sitk.Image:
+    for file in files:
+        check_pixel_data(Path(file))
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in files])
     try:
         image = reader.Execute()
     except RuntimeError as err:
+        # GDCM names no file: find the slice it cannot read, so the user knows which to replace.
+        for file in files:
+            try:
+                sitk.ReadImage(str(file))
+            except RuntimeError as one:
+                raise InputError(f"{file}: cannot read this DICOM slice ({_last_line(one)})") from None
         raise InputError(f"{name}: cannot read the DICOM series ({_last_line(err)})") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{name}: the DICOM series is not a scalar 3D image")
@@ -159,6 +214,56 @@ def _read_with_sitk(files: list, name: Path, header) -> sitk.Image:
     if "FrameOfReferenceUID" in header:
         image.SetMetaData(FRAME_OF_REFERENCE_KEY, str(header.FrameOfReferenceUID))
     return image
+
+
+def check_pixel_data(file: Path) -> None:
+    """Refuse a slice whose Pixel Data element is cut short: pydicom reads it without complaint
+    (a shorter value) and GDCM's message names no file.
+
+    Native (uncompressed) pixel data must hold Rows x Columns x SamplesPerPixel x NumberOfFrames
+    voxels of BitsAllocated bits, and the element must end inside the file. Encapsulated
+    (compressed) data is left to the decoder, whose failure is reported per file.
+    """
+    pydicom = _pydicom()
+    try:
+        # defer_size: the pixel data is not read, only its declared length and position.
+        ds = pydicom.dcmread(str(file), defer_size=1024)
+        element = ds.get_item(PIXEL_DATA_TAG, keep_deferred=True)
+    except Exception as err:  # noqa: BLE001 - pydicom raises many types for broken files
+        raise InputError(f"{file}: cannot read as DICOM ({_last_line(err)})") from None
+    if element is None:
+        raise InputError(f"{file}: the DICOM image has no pixel data")
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is None or not getattr(syntax, "is_transfer_syntax", False):
+        # A damaged file meta group: pydicom guesses the encoding, GDCM misreads lengths (a fuzzed
+        # file made it allocate ~1 GB per slice before failing).
+        raise InputError(f"{file}: the DICOM file meta information has no valid transfer syntax "
+                         f"({syntax or 'missing'}): a damaged file?")
+    length, tell = getattr(element, "length", None), getattr(element, "value_tell", None)
+    value = getattr(element, "value", None)
+    if length == 0xFFFFFFFF or getattr(element, "is_undefined_length", False):
+        return  # encapsulated (compressed): the decoder's failure is reported per file
+    if isinstance(value, (bytes, bytearray)):
+        found = len(value)  # small enough to have been read: pydicom keeps what the file had
+    elif length is not None and tell is not None:
+        available = file.stat().st_size - tell
+        if length > available:
+            # The element promises more than the file holds: a cut file, or a damaged length that
+            # GDCM would allocate as asked (a fuzzed length of ~2**31 took 20 GB before this).
+            raise InputError(f"{file}: truncated image data (expected {length} bytes of pixel data, "
+                             f"found {max(available, 0)})")
+        found = length
+    else:
+        return
+    try:
+        expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+                    * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.BitsAllocated) + 7) // 8
+    except (AttributeError, TypeError, ValueError):
+        return  # no geometry to compare with: GDCM will refuse it with its own message
+    if found < expected:
+        raise InputError(f"{file}: truncated image data (expected {expected} bytes of pixel data, "
+                         f"found {max(found, 0)})")
 
 
 def find_mask_object(path: str | Path) -> Path:
@@ -189,10 +294,24 @@ def mask_segments(path: str | Path, reference: sitk.Image) -> list[Segment]:
         raise InputError(f"{file}: cannot read as DICOM ({_last_line(err)})") from None
     modality = ds.get("Modality", "")
     if modality == "RTSTRUCT" or ds.get("SOPClassUID", "") == RTSTRUCT_SOP_CLASS:
-        return _rtstruct_segments(ds, file, reference)
-    if modality == "SEG" or ds.get("SOPClassUID", "") == SEG_SOP_CLASS:
-        return _seg_segments(ds, file, reference)
-    raise InputError(f"{file}: a DICOM {modality or 'object'} is not a mask (expected RTSTRUCT or SEG)")
+        segments = _guarded(_rtstruct_segments, file, "RTSTRUCT")(ds, file, reference)
+    elif modality == "SEG" or ds.get("SOPClassUID", "") == SEG_SOP_CLASS:
+        segments = _guarded(_seg_segments, file, "SEG")(ds, file, reference)
+    else:
+        raise InputError(f"{file}: a DICOM {modality or 'object'} is not a mask (expected RTSTRUCT or SEG)")
+    # The loaders run later (only the chosen ROI is rasterised): guard them the same way.
+    return [Segment(s.label, s.name, _guarded(s.load, file, modality or "mask")) for s in segments]
+
+
+def _guarded(function, file: Path, what: str):
+    """``function``, with a missing or malformed attribute of a damaged DICOM object (pydicom's
+    AttributeError/KeyError, junk numbers) turned into an InputError naming the file."""
+    def call(*args):
+        try:
+            return function(*args)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+            raise InputError(f"{file}: malformed {what} ({_last_line(err)})") from None
+    return call
 
 
 def _check_frame_of_reference(uid: str | None, reference: sitk.Image, file: Path) -> None:

@@ -12,6 +12,8 @@ one rule picks the tumour among them: ``roi_name``, else ``label``, else the onl
 """
 from __future__ import annotations
 
+import concurrent.futures
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ import SimpleITK as sitk
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io import dicom
 from DeepRadScoreLib.io.grid import Segment, check_same_grid, place_on_grid
+from DeepRadScoreLib.io.integrity import check_image_data
+
+logger = logging.getLogger(__name__)
 
 
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_ID$")
@@ -43,13 +48,27 @@ def read_image(path: str | Path) -> sitk.Image:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir() or _is_dicom(path):
-        return dicom.read_series(path)
+        return check_finite(dicom.read_series(path), path)
     image = _read_sitk(path, "an image")
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{path}: expected a scalar CT image, got {image.GetNumberOfComponentsPerPixel()} components")
-    return sitk.Cast(image, sitk.sitkFloat32)
+    return check_finite(sitk.Cast(image, sitk.sitkFloat32), path)
+
+
+def check_finite(image: sitk.Image, name: str | Path) -> sitk.Image:
+    """``image`` unchanged, or an :class:`InputError` saying how many voxels are NaN/infinite and
+    where the first is: they would silently become 0 HU in the patch and shift every feature."""
+    values = sitk.GetArrayViewFromImage(image)
+    finite = np.isfinite(values)
+    if finite.all():
+        return image
+    bad = int(finite.size - np.count_nonzero(finite))
+    k, j, i = (int(v) for v in np.unravel_index(int(np.argmin(finite)), finite.shape))
+    first = values[k, j, i]
+    raise InputError(f"{name}: {bad} voxels are not finite numbers (NaN or infinite); the first, "
+                     f"{first}, is at voxel index (i, j, k) = ({i}, {j}, {k})")
 
 
 def read_mask(path: str | Path, reference: sitk.Image, label: int | None = None,
@@ -107,8 +126,9 @@ def label_segments(mask: sitk.Image, reference: sitk.Image, name: str) -> list[S
     check_same_grid(reference, mask, name)
     values = sitk.GetArrayFromImage(mask)  # a copy: the loaders outlive ``mask``
     labels = np.unique(values[values != 0])  # the tumour is small: sort only the non-zero voxels
-    if not np.all(np.isfinite(labels)) or not np.array_equal(labels, np.round(labels)):
-        raise InputError(f"{name}: mask values must be integer labels (found e.g. {labels[0]:g})")
+    wrong = labels[~np.isfinite(labels) | (labels != np.round(labels))]
+    if wrong.size:  # name a value that is wrong (NaN, inf, 0.5), not merely the first label
+        raise InputError(f"{name}: mask values must be integer labels (found e.g. {wrong[0]:g})")
     return [Segment(label=int(v), name=None, load=lambda v=v: values == v) for v in labels]
 
 
@@ -198,10 +218,21 @@ def _to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def _read_sitk(path: Path, what: str) -> sitk.Image:
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as err:
-        raise InputError(f"{path}: cannot read as {what} ({_first_line(err)})") from None
+    # SimpleITK's readers accept a file cut short and fill the missing voxels silently, so the
+    # data size is checked too: the header's sizes first (before ITK allocates what they ask
+    # for), then the compressed stream's end and checksum, which means decompressing once more,
+    # in a thread beside SimpleITK's own read (both release the GIL): little added wall time.
+    check_image_data(path, stream=False)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="check-image") as pool:
+        check = pool.submit(check_image_data, path)
+        try:
+            image, error = sitk.ReadImage(str(path)), None
+        except RuntimeError as err:
+            image, error = None, err
+        check.result()  # "truncated ..." says more than ITK's message, when both fail
+    if error is not None:
+        raise InputError(f"{path}: cannot read as {what} ({_first_line(error)})") from None
+    return image
 
 
 def _is_dicom(path: Path) -> bool:

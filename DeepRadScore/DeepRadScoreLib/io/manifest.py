@@ -18,6 +18,7 @@ row 1, the first case row 2.
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -27,6 +28,8 @@ import pandas as pd
 
 from DeepRadScoreLib import ENDPOINTS
 from DeepRadScoreLib.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 # A cohort folder holding this file beside its manifest is synthetic (``deepradscore synth``):
 # bundles trained on it and reports of it say so.
@@ -164,10 +167,14 @@ def read_manifest(path: str | Path, endpoints: Optional[Iterable[str]] = None,
             if value == "":
                 problems.append(f"{where}: {column} is blank")
                 continue
-            full = (folder / value).resolve() if not Path(value).is_absolute() else Path(value)
-            table.at[index, column] = str(full)
-            if check_files and not full.exists():
-                problems.append(f"{where}: {column} not found: {value}")
+            try:
+                full = (folder / value).resolve() if not Path(value).is_absolute() else Path(value)
+                table.at[index, column] = str(full)
+                if check_files and not full.exists():
+                    problems.append(f"{where}: {column} not found: {value}")
+            except (OSError, ValueError) as err:  # a NUL byte, a name too long for the system
+                problems.append(f"{where}: {column} is not a usable path {value!r} "
+                                f"({getattr(err, 'strerror', None) or err})")
         if "split" in header:
             split = r["split"].lower()
             table.at[index, "split"] = split

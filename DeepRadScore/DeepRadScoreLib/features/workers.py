@@ -1,0 +1,112 @@
+"""Worker processes that never outlive the command that started them.
+
+On Linux the pools use a fork server (:func:`process_context`): it has imported pyradiomics and
+this engine once, so a pool starts in milliseconds. Its processes form a knot when the main
+process is killed (SIGKILL, or SIGTERM before this module's handling): every worker keeps the
+fork server's "alive" pipe and the task queue's write end open, so none of them ever sees its
+parent go, and the fork server, the resource tracker and the idle workers (~150 MB each) stay
+forever. Two guards cut the knot:
+
+* **The fork server watches the main process.** It is idle in ``select`` almost all the time, so
+  a daemon thread (started when the fork server preloads this module, and only there) polls every
+  ``POLL_SECONDS`` whether the main process still exists and ends the fork server when it does not.
+  A poll, not ``PR_SET_PDEATHSIG``: that signal follows the *thread* that started the fork server,
+  and in Slicer that is a background thread that ends long before the process.
+* **Each worker dies with its parent.** :func:`guard_worker`, the pools' initializer, sets
+  ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux, through ctypes): the kernel kills the worker when
+  the fork server (its parent) ends, even in the middle of a long C call that holds the GIL. Where
+  there is no prctl (macOS, Windows: spawned workers, whose parent is the main process), a daemon
+  thread polls for the main process instead.
+
+When the workers are gone, the resource tracker reads end-of-file on its pipe and exits by itself.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+def process_context() -> multiprocessing.context.BaseContext:
+    """Where worker processes come from: a fork server that has already imported pyradiomics and
+    this engine (a pool then starts in milliseconds, and children do not inherit the caller's
+    threads: tqdm's, Dask's, torch's, Slicer's); spawn where there is no fork server."""
+    if not sys.platform.startswith("linux"):
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # This module first: importing it inside the fork server starts the fork server's guard.
+    context.set_forkserver_preload([__name__, "DeepRadScoreLib.features.radiomics",
+                                    "radiomics.featureextractor"])
+    return context
+
+
+def guard_worker(main_pid: int) -> None:
+    """Pool initializer: end this worker when the main process ``main_pid`` or its parent ends."""
+    parent = os.getppid()
+    if not _die_with_parent():
+        _start_watch(main_pid, "worker")
+    if os.getppid() != parent or not _alive(main_pid):
+        os._exit(1)  # the parent ended before the guard was in place
+
+
+def _die_with_parent() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    """Does ``pid`` still run? A zombie (dead, not yet reaped by its own parent) does not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass  # no /proc (macOS): ask the kernel
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_watch(pid: int, what: str) -> None:
+    def watch() -> None:
+        while _alive(pid):
+            time.sleep(POLL_SECONDS)
+        os._exit(1)  # no clean-up to do: the main process that wanted the results is gone
+
+    threading.Thread(target=watch, name=f"deepradscore-{what}-watch", daemon=True).start()
+
+
+def _in_fork_server() -> bool:
+    """True while the fork server's ``main`` is importing its preload modules (this one)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "main" and frame.f_globals.get("__name__") == "multiprocessing.forkserver":
+            return True
+        frame = frame.f_back
+    return False
+
+
+if _in_fork_server():
+    _start_watch(os.getppid(), "forkserver")

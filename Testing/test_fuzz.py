@@ -1,0 +1,266 @@
+"""Property test of the readers: whatever a file holds, the only outcomes are a correct read or an
+:class:`InputError` (never another exception, never a silently wrong image).
+
+hypothesis throws truncated, bit-flipped and header-mangled NIfTI (.nii, .nii.gz), NRRD (raw,
+gzip, detached, .seg.nrrd), MetaImage (raw, compressed) and DICOM slices at ``load_case`` /
+``read_image``, and malformed manifests at ``read_manifest``. A truncated file that still reads
+must give exactly the original voxels (a cut in trailing padding); a bit flip in raw voxel data is
+undetectable by design and any read is accepted. The suite runs a few dozen derandomised examples
+per target (seconds); ``benchmarks/fuzz_readers.py`` runs the same properties much longer.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import PHANTOM, make_case
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io import images
+from DeepRadScoreLib.io.manifest import read_manifest
+
+# A mutated DICOM header makes pydicom warn about every invalid value it meets: noise here.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+DUMP = os.environ.get("DEEPRADSCORE_FUZZ_DUMP")
+SUITE_EXAMPLES = int(os.environ.get("DEEPRADSCORE_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(max_examples=SUITE_EXAMPLES, derandomize=True, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+IMAGE_FORMATS = ["ct.nii", "ct.nii.gz", "ct.nrrd", "ctz.nrrd", "ct.nhdr", "ct.mha", "ctz.mha"]
+MASK_FORMATS = ["mask.nii.gz", "mask.nrrd", "tumour.seg.nrrd"]
+# Values a mangled header field is set to: edge cases of every integer width and sign.
+EVIL_NUMBERS = [-(2 ** 31), -1, 0, 1, 2, 3, 7, 255, 32767, 65535, 2 ** 31 - 1, 2 ** 40, 10 ** 15]
+# NIfTI-1 binary header fields (offset, struct format) a mutation may overwrite.
+NIFTI_FIELDS = [(0, "<i"), (40, "<h"), (42, "<h"), (44, "<h"), (46, "<h"), (70, "<h"), (72, "<h"),
+                (76, "<f"), (80, "<f"), (108, "<f"), (112, "<f"), (252, "<h"), (254, "<h"), (344, "<i")]
+
+
+def build_seeds(folder: Path) -> dict[str, Path]:
+    """Small valid files of every format (a 8 x 16 x 16 CT and its tumour), plus 3 DICOM slices."""
+    folder.mkdir(parents=True, exist_ok=True)
+    image, mask = make_case(shape=(8, 16, 16), radius_mm=4.0, spacing=(1.0, 1.0, 2.0))
+    image = sitk.Cast(image, sitk.sitkInt16)
+    seeds = {}
+    for name in IMAGE_FORMATS:
+        sitk.WriteImage(image, str(folder / name), useCompression=name.startswith("ctz") or name.endswith(".gz"))
+        seeds[name] = folder / name
+    for name in MASK_FORMATS[:2]:
+        sitk.WriteImage(mask, str(folder / name), useCompression=True)
+        seeds[name] = folder / name
+    seg = sitk.Image(mask)
+    for key, value in (("ID", "tumour"), ("Name", "tumour"), ("LabelValue", "1"), ("Layer", "0")):
+        seg.SetMetaData(f"Segment0_{key}", value)
+    sitk.WriteImage(seg, str(folder / "tumour.seg.nrrd"), useCompression=True)
+    seeds["tumour.seg.nrrd"] = folder / "tumour.seg.nrrd"
+    dicom = folder / "dicom"
+    dicom.mkdir(exist_ok=True)
+    for file in sorted((PHANTOM / "dicom" / "image").iterdir())[20:23]:
+        shutil.copyfile(file, dicom / file.name)
+    seeds["dicom"] = dicom
+    manifest = folder / "cohort.csv"
+    manifest.write_text("case_id,image,mask,split,EGFR,label,roi_name,cohort\n"
+                        "a,ct.nii,mask.nii.gz,train,1,1,,A\n"
+                        "b,ct.nrrd,mask.nrrd,test,0,,tumour,B\n"
+                        "c,dicom,tumour.seg.nrrd,train,,,,\n")
+    seeds["cohort.csv"] = manifest
+    return seeds
+
+
+@st.composite
+def mutations(draw, data: bytes, text_header: bool):
+    """A mutated copy of ``data`` and what was done (truncate / flip / header / splice)."""
+    kind = draw(st.sampled_from(["truncate", "flip", "header", "splice"]))
+    header_end = data.find(b"\n\n") if text_header else 352
+    header_end = min(header_end if header_end > 0 else 512, len(data))
+    if kind == "truncate":
+        return data[:draw(st.integers(0, len(data) - 1))], kind
+    out = bytearray(data)
+    if kind == "flip":
+        for _ in range(draw(st.integers(1, 8))):
+            in_header = draw(st.booleans())
+            position = draw(st.integers(0, (header_end if in_header else len(out)) - 1))
+            out[position] ^= 1 << draw(st.integers(0, 7))
+        return bytes(out), kind
+    if kind == "header" and text_header:
+        lines = bytes(out[:header_end]).split(b"\n")
+        i = draw(st.integers(1, len(lines) - 1))
+        action = draw(st.sampled_from(["number", "delete", "duplicate", "empty"]))
+        if action == "number":
+            words = lines[i].split(b" ")
+            j = draw(st.integers(0, len(words) - 1))
+            words[j] = str(draw(st.sampled_from(EVIL_NUMBERS))).encode()
+            lines[i] = b" ".join(words)
+        elif action == "delete":
+            del lines[i]
+        elif action == "duplicate":
+            lines.insert(i, lines[i])
+        else:
+            lines[i] = b""
+        return b"\n".join(lines) + bytes(out[header_end:]), f"header-{action}"
+    if kind == "header":
+        import struct
+
+        offset, fmt = draw(st.sampled_from(NIFTI_FIELDS))
+        value = draw(st.sampled_from(EVIL_NUMBERS))
+        if fmt.endswith("f"):
+            value = draw(st.sampled_from([float(value), float("nan"), float("inf"), -0.0, 1e-30]))
+            packed = struct.pack(fmt, value)
+        else:
+            bits = 8 * struct.calcsize(fmt)
+            packed = struct.pack(fmt.replace("h", "H").replace("i", "I"), value % (1 << bits))
+        out[offset:offset + len(packed)] = packed
+        return bytes(out), "header-field"
+    start = draw(st.integers(0, len(out) - 1))
+    junk = draw(st.binary(min_size=1, max_size=16))
+    out[start:start + len(junk)] = junk
+    return bytes(out), kind
+
+
+def _binary_nifti(name: str, data: bytes) -> bytes:
+    """NIfTI-gz headers are mutated inside the stream (else every mutation is a CRC error)."""
+    import gzip
+
+    return gzip.decompress(data) if name.endswith(".gz") else data
+
+
+def check_image_outcome(seeds: dict[str, Path], work: Path, name: str, draw) -> str:
+    """Mutate one seed image, read it: a correct read or an InputError. Returns the outcome."""
+    import gzip
+
+    seed = seeds[name]
+    original = sitk.GetArrayFromImage(images.read_image(seed))
+    target = work / name
+    if name == "ct.nhdr":  # mutate the detached header; the data file stays intact
+        shutil.copyfile(seed.with_suffix(".raw"), work / "ct.raw")
+    data = seed.read_bytes()
+    gz = name.endswith(".gz") and draw(st.booleans())
+    source = _binary_nifti(name, data) if gz else data
+    mutated, kind = draw(mutations(source, text_header=not name.startswith("ct.nii")))
+    target.write_bytes(gzip.compress(mutated) if gz else mutated)
+    return _outcome(lambda: images.read_image(target), original, kind, mutated, source)
+
+
+def check_mask_outcome(seeds: dict[str, Path], work: Path, name: str, draw) -> str:
+    seed = seeds[name]
+    reference = images.read_image(seeds["ct.nrrd"])
+    original = sitk.GetArrayFromImage(images.read_mask(seed, reference))
+    mutated, kind = draw(mutations(seed.read_bytes(), text_header=name.endswith("nrrd")))
+    target = work / name
+    target.write_bytes(mutated)
+    return _outcome(lambda: images.read_mask(target, reference), original, kind, mutated, seed.read_bytes())
+
+
+def check_dicom_outcome(seeds: dict[str, Path], work: Path, draw) -> str:
+    folder = work / "dicom"
+    shutil.copytree(seeds["dicom"], folder)
+    original = sitk.GetArrayFromImage(images.read_image(seeds["dicom"]))
+    victim = sorted(folder.iterdir())[draw(st.integers(0, 2))]
+    data = victim.read_bytes()
+    mutated, kind = draw(mutations(data, text_header=False))
+    victim.write_bytes(mutated)
+    return _outcome(lambda: images.read_image(folder), original, kind, mutated, data)
+
+
+def _outcome(read, original: np.ndarray, kind: str, mutated: bytes, source: bytes) -> str:
+    if DUMP:  # keep every input, to replay the one that crashed ITK itself (benchmarks/fuzz_readers.py)
+        dump = Path(DUMP)
+        dump.mkdir(parents=True, exist_ok=True)
+        (dump / f"{len(list(dump.iterdir())):06d}.bin").write_bytes(mutated)
+    try:
+        image = read()
+    except InputError as err:
+        assert str(err).strip() and "\n" not in str(err), f"not one line: {err!r}"
+        # Under a memory limit (ulimit -v), an allocation a damaged header asked for shows up as
+        # ITK's bad_alloc: the file should have been refused before ITK allocated anything.
+        assert "bad_alloc" not in str(err) and "memory" not in str(err).lower(), f"allocation blew up: {err}"
+        return "refused"
+    if kind == "truncate" and len(mutated) < len(source):
+        # A cut file may only read when the cut was in padding after the data: same voxels.
+        got = sitk.GetArrayFromImage(image)
+        assert got.shape == original.shape and np.array_equal(got, original.astype(got.dtype)), \
+            f"a file cut to {len(mutated)} of {len(source)} bytes read as a different image"
+    return "read"
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    return build_seeds(tmp_path_factory.mktemp("fuzz-seeds"))
+
+
+@FUZZ
+@given(name=st.sampled_from(IMAGE_FORMATS), data=st.data())
+def test_mutated_images_read_correctly_or_are_refused(seeds, name, data):
+    with tempfile.TemporaryDirectory() as work:
+        check_image_outcome(seeds, Path(work), name, data.draw)
+
+
+@FUZZ
+@given(name=st.sampled_from(MASK_FORMATS), data=st.data())
+def test_mutated_masks_read_correctly_or_are_refused(seeds, name, data):
+    with tempfile.TemporaryDirectory() as work:
+        check_mask_outcome(seeds, Path(work), name, data.draw)
+
+
+@settings(FUZZ, max_examples=max(SUITE_EXAMPLES // 4, 5))
+@given(data=st.data())
+def test_mutated_dicom_slices_read_correctly_or_are_refused(seeds, data):
+    with tempfile.TemporaryDirectory() as work:
+        check_dicom_outcome(seeds, Path(work), data.draw)
+
+
+@st.composite
+def manifest_texts(draw, text: str):
+    lines = text.splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        action = draw(st.sampled_from(["char", "delete", "line", "duplicate", "cell", "encoding"]))
+        i = draw(st.integers(0, len(lines) - 1))
+        if action == "char":
+            j = draw(st.integers(0, len(lines[i])))
+            lines[i] = lines[i][:j] + draw(st.sampled_from([",", '"', ";", "\t", "\x00", "é", "\ufeff", " "])) + lines[i][j:]
+        elif action == "delete" and lines[i]:
+            j = draw(st.integers(0, len(lines[i]) - 1))
+            lines[i] = lines[i][:j] + lines[i][j + 1:]
+        elif action == "line":
+            lines[i] = draw(st.text(alphabet=st.sampled_from(list("abc,01\" \t;-.")), max_size=30))
+        elif action == "duplicate":
+            lines.insert(i, lines[i])
+        elif action == "cell":
+            cells = lines[i].split(",")
+            k = draw(st.integers(0, len(cells) - 1))
+            cells[k] = draw(st.sampled_from(["", "nan", "inf", "-1", "1.5", "2", "TRAIN", "../x", "/", "a" * 300,
+                                             "1e400", "0x1", "NULL", "case_id"]))
+            lines[i] = ",".join(cells)
+        else:
+            return "\n".join(lines).encode(draw(st.sampled_from(["utf-16", "latin-1", "utf-8-sig"])),
+                                           errors="replace")
+    return "\n".join(lines).encode("utf-8")
+
+
+def check_manifest_outcome(seeds: dict[str, Path], work: Path, draw) -> str:
+    target = work / "cohort.csv"
+    for name in ("ct.nii", "mask.nii.gz", "ct.nrrd", "mask.nrrd", "tumour.seg.nrrd"):
+        os.symlink(seeds[name], work / name)
+    os.symlink(seeds["dicom"], work / "dicom")
+    target.write_bytes(draw(manifest_texts(seeds["cohort.csv"].read_text())))
+    try:
+        manifest = read_manifest(target, check_files=draw(st.booleans()))
+    except InputError as err:
+        assert str(err).strip(), "an empty message"
+        return "refused"
+    manifest.cases()
+    return "read"
+
+
+@FUZZ
+@given(data=st.data())
+def test_malformed_manifests_read_or_are_refused(seeds, data):
+    with tempfile.TemporaryDirectory() as work:
+        check_manifest_outcome(seeds, Path(work), data.draw)
