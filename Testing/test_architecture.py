@@ -19,7 +19,8 @@ MAX_LINES = 600
 
 # Rooms from the bottom up: a module may import its own room and the rooms below it, never above.
 RANKS = {
-    "DeepRadScoreLib": 0, "errors": 0, "progress": 1, "outputs": 1, "filehash": 1,
+    "DeepRadScoreLib": 0, "errors": 0, "typedjson": 1, "progress": 1, "outputs": 1, "filehash": 1,
+    "resources": 1,
     "io": 2, "regions": 3, "features": 4, "deep": 5, "model": 6, "analysis": 7,
     "evaluation": 8, "synthetic": 8, "cli": 9,
 }

@@ -45,6 +45,8 @@ import SimpleITK as sitk
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
+logger = logging.getLogger(__name__)
+
 # The default 851-feature parameter file ships inside the package, so an installed wheel has it.
 PARAMS_PATH = Path(__file__).resolve().parent / "radiomics_params.yaml"
 ROI_PREFIXES = ("tumor", "peritumoral")
