@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
 
 from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, load_backbone_weights
-from DeepRadScoreLib.deep.training import (DeepConfig, DeepEnsemble, assign_folds, hu_to_input,
-                                           masked_multitask_loss, train_deep)
+from DeepRadScoreLib.deep.ensemble import DeepConfig, DeepEnsemble, hu_to_input
+from DeepRadScoreLib.deep.training import assign_folds, masked_multitask_loss, train_deep
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.deep.gradcam import gradcam
 from DeepRadScoreLib.regions import network_input
@@ -238,10 +238,14 @@ def test_training_learns_the_planted_signal(planted_run):
     with torch.no_grad():
         _, logits = untrained(hu_to_input(torch.from_numpy(hu)))
     before = roc_auc_score(y, torch.softmax(logits, -1)[:, 0, 1].numpy())
-    after = roc_auc_score(y, ensemble.oof_probabilities["A"])  # each case from its held-out network
-    assert before < 0.8 and after >= 0.9, (before, after)
     summary = ensemble.summary
-    assert [r["val_auc"] >= 0.9 for r in summary["endpoints"]["A"]] == [True, True]
+    # Each network on its own held-out fold (what a CV AUC averages). 1.0 on both folds for data
+    # seeds 0-2 on AMD EPYC; the margin is for other CPUs, whose last bits differ. Pooling the
+    # two networks' probabilities mixes two calibrations, so it gets a looser bound.
+    heldout = [r["heldout_auc"] for r in summary["endpoints"]["A"]]
+    pooled = roc_auc_score(y, ensemble.oof_probabilities["A"])
+    assert before < 0.8 and min(heldout) >= 0.85 and pooled >= 0.75, (before, heldout, pooled)
+    assert summary["oof_auc"]["A"] == pytest.approx(pooled)
     assert all(1 <= r["best_epoch"] <= r["epochs_run"] <= 3 and r["seconds"] > 0
                for r in summary["endpoints"]["A"])
     assert summary["mode"] == "multitask" and summary["device"] == "cpu"
@@ -250,6 +254,9 @@ def test_training_learns_the_planted_signal(planted_run):
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert sum("epoch" in m for _, m in messages) == 2 * 3  # patience 5 > 3 epochs: no early stop
+    # Training put BatchNorm's momentum back (it runs with a per-epoch mean, see training.py).
+    norms = [m for m in ensemble.members[0].model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)
 
 
 def test_oof_features_come_from_the_network_that_held_the_case_out(planted_run):
@@ -269,10 +276,12 @@ def test_oof_features_come_from_the_network_that_held_the_case_out(planted_run):
         assert np.abs(oof[some] - other).max(axis=1).min() > 1e-3
         assert np.allclose(ensemble.oof_probabilities[e][some],
                            probabilities[e][folds[some], np.arange(10)], atol=1e-6)
-    # Network f was trained on the other fold and validated on fold f (labelled cases only).
+    # Network f was fitted and early-stopped on the other fold only (labelled cases only), and
+    # fold f is what it holds out.
     for f, record in enumerate(ensemble.summary["endpoints"]["B"]):
-        assert record["n_val"] == int((~np.isnan(b[folds == f])).sum())
-        assert record["n_train"] == int((~np.isnan(b[folds != f])).sum())
+        assert record["n_heldout"] == int((~np.isnan(b[folds == f])).sum())
+        assert record["n_train"] + record["n_val"] == int((~np.isnan(b[folds != f])).sum())
+        assert record["n_val"] >= 1 and record["n_train"] > record["n_val"]
 
 
 def test_save_load_round_trip_is_exact(planted_run, tmp_path):
@@ -319,6 +328,8 @@ def _tiny_run(seed, folds=2, n=16):
 
 
 def test_training_is_deterministic_for_a_seed_on_cpu():
+    # Bit-equal only because both runs share one process, hence one machine, torch build and CPU
+    # code path: "same seed, same numbers" is promised on that, not across CPUs (see ensemble.py).
     first, second = _tiny_run(seed=4), _tiny_run(seed=4)
     a, b = first.state_tensors(), second.state_tensors()
     assert a.keys() == b.keys() and len(a) > 0
@@ -362,3 +373,125 @@ def test_training_input_errors_and_cancel():
         warnings.simplefilter("ignore", RuntimeWarning)
         with pytest.raises(Cancelled):
             train_deep(hu, {"A": y}, DeepConfig(folds=2, epochs=1, device="cpu"), cancel=lambda: True)
+
+
+# ------------------------------------------------------------------ no leak through early stopping
+
+class TinyCT(torch.nn.Module):
+    """DeepCT's forward contract ((features, logits) per endpoint head) on a small CNN, so the
+    cross-fitting procedure itself can be run over many seeds in seconds."""
+
+    def __init__(self, endpoints, k=4):
+        super().__init__()
+        from DeepRadScoreLib.deep.model import FeatureHead
+
+        self.endpoints, self.k = list(endpoints), k
+        nn = torch.nn
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 5, stride=4), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 3, stride=2), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleList(FeatureHead(16, k) for _ in self.endpoints)
+
+    def forward(self, x):
+        pooled = self.body(x)
+        outputs = [head(pooled) for head in self.heads]
+        return (torch.stack([f for f, _ in outputs], 1), torch.stack([logit for _, logit in outputs], 1))
+
+
+def null_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patches with a disc of random size, place and density, and labels drawn independently."""
+    rng = np.random.default_rng(seed)
+    hu = rng.normal(-800, 60, (n, 160, 160)).astype(np.float32)
+    rows, cols = np.mgrid[:160, :160]
+    for i in range(n):
+        cy, cx = rng.integers(50, 110, 2)
+        hu[i][(rows - cy) ** 2 + (cols - cx) ** 2 < rng.uniform(8, 20) ** 2] = rng.uniform(-400, 150)
+    return hu, rng.permutation(np.tile([0.0, 1.0], n // 2))
+
+
+def _null_run(seed: int, n_train: int = 48, n_test: int = 24) -> tuple[float, float]:
+    """(mean over folds of each network's AUC on its own held-out fold, test AUC) on a null label."""
+    hu, y = null_patches(n_train + n_test, seed=100 + seed)
+    # A high learning rate and no early-stopping patience cut: the networks memorise noise and
+    # their held-out outputs change from epoch to epoch, so choosing the epoch on the held-out
+    # fold (the old leak) would show as a clearly inflated CV AUC.
+    config = DeepConfig(folds=4, epochs=20, patience=20, batch_size=8, lr=1e-2, k=4, device="cpu",
+                        seed=seed)
+    ensemble = train_deep(hu[:n_train], {"N": y[:n_train]}, config, network=TinyCT)
+    records = ensemble.summary["endpoints"]["N"]
+    held = {int(np.sum(ensemble.folds_of_case == r["fold"])) for r in records}
+    assert held == {n_train // 4} and all(r["n_heldout"] == n_train // 4 for r in records)
+    cv = float(np.mean([r["heldout_auc"] for r in records]))
+    test = roc_auc_score(y[n_train:], ensemble.probabilities(hu[n_train:])["N"].mean(axis=0))
+    return cv, test
+
+
+def test_null_endpoint_cv_auc_stays_near_chance_over_seeds():
+    """Labels independent of the image: the out-of-fold CV AUC (and the test AUC) stay near 0.5.
+
+    Early stopping on the held-out fold itself (the old leak: commit 4fcdf4c's ``_splits``) gave
+    a mean CV AUC over these ten seeds of 0.610 on AMD EPYC (per seed 0.51-0.71), honest
+    cross-fitting 0.511 (per seed 0.43-0.59, so the mean of ten has an SD of about 0.02); the
+    bound 0.56 leaves 2.5 SDs on the leak's side and 3 on the honest side. Test AUC: 0.496 and
+    0.460.
+    """
+    runs = np.array([_null_run(seed) for seed in range(10)])
+    cv, test = runs.mean(axis=0)
+    assert 0.40 <= cv <= 0.56, runs[:, 0]
+    assert 0.38 <= test <= 0.62, runs[:, 1]
+
+
+def test_early_stopping_set_lies_outside_the_held_out_fold():
+    from DeepRadScoreLib.deep.training import INNER_GROUPS, _splits
+
+    rng = np.random.default_rng(2)
+    labels = np.stack([(rng.random(120) < 0.3).astype(float), (rng.random(120) < 0.5).astype(float)], 1)
+    labels[rng.random(120) < 0.25, 1] = np.nan  # multitask: the second endpoint partly unknown
+    folds, splits = _splits(labels, 4, seed=0)
+    assert len(splits) == 4
+    for f, (fit, stop) in enumerate(splits):
+        held = np.flatnonzero(folds == f)
+        assert not set(fit) & set(held) and not set(stop) & set(held) and not set(fit) & set(stop)
+        assert sorted(np.r_[fit, stop, held]) == list(range(120))
+        # The stopping set is 1 of INNER_GROUPS stratified groups of the network's own cases.
+        assert abs(len(stop) - (120 - len(held)) / INNER_GROUPS) <= 1
+        for e in range(2):
+            for c in (0.0, 1.0):
+                outside = (labels[folds != f, e] == c).sum()
+                assert abs((labels[stop, e] == c).sum() - outside / INNER_GROUPS) <= 1, (f, e, c)
+    # Different networks draw different stopping sets.
+    assert len({tuple(sorted(stop)) for _, stop in splits}) == 4
+
+
+def test_prediction_never_imports_the_training_code(planted_run, tmp_path):
+    """A saved ensemble loads, scores and explains with deep.training never imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    hu, _, _, _, ensemble, _ = planted_run
+    save_file(ensemble.state_tensors(), str(tmp_path / "deep.safetensors"))
+    (tmp_path / "deep.json").write_text(json.dumps(ensemble.to_json()))
+    np.save(tmp_path / "patch.npy", hu[:2])
+    script = f"""
+import json, sys
+import numpy as np
+from safetensors.torch import load_file
+import DeepRadScoreLib.analysis, DeepRadScoreLib.model.bundle, DeepRadScoreLib.model.scoring
+import DeepRadScoreLib.cli.predict
+from DeepRadScoreLib.deep.ensemble import DeepEnsemble
+folder = {str(tmp_path)!r}
+loaded = DeepEnsemble.from_saved(json.load(open(folder + "/deep.json")),
+                                 load_file(folder + "/deep.safetensors"), device="cpu")
+patches = np.load(folder + "/patch.npy")
+assert loaded.features(patches)["A"].shape == (2, 2, 10)
+assert loaded.gradcam(patches[0], "A").shape == (160, 160)
+print(sorted(m for m in sys.modules if m.startswith("DeepRadScoreLib.deep")))
+"""
+    root = Path(__file__).resolve().parent.parent / "DeepRadScore"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    imported = done.stdout.strip().splitlines()[-1]
+    assert "DeepRadScoreLib.deep.ensemble" in imported
+    assert "DeepRadScoreLib.deep.training" not in imported

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from DeepRadScoreLib.cli.main import main
+from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
 from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 from DeepRadScoreLib.model.radscore import auc
 
@@ -62,6 +63,7 @@ def make_cohort(folder: Path, seed: int = 3) -> dict:
                              "PLANT": planted_labels, "NULL": null, "RARE": rare})
     manifest.to_csv(folder / "manifest.csv", index=False)
     (folder / SYNTHETIC_MARKER).write_text(json.dumps({"generator": "Testing/test_training.py"}))
+    write_settings(settings_path(folder / "features.csv"), ExtractionSettings.current())
     return {"manifest": folder / "manifest.csv", "features": folder / "features.csv",
             "ids": ids, "split": split, "PLANT": planted, "NULL": null, "patches": patches}
 
@@ -115,6 +117,17 @@ def test_train_command_writes_bundle_and_skips_rare_endpoint(trained):
             assert all(len(v["aucs"]) == 5 for v in info["cv_auc"].values())
             assert info["chosen"] == max(info["cv_auc"], key=lambda c: info["cv_auc"][c]["mean"])
             assert 0.0 <= info["threshold"] <= 1.0
+            # The nested estimate: one choice and one AUC per outer fold, beside the table.
+            nested = info["nested_cv_auc"]
+            assert len(nested["aucs"]) == len(nested["chosen"]) == 5
+            assert nested["mean"] == pytest.approx(np.mean(nested["aucs"]))
+    assert meta["parameters"]["nested_cv"]["outer_repeats"] == 1
+    # The table's extraction settings travel into the bundle.
+    assert meta["settings"] == json.loads(settings_path(trained["features"]).read_text())["settings"]
+    assert meta["settings"]["thickness_mm"] == 3.0
+    # The summary shows the optimistic and the honest figure side by side, and says which is which.
+    assert "CV AUC (best of 7)" in trained["log"] and "nested CV AUC" in trained["log"]
+    assert "maximum of seven" in trained["log"]
     # The planted features are what the tumour RadScore picked up, by name.
     tumour = meta["models"]["PLANT"]["radscore"]["tumor"]["features"]
     assert {"tumor_original_firstorder_Mean", "tumor_original_glcm_Contrast"} <= {f["name"] for f in tumour}
@@ -141,7 +154,12 @@ def test_planted_separated_and_null_near_chance_on_held_out_cases(trained):
     null_fusion = test_auc("NULL", "fusion")
     assert 0.25 <= null_fusion <= 0.75, null_fusion
     cv = bundle.model_info("NULL", "fusion")
-    assert cv["cv_auc"][cv["chosen"]]["mean"] <= 0.75
+    # The honest CV figure is the nested estimate; the best of seven on the same folds is biased
+    # upward (it was 0.7625 on AMD EPYC with this one-epoch Deep-CT, which has no epoch to choose
+    # and so no early-stopping leak), so it only gets a loose bound. The deep leak itself has a
+    # seeded guard: test_deep_model.test_null_endpoint_cv_auc_stays_near_chance_over_seeds.
+    assert 0.2 <= cv.nested_cv_auc.mean <= 0.75, cv.nested_cv_auc
+    assert cv.chosen_cv_auc.mean <= 0.85
 
 
 def test_train_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys):
@@ -157,5 +175,28 @@ def test_train_bad_inputs_exit_2_with_one_line(trained, tmp_path, capsys):
     only_rare[only_rare.index("--endpoints") + 1] = "RARE"
     assert main(only_rare) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: no endpoint has enough") and "RARE" in err
+    assert err.startswith(f"error: {trained['manifest']}: no endpoint has enough") and "RARE" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_train_refuses_a_table_without_or_against_its_settings(trained, tmp_path, capsys):
+    import shutil
+
+    for name in ("features.csv", "features.patches.npz"):
+        shutil.copy(trained["features"].parent / name, tmp_path / name)
+    args = train_args(trained, tmp_path / "b")
+    args[args.index("--features") + 1] = str(tmp_path / "features.csv")
+    assert main(args) == 2  # no settings sidecar: refused, naming it
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: {tmp_path / 'features.settings.json'}: no extraction settings"), err
+    shutil.copy(settings_path(trained["features"]), tmp_path / "features.settings.json")
+    assert main(args + ["--thickness-mm", "5"]) == 2  # the table is 3 mm
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: ") and "ring thickness 5 mm, not 3 mm" in err, err
+    document = json.loads((tmp_path / "features.settings.json").read_text())
+    document["settings"]["params_yaml"] += "# edited\n"  # content no longer matches its hash
+    (tmp_path / "features.settings.json").write_text(json.dumps(document))
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "features.settings.json" in err and "params_sha256 does not match" in err, err
     assert not (tmp_path / "b").exists()

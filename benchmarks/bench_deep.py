@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
 from DeepRadScoreLib.deep.model import DeepCT  # noqa: E402
-from DeepRadScoreLib.deep.training import (DeepConfig, DeepEnsemble, _Member,  # noqa: E402
-                                           augment_hu, hu_to_input, masked_multitask_loss)
+from DeepRadScoreLib.deep.ensemble import DeepConfig, DeepEnsemble, Member, hu_to_input  # noqa: E402
+from DeepRadScoreLib.deep.training import augment_hu, masked_multitask_loss  # noqa: E402
 from DeepRadScoreLib.outputs import atomic_file  # noqa: E402
 
 ENDPOINTS = ["LVI", "PI", "T4", "EGFR", "KRAS", "ALK", "TP53", "PIK3CA", "ROS1", "PDL1"]
@@ -45,9 +45,9 @@ def median_seconds(fn, repeats: int) -> float:
 def ensemble(mode: str, folds: int, backbone: str = "densenet121") -> DeepEnsemble:
     torch.manual_seed(0)
     if mode == "multitask":
-        members = [_Member(f, list(ENDPOINTS), DeepCT(backbone, ENDPOINTS).eval()) for f in range(folds)]
+        members = [Member(f, list(ENDPOINTS), DeepCT(backbone, ENDPOINTS).eval()) for f in range(folds)]
     else:
-        members = [_Member(f, [e], DeepCT(backbone, [e]).eval()) for e in ENDPOINTS for f in range(folds)]
+        members = [Member(f, [e], DeepCT(backbone, [e]).eval()) for e in ENDPOINTS for f in range(folds)]
     config = DeepConfig(backbone=backbone, mode=mode, folds=folds, device="cpu")
     return DeepEnsemble(config, list(ENDPOINTS), members, {"weights": "random"}, {}, {},
                         np.zeros(0, int), torch.device("cpu"))

@@ -1,7 +1,7 @@
 """Grad-CAM (Selvaraju et al. 2017) on a Deep-CT network's last convolutional block.
 
 For DenseNet121 the block is ``features`` (ending in its final BatchNorm) followed by the ReLU that
-torchvision applies in ``forward``; :class:`deep_model.Backbone` makes that ReLU a separate,
+torchvision applies in ``forward``; :class:`DeepRadScoreLib.deep.model.Backbone` makes that ReLU a separate,
 non-in-place module, because an in-place ReLU on the tensor whose gradient Grad-CAM reads gives
 different maps on CPU and GPU. Other backbones use their last block's output (ResNet ``layer4``,
 VGG ``features``, Inception ``Mixed_7c``).
@@ -15,6 +15,7 @@ pixels (Inception v3: 3 x 3), and the heatmap can only say which part of the pat
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from DeepRadScoreLib.deep.model import DeepCT
+
+logger = logging.getLogger(__name__)
 
 
 def gradcam(model: DeepCT, x: torch.Tensor, endpoint: int | str = 0) -> np.ndarray:

@@ -1,47 +1,63 @@
-"""Deep-CT training with cross-fitting, and the trained ensemble that later cases run through.
+"""Deep-CT training: cross-fitted networks, their early stopping, and the out-of-fold features.
 
 Cross-fitting (K = ``config.folds`` networks, 4 by default): the training cases are split into K
-folds stratified on every endpoint's labels; network f trains on the other K-1 folds and is
-early-stopped on fold f, which is 25 % of the cases for K = 4 -- the paper's validation share.
-Each case's ``oof_features`` come from the one network that never saw it, so classifiers fitted on
-them can be cross-validated honestly. ``folds == 1`` is the paper's literal protocol (one random,
-stratified 75/25 split): the single network has seen 75 % of the cases, so their features are
+folds stratified on every endpoint's labels. Network f produces the ``oof_features`` of fold f,
+and fold f's labels take no part in making it: network f is fitted on the other K-1 folds and
+early-stopped on an *inner* validation split of those same K-1 folds (1 of 4 stratified groups of
+them, stratified per endpoint on the network's own, masked labels; the other 3 groups are fitted
+on). Why inner early stopping and not fold f: choosing the epoch that does best on fold f's
+labels and then calling fold f's features "out-of-fold" leaks those labels into them -- on an
+endpoint independent of the image the deep model's chosen CV AUC was 0.613 against a held-out
+test AUC of 0.427, and is 0.559 against 0.525 with the inner split (3 seeds, 90 training cases,
+benchmarks/results/deep_null.md; what is left above 0.5 is the best-of-seven classifier choice,
+which the nested CV in ``model.classifiers`` reports honestly). Why not a fixed epoch count: a count fixed in advance is
+wrong for some cohorts (too few epochs underfit, too many overfit a small cohort), and choosing it
+honestly would need a nested training run per fold; the inner split costs nothing extra (it
+replaces the validation pass on fold f, and fitting on fewer cases makes each epoch cheaper).
+The price is that each network fits on 3/4 of (K-1)/K of the cases (56 % for K = 4).
+
+``folds == 1`` is the paper's literal protocol (one random, stratified 75/25 split, stopped on
+the 25 %): the single network has seen, or was stopped on, every case, so its features are
 in-sample and the summary warns that the deep and fused CV AUCs are then optimistic.
 
 ``mode="per-endpoint"`` trains one network per endpoint and fold (the paper); ``"multitask"`` one
 shared backbone per fold with one head per endpoint and a loss that ignores unknown labels.
 
 Training details (the paper gives none): AdamW (weight decay 1e-4) at ``config.lr``; cross
-entropy weighted by inverse class frequency of the network's training cases; early stopping on
-validation AUC (mean over the endpoints a network serves) with ``config.patience``, restoring the
-best epoch; augmentation in HU before windowing (see :func:`augment_hu`); seeds fixed for torch,
-numpy and Python, data order and augmentation drawn from generators seeded per network so a run
-is reproducible on CPU; mixed precision (autocast + GradScaler) on CUDA only.
+entropy weighted by inverse class frequency of the network's fitting cases; early stopping on
+the inner validation AUC (mean over the endpoints a network serves) with ``config.patience``,
+restoring the best epoch; BatchNorm running statistics recomputed each epoch as the mean over
+its batches (see :func:`_train_network`); augmentation in HU before windowing (see :func:`augment_hu`); seeds
+fixed for torch, numpy and Python, data order and augmentation drawn from generators seeded per
+network; mixed precision (autocast + GradScaler) on CUDA only. The same seed gives the same
+networks on the same machine and CPU code path only (see :mod:`DeepRadScoreLib.deep.ensemble`).
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
+import logging
 import math
 import random
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, check_backbone, load_backbone_weights
+from DeepRadScoreLib.deep.ensemble import (MODES, DeepConfig, DeepEnsemble, Member, forward_batches,
+                                           hu_to_input, patches_tensor, resolve_device)
+from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, load_backbone_weights
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report, scaled
-from DeepRadScoreLib.regions import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, WINDOWS
 
-FORMAT_VERSION = 1
-MODES = ("per-endpoint", "multitask")
-INFERENCE_BATCH = 32
+logger = logging.getLogger(__name__)
+
 WEIGHT_DECAY = 1e-4
+# A network's early-stopping set is 1 of INNER_GROUPS stratified groups of its own training
+# cases: 25 %, the paper's validation share.
+INNER_GROUPS = 4
 # Augmentation ranges (drawn uniformly per case and batch).
 MAX_ROTATION_DEG = 15.0
 MAX_SHIFT_PX = 8.0
@@ -50,62 +66,8 @@ HU_OFFSET = 20.0       # add +- 20 HU
 HU_NOISE_SD = 10.0     # Gaussian noise, HU
 
 
-@dataclass
-class DeepConfig:
-    """Deep-CT settings. ``mode`` defaults to multitask: the paper's per-endpoint networks (ten
-    per fold) take ~10x the training time and ~4 s of CPU inference per case for ten endpoints
-    and K = 4 (benchmarks/results/deep.md), over the 1 s budget."""
-
-    backbone: str = "densenet121"
-    mode: str = "multitask"
-    folds: int = 4
-    k: int = 10
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 1e-4
-    patience: int = 5
-    device: str = "auto"
-    seed: int = 0
-    pretrained: Optional[str] = None
-    augment: bool = True
-
-    def check(self) -> "DeepConfig":
-        check_backbone(self.backbone)
-        if self.mode not in MODES:
-            raise InputError(f"unknown deep mode '{self.mode}': choose per-endpoint or multitask")
-        for name, minimum in (("folds", 1), ("k", 1), ("epochs", 1), ("batch_size", 2), ("patience", 1)):
-            if int(getattr(self, name)) < minimum:
-                raise InputError(f"deep {name} must be at least {minimum}, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InputError(f"deep learning rate must be positive, got {self.lr}")
-        resolve_device(self.device)
-        return self
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA when available, else CPU; asking for CUDA without one is an input error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"device '{name}' asked for, but torch sees no CUDA GPU here")
-        return torch.device(name)
-    raise InputError(f"unknown device '{name}': choose auto, cpu or cuda")
-
-
 # ---------------------------------------------------------------------------------------------
-# Input, augmentation and loss
-
-
-def hu_to_input(hu: torch.Tensor) -> torch.Tensor:
-    """``regions.network_input`` in torch: HU ``(B, H, W)`` -> ``(B, 3, H, W)`` on hu's device."""
-    channels = []
-    for c, (_, centre, width) in enumerate(WINDOWS):
-        windowed = ((hu - (centre - width / 2.0)) / width).clamp(0.0, 1.0)
-        channels.append((windowed - float(IMAGENET_MEAN[c])) / float(IMAGENET_STD[c]))
-    return torch.stack(channels, dim=1)
+# Augmentation and loss
 
 
 def augment_hu(hu: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -217,13 +179,23 @@ def assign_folds(labels: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
 
 
 def _splits(labels: np.ndarray, folds: int, seed: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """(fold of each case, [(train indices, validation indices)] per network)."""
+    """(fold of each case, [(fitting indices, early-stopping indices)] per network).
+
+    For ``folds >= 2`` both index sets of network f lie outside fold f: the early-stopping set is
+    an inner, stratified split of the other folds, so fold f's labels never reach network f.
+    """
     if folds == 1:
-        groups = assign_folds(labels, 4, seed)
+        groups = assign_folds(labels, INNER_GROUPS, seed)
         validation = np.flatnonzero(groups == 0)
         return np.zeros(len(labels), dtype=int), [(np.flatnonzero(groups != 0), validation)]
     groups = assign_folds(labels, folds, seed)
-    return groups, [(np.flatnonzero(groups != f), np.flatnonzero(groups == f)) for f in range(folds)]
+    splits = []
+    for f in range(folds):
+        outside = np.flatnonzero(groups != f)
+        # A seed of its own per fold, so the inner splits of different networks are independent.
+        inner = assign_folds(labels[outside], INNER_GROUPS, seed + 1_000_003 * (f + 1))
+        splits.append((outside[inner != 0], outside[inner == 0]))
+    return groups, splits
 
 
 def _check_labels(labels: np.ndarray, endpoints: list[str], folds: int) -> None:
@@ -237,185 +209,6 @@ def _check_labels(labels: np.ndarray, endpoints: list[str], folds: int) -> None:
             raise InputError(f"endpoint {name}: {pos} positive and {neg} negative labelled cases; "
                              f"Deep-CT with {folds} fold(s) needs at least {need} of each")
 
-
-# ---------------------------------------------------------------------------------------------
-# The ensemble
-
-
-@dataclass
-class _Member:
-    """One trained network: its cross-fitting fold and the endpoints its heads serve."""
-
-    fold: int
-    endpoints: list[str]
-    model: DeepCT
-
-    @property
-    def prefix(self) -> str:
-        tag = "shared" if len(self.endpoints) > 1 else f"endpoint.{self.endpoints[0]}"
-        return f"fold{self.fold}.{tag}."
-
-
-def _forward_batches(model: DeepCT, hu: torch.Tensor, device: torch.device,
-                     batch_size: int = INFERENCE_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, E, k) and class-1 probabilities (n, E) in eval mode, float32."""
-    model.eval()
-    features, probs = [], []
-    with torch.no_grad():
-        for start in range(0, len(hu), batch_size):
-            f, logits = model(hu_to_input(hu[start:start + batch_size].to(device)))
-            features.append(f.float().cpu().numpy())
-            probs.append(torch.softmax(logits.float(), dim=-1)[..., 1].cpu().numpy())
-    return np.concatenate(features), np.concatenate(probs)
-
-
-def _patches_tensor(patches_hu) -> torch.Tensor:
-    patches = np.asarray(patches_hu, dtype=np.float32)
-    if patches.ndim == 2:
-        patches = patches[None]
-    if patches.ndim != 3 or patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE):
-        raise InputError(f"deep-ROI patches must be (N, {PATCH_SIZE}, {PATCH_SIZE}) HU arrays, "
-                         f"got shape {patches.shape}")
-    if not np.isfinite(patches).all():
-        raise InputError("deep-ROI patches contain NaN or infinite values")
-    return torch.from_numpy(patches)
-
-
-class DeepEnsemble:
-    """The K (per-endpoint: K x E) trained Deep-CT networks of one training run."""
-
-    def __init__(self, config: DeepConfig, endpoints: list[str], members: list[_Member],
-                 provenance: dict, summary: dict, oof_features: dict, folds_of_case: np.ndarray,
-                 device: torch.device, oof_probabilities: Optional[dict] = None):
-        self.config = config
-        self.endpoints = list(endpoints)
-        self.members = members
-        self.provenance = provenance
-        self.summary = summary
-        self.oof_features = oof_features
-        # The networks' own class-1 probabilities, cross-fitted like oof_features: {endpoint: (N,)}.
-        self.oof_probabilities = oof_probabilities or {}
-        self.folds_of_case = folds_of_case
-        self.device = device
-
-    @property
-    def n_networks(self) -> int:
-        return max(m.fold for m in self.members) + 1
-
-    def _members_for(self, endpoint: str) -> list[_Member]:
-        if endpoint not in self.endpoints:
-            raise InputError(f"endpoint {endpoint} has no Deep-CT network "
-                             f"(trained: {', '.join(self.endpoints)})")
-        return [m for m in self.members if endpoint in m.endpoints]
-
-    def features(self, patches_hu) -> dict[str, np.ndarray]:
-        """``{endpoint: (folds, N, k)}`` deep features of every fold's network, batched.
-
-        A multitask network gives all endpoints from one forward pass per batch.
-        """
-        return self.features_and_probabilities(patches_hu)[0]
-
-    def probabilities(self, patches_hu) -> dict[str, np.ndarray]:
-        """``{endpoint: (folds, N)}`` the networks' own softmax probability of class 1."""
-        return self.features_and_probabilities(patches_hu)[1]
-
-    def features_and_probabilities(self, patches_hu) -> tuple[dict, dict]:
-        """Both of the above from the same single pass per network."""
-        hu = _patches_tensor(patches_hu)
-        features = {e: np.zeros((self.n_networks, len(hu), self.config.k), dtype=np.float32)
-                    for e in self.endpoints}
-        probabilities = {e: np.zeros((self.n_networks, len(hu)), dtype=np.float32)
-                         for e in self.endpoints}
-        for member in self.members:
-            f, p = _forward_batches(member.model, hu, self.device)
-            for j, endpoint in enumerate(member.endpoints):
-                features[endpoint][member.fold] = f[:, j]
-                probabilities[endpoint][member.fold] = p[:, j]
-        return features, probabilities
-
-    def gradcam(self, patch_hu, endpoint: str) -> np.ndarray:
-        """Grad-CAM of ``endpoint``'s class 1 for one patch, (160, 160) in 0..1, mean over folds."""
-        return self.gradcams(patch_hu, [endpoint])[endpoint]
-
-    def gradcams(self, patch_hu, endpoints: Optional[list[str]] = None) -> dict[str, np.ndarray]:
-        """:meth:`gradcam` for several endpoints, one backbone pass per network (not per endpoint)."""
-        from DeepRadScoreLib.deep.gradcam import gradcam_endpoints
-
-        endpoints = list(self.endpoints if endpoints is None else endpoints)
-        for endpoint in endpoints:
-            self._members_for(endpoint)
-        x = hu_to_input(_patches_tensor(patch_hu)[:1]).to(self.device)
-        maps = {e: [] for e in endpoints}
-        for member in self.members:
-            wanted = [e for e in endpoints if e in member.endpoints]
-            if wanted:
-                for e, heat in zip(wanted, gradcam_endpoints(member.model, x, wanted)):
-                    maps[e].append(heat)
-        return {e: np.mean(m, axis=0).astype(np.float32) for e, m in maps.items()}
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Every network's weights, flat and prefixed ``fold<f>.<shared|endpoint.NAME>.``."""
-        tensors = {}
-        for member in self.members:
-            for name, tensor in member.model.state_dict().items():
-                tensors[member.prefix + name] = tensor.detach().to("cpu").contiguous().clone()
-        return tensors
-
-    def to_json(self) -> dict:
-        return {
-            "format_version": FORMAT_VERSION,
-            "config": dataclasses.asdict(self.config),
-            "endpoints": self.endpoints,
-            "provenance": self.provenance,
-            "summary": self.summary,
-            "members": [{"fold": m.fold, "endpoints": m.endpoints, "prefix": m.prefix}
-                        for m in self.members],
-            "folds_of_case": self.folds_of_case.tolist(),
-            "oof_features": {e: v.tolist() for e, v in self.oof_features.items()},
-            "oof_probabilities": {e: v.tolist() for e, v in self.oof_probabilities.items()},
-        }
-
-    @classmethod
-    def from_saved(cls, json_dict: Mapping, tensors: Mapping[str, torch.Tensor],
-                   device: str = "auto") -> "DeepEnsemble":
-        """Rebuild from :meth:`to_json` + :meth:`state_tensors`; builds bare networks, never downloads."""
-        if json_dict.get("format_version") != FORMAT_VERSION:
-            raise InputError(f"Deep-CT format version {json_dict.get('format_version')!r} is not "
-                             f"{FORMAT_VERSION}: made by another DeepRadScore version")
-        try:
-            config = DeepConfig(**json_dict["config"])
-            config.device = device
-            config.check()
-            torch_device = resolve_device(device)
-            members = []
-            # Building a network draws random initial weights; keep the caller's RNG untouched.
-            with torch.random.fork_rng(devices=[]):
-                for entry in json_dict["members"]:
-                    model = DeepCT(config.backbone, entry["endpoints"], config.k)
-                    prefix = entry["prefix"]
-                    expected = model.state_dict()
-                    state = {name: tensors[prefix + name] for name in expected
-                             if prefix + name in tensors}
-                    missing = [name for name in expected if name not in state]
-                    if missing:
-                        raise InputError(f"Deep-CT weights: {len(missing)} tensors of {prefix[:-1]} "
-                                         f"missing (e.g. {missing[0]})")
-                    for name, tensor in state.items():
-                        if tuple(tensor.shape) != tuple(expected[name].shape):
-                            raise InputError(f"Deep-CT weights: {prefix}{name} has shape "
-                                             f"{tuple(tensor.shape)}, expected {tuple(expected[name].shape)}")
-                    model.load_state_dict(state, strict=True)
-                    members.append(_Member(int(entry["fold"]), list(entry["endpoints"]),
-                                           model.to(torch_device).eval()))
-            oof = {e: np.asarray(v, dtype=np.float32).reshape(-1, config.k)
-                   for e, v in json_dict["oof_features"].items()}
-            oof_probabilities = {e: np.asarray(v, dtype=np.float32)
-                                 for e, v in json_dict.get("oof_probabilities", {}).items()}
-            return cls(config, list(json_dict["endpoints"]), members, dict(json_dict["provenance"]),
-                       dict(json_dict["summary"]), oof, np.asarray(json_dict["folds_of_case"], dtype=int),
-                       torch_device, oof_probabilities)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"Deep-CT description is malformed ({type(exc).__name__}: {exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,14 +226,17 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
                    progress, cancel, label: str) -> dict:
     """Train ``model`` in place on ``train_idx``, early-stopped on ``val_idx``; returns its record.
 
-    ``labels`` (N, E) holds the model's endpoints' labels (NaN = unknown). The best epoch's weights
-    are restored before returning.
+    ``labels`` (N, E) holds the model's endpoints' labels (NaN = unknown). ``val_idx`` is the
+    network's early-stopping set; it must hold no case whose out-of-fold output the network will
+    give (see :func:`_splits`). The best epoch's weights are restored before returning.
     """
     _seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if amp else None
     model.to(device)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY)
     weights = torch.from_numpy(_class_weights(labels[train_idx])).to(device)
     y_all = torch.from_numpy(labels.astype(np.float32))
@@ -449,6 +245,15 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
     epochs_run = 0
     for epoch in range(config.epochs):
         model.train()
+        # BatchNorm's running statistics become the plain mean over this epoch's batches (momentum
+        # None), not an exponential average with momentum 0.1: a network here takes tens of steps,
+        # not thousands, and with 0.1 the eval-mode statistics still carried much of their start
+        # (a random-weight backbone's 0 and 1). On a planted disc that training separated, such
+        # networks gave held-out AUCs from 0.2 to 1.0 depending on the seed; with the epoch's
+        # mean, 1.0 for every seed tried. It costs nothing (no extra pass over the data).
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
         order = train_idx[torch.randperm(len(train_idx), generator=generator).numpy()]
         batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
         if len(batches) > 1 and len(batches[-1]) == 1:
@@ -475,12 +280,12 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
                 loss.backward()
                 optimiser.step()
         epochs_run = epoch + 1
-        _, probs = _forward_batches(model, hu[val_idx], device)
+        _, probs = forward_batches(model, hu[val_idx], device)
         aucs = [_auc(labels[val_idx, e], probs[:, e]) for e in range(labels.shape[1])]
         defined = [a for a in aucs if a is not None]
         if defined:
             criterion = float(np.mean(defined))
-        else:  # a validation fold without both classes: fall back to the validation loss
+        else:  # an early-stopping set without both classes: fall back to its loss
             with torch.no_grad():
                 _, logits = model(hu_to_input(hu[val_idx].to(device)))
                 val_loss = masked_multitask_loss(logits, y_all[val_idx].to(device), weights)
@@ -493,6 +298,8 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
                f"Deep-CT {label}: epoch {epoch + 1}/{config.epochs}, validation AUC {shown}", cancel)
         if epoch + 1 - best["epoch"] >= config.patience:
             break
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
     model.load_state_dict(best["state"])
     model.eval()
     return {"best_epoch": best["epoch"], "epochs_run": epochs_run, "val_aucs": best["aucs"],
@@ -500,16 +307,37 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
 
 
 def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[DeepConfig] = None,
-               progress: Optional[ProgressCallback] = None,
-               cancel: Optional[CancelCheck] = None) -> DeepEnsemble:
-    """Train the Deep-CT networks on (N, 160, 160) HU patches; labels {endpoint: (N,) 0/1/NaN}.
+               progress: Optional[ProgressCallback] = None, cancel: Optional[CancelCheck] = None,
+               network: Optional[Callable[[list[str]], torch.nn.Module]] = None) -> DeepEnsemble:
+    """Train the cross-fitted Deep-CT networks and compute every training case's out-of-fold output.
 
-    Raises :class:`InputError` for bad shapes or an endpoint without enough labels of each class
-    (the caller skips such endpoints first), :class:`Cancelled` when ``cancel()`` turns true.
+    Parameters:
+        patches_hu: (N, 160, 160) deep-ROI patches in HU (``regions.deep_roi_patch``).
+        labels: ``{endpoint: (N,) array of 0, 1 or NaN (unknown)}``; the endpoints' order is kept.
+        config: the settings (:class:`DeepConfig`; default ``DeepConfig()``), checked here.
+        progress: ``progress(fraction, message)``, called per epoch of every network.
+        cancel: polled before every batch; when it returns true training stops.
+        network: builds the untrained network for a list of endpoints. Default: a
+            :class:`DeepCT` of ``config.backbone`` with ``k`` features per head and the
+            backbone's ImageNet weights when available. Another builder must follow DeepCT's
+            ``forward`` contract (``(features (B, E, k), logits (B, E, 2))``); its ensemble can
+            be used in memory but not saved as a bundle (``from_saved`` rebuilds DeepCT).
+
+    Returns:
+        A :class:`DeepEnsemble` with K (per-endpoint: K x E) networks, ``oof_features``
+        ``{endpoint: (N, k)}`` and ``oof_probabilities`` ``{endpoint: (N,)}`` (case i from the
+        network of its fold, which neither fitted on nor stopped on case i when K >= 2),
+        ``folds_of_case`` and ``summary`` (per network: fitting / early-stopping / held-out case
+        counts, best epoch, early-stopping AUC ``val_auc``, held-out AUC ``heldout_auc``).
+
+    Raises:
+        InputError: bad shapes, NaN patches, bad settings, or an endpoint without enough labels
+            of each class (the caller skips such endpoints first).
+        Cancelled: when ``cancel()`` turns true.
     """
     config = (config or DeepConfig()).check()
     device = resolve_device(config.device)
-    hu = _patches_tensor(patches_hu)
+    hu = patches_tensor(patches_hu)
     endpoints = list(labels)
     if not endpoints:
         raise InputError("Deep-CT needs at least one endpoint")
@@ -522,19 +350,7 @@ def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[De
     groups = [endpoints] if config.mode == "multitask" else [[e] for e in endpoints]
     total = len(groups) * len(splits)
     report(progress, 0.0, f"Deep-CT: {total} network(s), {config.backbone}, {device.type}", cancel)
-
-    # Every network of a group starts from these weights (same seed): only its data differ.
-    templates, provenance = [], None
-    for group in groups:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            template = DeepCT(config.backbone, group, config.k)
-        if provenance is None:
-            provenance = load_backbone_weights(template, config.pretrained, progress)
-            backbone_state = copy.deepcopy(template.backbone.state_dict())
-        else:
-            template.backbone.load_state_dict(backbone_state)
-        templates.append(template)
+    templates, provenance = _templates(groups, config, network, progress)
 
     saved_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -544,8 +360,8 @@ def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[De
         for g, (group, template) in enumerate(zip(groups, templates)):
             columns = [endpoints.index(e) for e in group]
             group_labels = label_matrix[:, columns]
+            labelled = ~np.isnan(group_labels).all(axis=1)
             for fold, (train_idx, val_idx) in enumerate(splits):
-                labelled = ~np.isnan(group_labels).all(axis=1)
                 train_i, val_i = train_idx[labelled[train_idx]], val_idx[labelled[val_idx]]
                 model = copy.deepcopy(template)
                 n = g * len(splits) + fold
@@ -555,23 +371,64 @@ def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[De
                                         seed=config.seed + 1000 * fold + g, label=name,
                                         progress=scaled(progress, n / total, (n + 1) / total),
                                         cancel=cancel)
-                members.append(_Member(fold, list(group), model))
+                members.append(Member(fold, list(group), model))
                 records.append((group, fold, train_i, val_i, record, group_labels))
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved_cudnn
 
     ensemble = DeepEnsemble(config, endpoints, members, provenance, {}, {}, folds_of_case, device)
-    all_features, all_probabilities = ensemble.features_and_probabilities(hu.numpy())
-    cases = np.arange(len(hu))
-    ensemble.oof_features = {e: all_features[e][folds_of_case, cases] for e in endpoints}
-    ensemble.oof_probabilities = {e: all_probabilities[e][folds_of_case, cases] for e in endpoints}
-    ensemble.summary = _summary(config, device, endpoints, records, provenance,
+    ensemble.oof_features, ensemble.oof_probabilities = _out_of_fold(ensemble, hu)
+    ensemble.summary = _summary(config, device, endpoints, records, provenance, label_matrix,
+                                folds_of_case, ensemble.oof_probabilities,
                                 time.perf_counter() - started)
+    logger.info("Deep-CT: %d network(s) trained in %.1f s", len(members), time.perf_counter() - started)
     report(progress, 1.0, "Deep-CT: done", None)
     return ensemble
 
 
-def _summary(config, device, endpoints, records, provenance, seconds) -> dict:
+def _templates(groups: list[list[str]], config: DeepConfig, network, progress) -> tuple[list, dict]:
+    """The initial network of each endpoint group, and the backbone weights' provenance.
+
+    Every network of a group starts from its template (same seed): only its data differ.
+    """
+    templates, provenance = [], None
+    for group in groups:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            template = (DeepCT(config.backbone, group, config.k) if network is None
+                        else network(list(group)))
+        if network is not None:
+            provenance = {"weights": "custom", "source": "a network built by the caller",
+                          "backbone": type(template).__name__}
+        elif provenance is None:
+            provenance = load_backbone_weights(template, config.pretrained, progress)
+            backbone_state = copy.deepcopy(template.backbone.state_dict())
+        else:
+            template.backbone.load_state_dict(backbone_state)
+        templates.append(template)
+    return templates, provenance
+
+
+def _out_of_fold(ensemble: DeepEnsemble, hu: torch.Tensor) -> tuple[dict, dict]:
+    """Each case's features and class-1 probability from the network of its own fold only.
+
+    One pass of each network over its own fold's cases (not over all N), a K-fold saving over
+    running the whole ensemble; eval-mode outputs do not depend on the batch's other cases.
+    """
+    n, k = len(hu), ensemble.config.k
+    features = {e: np.zeros((n, k), dtype=np.float32) for e in ensemble.endpoints}
+    probabilities = {e: np.zeros(n, dtype=np.float32) for e in ensemble.endpoints}
+    for member in ensemble.members:
+        cases = np.flatnonzero(ensemble.folds_of_case == member.fold)
+        f, p = forward_batches(member.model, hu[cases], ensemble.device)
+        for j, endpoint in enumerate(member.endpoints):
+            features[endpoint][cases] = f[:, j]
+            probabilities[endpoint][cases] = p[:, j]
+    return features, probabilities
+
+
+def _summary(config, device, endpoints, records, provenance, label_matrix, folds_of_case,
+             oof_probabilities, seconds) -> dict:
     warnings_list = []
     if config.folds == 1:
         warnings_list.append(
@@ -582,26 +439,38 @@ def _summary(config, device, endpoints, records, provenance, seconds) -> dict:
     for group, fold, train_i, val_i, record, group_labels in records:
         for j, e in enumerate(group):
             y_train, y_val = group_labels[train_i, j], group_labels[val_i, j]
+            y_all = label_matrix[:, endpoints.index(e)]
+            # Fold f's cases are held out of network f only when there are K >= 2 folds.
+            held = (folds_of_case == fold) if config.folds > 1 else np.zeros(len(y_all), bool)
+            y_held = y_all[held]
+            heldout_auc = _auc(y_held, oof_probabilities[e][held]) if held.any() else None
             per_endpoint[e].append({
                 "fold": fold, "best_epoch": record["best_epoch"], "epochs_run": record["epochs_run"],
                 "val_auc": record["val_aucs"][j] if record["val_aucs"] else None,
+                "heldout_auc": heldout_auc,
                 "seconds": round(record["seconds"], 3),
                 "n_train": int((~np.isnan(y_train)).sum()), "n_train_pos": int((y_train == 1).sum()),
                 "n_val": int((~np.isnan(y_val)).sum()), "n_val_pos": int((y_val == 1).sum()),
+                "n_heldout": int((~np.isnan(y_held)).sum()), "n_heldout_pos": int((y_held == 1).sum()),
             })
-    mean_auc = {}
+    mean_auc, oof_auc = {}, {}
     for e, rows in per_endpoint.items():
         values = [r["val_auc"] for r in rows if r["val_auc"] is not None]
         mean_auc[e] = float(np.mean(values)) if values else None
+        oof_auc[e] = (_auc(label_matrix[:, endpoints.index(e)], oof_probabilities[e])
+                      if config.folds > 1 else None)
     for message in warnings_list:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     if provenance.get("weights") == "random":  # load_backbone_weights has already warned
         warnings_list.append("Deep-CT backbone started from random weights (no ImageNet weights found)")
     return {"backbone": config.backbone, "mode": config.mode, "folds": config.folds,
             "device": device.type, "mixed_precision": device.type == "cuda",
+            "early_stopping": "inner split of the other folds" if config.folds > 1 else "the 25 % split",
             "seconds": round(seconds, 3), "warnings": warnings_list,
-            "val_auc_mean": mean_auc, "endpoints": per_endpoint}
+            "val_auc_mean": mean_auc, "oof_auc": oof_auc, "endpoints": per_endpoint}
 
 
-__all__ = ["BACKBONES", "DeepConfig", "DeepEnsemble", "train_deep", "assign_folds",
-           "masked_multitask_loss", "augment_hu", "hu_to_input", "resolve_device"]
+# DeepConfig, DeepEnsemble, hu_to_input and resolve_device live in deep.ensemble (prediction
+# needs them without this module); they stay importable from here for training callers.
+__all__ = ["BACKBONES", "DeepConfig", "DeepEnsemble", "INNER_GROUPS", "MODES", "train_deep",
+           "assign_folds", "masked_multitask_loss", "augment_hu", "hu_to_input", "resolve_device"]
