@@ -124,7 +124,7 @@ def write_cohort(folder, n=70, seed=0):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A real bundle trained on the cohort's training rows (small but real settings)."""
-    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
 
     folder = tmp_path_factory.mktemp("cohort")

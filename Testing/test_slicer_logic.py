@@ -114,7 +114,7 @@ def tiny_bundle(tmp_path_factory, small_case):
     and saved; the numbers mean nothing, and the bundle is marked synthetic.
     """
     from DeepRadScoreLib.analysis import analyse_case
-    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.model.training import fit_bundle
 
     base = analyse_case(*small_case)

@@ -65,7 +65,7 @@ def build_cohort(folder: Path, n_train: int, n_test: int, endpoints: list[str], 
 
 
 def build_bundle(folder: Path, mode: str, folds: int, endpoints: list[str]) -> Path:
-    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
 
     bundle_dir = folder / f"bundle-{mode}-{folds}"

@@ -29,7 +29,7 @@ def summary(bundle) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """``deepradscore train``: the arguments to :func:`train_bundle`, then the CV summary."""
-    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.model.training import train_bundle
 
     config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,

@@ -190,7 +190,7 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
     :raises InputError: bad input, named by file (a table without or with inconsistent settings,
         a manifest without trainable endpoints, ...).
     """
-    from DeepRadScoreLib.deep.training import DeepConfig
+    from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.io.manifest import read_manifest
 
     manifest_path = Path(manifest)
