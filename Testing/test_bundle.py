@@ -222,3 +222,37 @@ def test_loading_a_bundle_imports_no_training_code(trained):  # noqa: F811
             "print(sorted(m for m in sys.modules if m.startswith('DeepRadScoreLib') and 'training' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_partial_load_reads_only_the_asked_endpoints_files(trained, bundle_copy):  # noqa: F811
+    """Bundle.load(endpoints=...) never opens another endpoint's skops files (issue 13): here they
+    are garbage, which a full load refuses, and the probabilities equal a full load's."""
+    for model in ("radiomics", "deep", "fusion"):
+        (bundle_copy / f"NULL_{model}.skops").write_bytes(b"not a skops file")
+    with pytest.raises(InputError, match=r"NULL_\w+\.skops: sha256 does not match"):
+        Bundle.load(bundle_copy, device="cpu")
+    features, patches = read_feature_table(trained["features"], trained["ids"][-4:])
+    full = score_cases(Bundle.load(trained["bundle"], device="cpu"), features, patches, ["PLANT"])
+    for background in (False, True):
+        partial = Bundle.load(bundle_copy, device="cpu", endpoints=["PLANT"], background=background)
+        assert partial.endpoints == ["PLANT"]
+        assert set(partial.classifiers) == {("PLANT", m) for m in ("radiomics", "deep", "fusion")}
+        scores = score_cases(partial, features, patches)
+        np.testing.assert_array_equal(scores.scores.score.to_numpy(), full.scores.score.to_numpy())
+        with pytest.raises(InputError, match="endpoint NULL was not loaded"):
+            partial.check_endpoint("NULL")
+    with pytest.raises(ValueError, match="partially loaded"):
+        partial.save(bundle_copy.parent / "again")
+
+
+def test_background_load_raises_its_error_in_the_callers_thread(bundle_copy):
+    target = bundle_copy / "deep.safetensors"
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0x01
+    target.write_bytes(bytes(data))
+    bundle = Bundle.load(bundle_copy, device="cpu", background=True)
+    assert bundle.endpoints == ["PLANT", "NULL"]  # bundle.json is read and checked at once
+    with pytest.raises(InputError, match="deep.safetensors: sha256 does not match"):
+        bundle.wait()
+    with pytest.raises(InputError, match="deep.safetensors: sha256 does not match"):
+        bundle.deep  # noqa: B018  (every later use fails the same way, never half-loaded)

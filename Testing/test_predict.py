@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import SimpleITK as sitk
@@ -45,6 +46,8 @@ def test_predict_writes_every_field_and_heatmap(trained, tmp_path, capsys):  # n
     assert values.min() >= 0.0 and values.max() <= 1.0
     assert not np.delete(values, k, axis=0).any()  # only the deep-ROI slice carries the map
     assert "PLANT: Deep-RadScore" in capsys.readouterr().out
+    # Torch threads were sized to the free cores; the background bundle load was waited for.
+    assert 1 <= result["threads"] and result["seconds"]["bundle_wait"] >= 0.0
 
 
 def test_predict_bad_inputs_exit_2_one_line_no_output(trained, tmp_path, capsys):  # noqa: F811
@@ -127,3 +130,51 @@ def test_extract_writes_the_settings_sidecar(tmp_path):
     import radiomics
 
     assert settings.pyradiomics_version == radiomics.__version__
+
+
+def test_free_cores_is_at_least_one_and_within_the_affinity_set(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from DeepRadScoreLib.resources import _cpu_times, allowed_cores, busy_between, free_cores
+
+    allowed = allowed_cores()
+    assert 1 <= free_cores(window_s=0.05) <= len(allowed)
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\n"
+                    "cpu1 5 0 5 40 0 0 0 0 0 0\nintr 1 2\n")
+    assert _cpu_times(str(stat)) == {0: (10, 50), 1: (10, 50)}
+    # A file that does not change: no busy time seen, every allowed core free.
+    assert free_cores(window_s=0.0, path=str(stat)) == len(allowed)
+    # Without /proc/stat (macOS, Windows) the load average stands in, still clamped.
+    assert 1 <= free_cores(window_s=0.0, path=str(tmp_path / "absent")) <= len(allowed)
+    before = {0: (10, 50), 1: (10, 50)}
+    both_busy = {0: (110, 150), 1: (110, 150)}
+    assert busy_between(before, both_busy, {0, 1}) == 2.0
+    assert busy_between(before, {0: (60, 150), 1: (10, 150)}, {0, 1}) == 0.5
+    assert busy_between(before, both_busy, {1}) == 1.0  # only the cores this process may use
+    # Pinned to one CPU, the helper counts that one CPU only, however many the machine has.
+    code = ("import os; from DeepRadScoreLib.resources import free_cores; "
+            f"os.sched_setaffinity(0, {{{min(allowed)}}}); print(free_cores(window_s=0.05))")
+    if hasattr(os, "sched_setaffinity"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "1", out.stderr
+
+
+def test_predict_of_some_endpoints_reads_only_their_classifiers(trained, tmp_path, capsys):  # noqa: F811
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained["bundle"], bundle)
+    for model in ("radiomics", "deep", "fusion"):
+        (bundle / f"NULL_{model}.skops").write_bytes(b"damaged")
+    ct, mask, _ = _write_case(tmp_path)
+    out = tmp_path / "result.json"
+    assert main(["predict", str(bundle), str(ct), str(mask), "-o", str(out), "--endpoints", "PLANT",
+                 "--device", "cpu"]) == 0
+    assert set(json.loads(out.read_text())["predictions"]) == {"PLANT"}
+    out.unlink()
+    assert main(["predict", str(bundle), str(ct), str(mask), "-o", str(out), "--device", "cpu"]) == 2
+    assert re.search(r"NULL_\w+\.skops: sha256 does not match", capsys.readouterr().err)
+    assert not out.exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -14,8 +15,11 @@ import pandas as pd
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.progress import report
+from DeepRadScoreLib.progress import report, scaled
 from DeepRadScoreLib.regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
+from DeepRadScoreLib.resources import torch_threads
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,23 +56,34 @@ class CaseResult:
             out["bundle"] = {"path": str(bundle.path) if bundle.path else None,
                              "synthetic": bundle.synthetic,
                              "deep_weights": bundle.deep.provenance.get("weights"),
-                             "skipped_endpoints": bundle.skipped}
+                             "skipped_endpoints": bundle.skipped,
+                             "thickness_mm": bundle.settings.thickness_mm,
+                             "params_sha256": bundle.settings.params_sha256}
             if bundle.synthetic:
                 out["note"] = ("trained on a synthetic cohort: these numbers demonstrate the "
                                "software and have no clinical meaning")
         return out
 
 
-def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float = 3.0,
+def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float | None = None,
                  gradcam=True, device: str = "auto", radiomics_jobs: int = 1, progress=None,
-                 cancel=None) -> CaseResult:
+                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
     models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
     Grad-CAM heatmap on the CT grid.
 
+    ``thickness_mm``: the ring thickness; ``None``: the bundle's (3 mm without a bundle). With a
+    bundle the case is extracted with the bundle's settings (``Bundle.settings``): a thickness
+    that contradicts them is refused (:class:`InputError`), never silently used.
     ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
     is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
     processes (the command line does; inside Slicer the engine keeps to its one worker process).
+    ``heatmap_grid``: "ct" puts each heatmap on the whole CT grid (what ``predict --gradcam``
+    writes); "patch" gives a one-slice ``size`` x ``size`` image at the patch (the Slicer module).
+    ``threads``: torch intra-op threads for scoring and Grad-CAM (e.g.
+    :func:`DeepRadScoreLib.resources.free_cores`; ``None``: leave torch's setting alone).
+    A bundle loaded with ``background=True`` is waited for only when scoring needs it, so its
+    loading overlaps the radiomics (``seconds["bundle_wait"]``: what was left of it then).
     """
     from DeepRadScoreLib.features.radiomics import extract_case_features
 
@@ -77,12 +92,17 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
         from DeepRadScoreLib.model.bundle import Bundle
 
         t0 = time.perf_counter()
-        bundle = Bundle.load(bundle, device=device)
+        bundle = Bundle.load(bundle, device=device, endpoints=endpoints)
         seconds["load_bundle"] = time.perf_counter() - t0
+    params_path = None
     if bundle is not None:
         endpoints = list(endpoints) if endpoints else bundle.endpoints
         for endpoint in endpoints:
             bundle.check_endpoint(endpoint)
+        settings = bundle.extraction_settings(thickness_mm)
+        thickness_mm, params_path = settings.thickness_mm, settings.params_path()
+    elif thickness_mm is None:
+        thickness_mm = 3.0
     report(progress, 0.0, "peritumoral ring and deep-ROI patch", cancel)
     t0 = time.perf_counter()
     ring = peritumoral_ring(mask, thickness_mm)
@@ -90,7 +110,9 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
     seconds["regions"] = time.perf_counter() - t0
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
-    features = extract_case_features(image, mask, ring, jobs=radiomics_jobs)
+    # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
+    features = extract_case_features(image, mask, ring, params_path, jobs=radiomics_jobs,
+                                     progress=scaled(progress, 0.05, 0.8), cancel=cancel)
     seconds["radiomics"] = time.perf_counter() - t0
     result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds)
     if bundle is None:
@@ -101,8 +123,13 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
 
     report(progress, 0.8, "scoring", cancel)
     t0 = time.perf_counter()
+    bundle.wait()
+    seconds["bundle_wait"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     table = pd.DataFrame([features], index=pd.Index(["case"], name="case_id"))
-    scores = score_cases(bundle, table, patch.hu[None], endpoints)
+    # Threads sized to the free cores: more than that made scoring 15x slower (issue 13).
+    with torch_threads(threads):
+        scores = score_cases(bundle, table, patch.hu[None], endpoints)
     seconds["scoring"] = time.perf_counter() - t0
     for endpoint in endpoints:
         fused = scores.fused[endpoint].iloc[0]
@@ -111,7 +138,7 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
         result.predictions[endpoint] = EndpointPrediction(
             endpoint=endpoint, probability=probability,
             predicted_class=int(probability >= threshold), threshold=threshold,
-            classifier=bundle.model_info(endpoint, "fusion")["chosen"],
+            classifier=bundle.model_info(endpoint, "fusion").chosen,
             radiomics_probability=scores.score("case", endpoint, "radiomics"),
             deep_probability=scores.score("case", endpoint, "deep"),
             radscore_tumor=float(fused["radscore_tumor"]),
@@ -124,19 +151,35 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float =
             bundle.check_endpoint(endpoint)
         report(progress, 0.85, f"Grad-CAM of {len(heat_endpoints)} endpoint(s)", cancel)
         # One backbone pass per network serves every endpoint's map.
-        heats = bundle.deep.gradcams(patch.hu, heat_endpoints)
+        with torch_threads(threads):
+            heats = bundle.deep.gradcams(patch.hu, heat_endpoints)
         for endpoint in heat_endpoints:
-            result.heatmaps[endpoint] = patch_to_volume(patch, heats[endpoint], image)
+            result.heatmaps[endpoint] = (patch_to_volume(patch, heats[endpoint], image) if heatmap_grid == "ct"
+                                         else _patch_slice(patch, heats[endpoint], image))
         seconds["gradcam"] = time.perf_counter() - t0
     report(progress, 1.0, "done", cancel)
     return result
+
+
+def _patch_slice(patch: DeepRoiPatch, values, reference: sitk.Image) -> sitk.Image:
+    """A ``size`` x ``size`` x 1 image on the CT's voxel grid where the patch lies (Slicer's
+    heatmap: 100 kB where the whole CT grid would be hundreds of MB per endpoint)."""
+    import numpy as np
+
+    image = sitk.GetImageFromArray(np.asarray(values, dtype=np.float32)[None])
+    image.SetSpacing(reference.GetSpacing())
+    image.SetDirection(reference.GetDirection())
+    image.SetOrigin(reference.TransformContinuousIndexToPhysicalPoint(
+        (float(patch.column0), float(patch.row0), float(patch.slice_index))))
+    return image
 
 
 def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=None,
                      gradcam_endpoint: str | None = None, endpoints: list[str] | None = None,
                      label: int | None = None, roi_name: str | None = None, radiomics_jobs: int = 1,
                      earlier_seconds: dict[str, float] | None = None, progress=None,
-                     cancel=None) -> tuple[CaseResult, dict]:
+                     cancel=None, thickness_mm: float | None = None,
+                     params_path=None, threads: int | None = None) -> tuple[CaseResult, dict]:
     """One case from files to ``output_json`` (and its heatmap volume), both or neither.
 
     :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
@@ -144,12 +187,16 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         the first endpoint); ``None`` for no heatmap.
     :param earlier_seconds: stages timed before this call (e.g. ``{"load_bundle": 1.2}``): they
         go into the JSON's ``seconds`` and its total.
+    :param thickness_mm: / ``params_path``: settings the user gave explicitly (``None``: the
+        bundle's); one that contradicts the bundle's is refused before the case is read.
+    :param threads: torch intra-op threads for scoring and Grad-CAM (see :func:`analyse_case`).
     :returns: the :class:`CaseResult` and the JSON document written.
     """
     from DeepRadScoreLib.io.images import load_case
     from DeepRadScoreLib.outputs import atomic_file
 
     started = time.perf_counter()
+    thickness_mm = bundle.extraction_settings(thickness_mm, params_path).thickness_mm
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
     endpoints = list(endpoints) if endpoints else bundle.endpoints
     heat_endpoint = None
@@ -158,9 +205,10 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         bundle.check_endpoint(heat_endpoint)
     elif gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
-    result = analyse_case(case.image, case.mask, bundle, endpoints,
+    result = analyse_case(case.image, case.mask, bundle, endpoints, thickness_mm=thickness_mm,
                           gradcam=[heat_endpoint] if heat_endpoint else False,
-                          radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel)
+                          radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel,
+                          threads=threads)
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(image_path), str(mask_path)
     earlier = dict(earlier_seconds or {})
@@ -168,6 +216,8 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
     out["seconds"]["total"] = time.perf_counter() - started + sum(earlier.values())
     if heat_endpoint:
         out["gradcam"] = {"endpoint": heat_endpoint, "file": str(gradcam_path)}
+    if threads is not None:
+        out["threads"] = int(threads)
     # Both files appear together or not at all: the heatmap is renamed into place only after
     # the JSON has been written.
     with contextlib.ExitStack() as stack:

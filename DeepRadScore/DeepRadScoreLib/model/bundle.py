@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import platform
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from DeepRadScoreLib.model.classifiers import MODELS, positive_probability
 from DeepRadScoreLib.model.meta import BundleMeta, ModelInfo
 from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS, RadScorePair
 from DeepRadScoreLib.outputs import atomic_dir
+from DeepRadScoreLib.resources import torch_threads
 from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 
 logger = logging.getLogger(__name__)
@@ -63,18 +65,57 @@ class Bundle:
     """A trained Deep-RadScore: per endpoint a RadScorePair and three fitted classifiers, plus the
     Deep-CT ensemble. ``meta`` is bundle.json as a :class:`BundleMeta`."""
 
-    def __init__(self, meta: BundleMeta, radscores: dict, classifiers: dict, deep, path: Path | None = None):
+    def __init__(self, meta: BundleMeta, radscores: dict, classifiers: dict | None, deep,
+                 path: Path | None = None, endpoints: list[str] | None = None):
         self.meta = meta
         self.radscores: dict[str, RadScorePair] = radscores
-        self.classifiers: dict[tuple[str, str], object] = classifiers
-        self.deep = deep
+        self._classifiers: dict[tuple[str, str], object] | None = classifiers
+        self._deep = deep
         self.path = path
+        # The endpoints loaded (a partial load reads only these); default: all trained ones.
+        self._loaded = list(endpoints) if endpoints is not None else list(meta.endpoints)
+        self._loader = None  # a thread still reading the networks and classifiers (background load)
+        self._load_error: BaseException | None = None
+
+    @property
+    def classifiers(self) -> dict[tuple[str, str], object]:
+        """``{(endpoint, model): fitted pipeline}`` of the loaded endpoints."""
+        self.wait()
+        return self._classifiers
+
+    @classifiers.setter
+    def classifiers(self, value) -> None:
+        self._classifiers = value
+
+    @property
+    def deep(self):
+        """The Deep-CT ensemble (:class:`~DeepRadScoreLib.deep.ensemble.DeepEnsemble`)."""
+        self.wait()
+        return self._deep
+
+    @deep.setter
+    def deep(self, value) -> None:
+        self._deep = value
+
+    def wait(self) -> "Bundle":
+        """Block until a background load has finished; re-raise its error (an :class:`InputError`
+        naming the file) here, in the caller's thread.
+
+        :returns: the bundle itself, fully loaded.
+        """
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+        if self._load_error is not None:
+            raise self._load_error
+        return self
 
     # --- what the rest of the engine (and the Slicer module) reads ----------------------------
     @property
     def endpoints(self) -> list[str]:
-        """The endpoints with trained models (skipped ones are in ``skipped``)."""
-        return list(self.meta.endpoints)
+        """The endpoints with trained models that were loaded (all of them unless
+        :meth:`load` was given ``endpoints``; skipped ones are in ``skipped``)."""
+        return list(self._loaded)
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -115,8 +156,10 @@ class Bundle:
 
     def check_endpoint(self, endpoint: str) -> str:
         where = f"{self.path}: " if self.path else ""
-        if endpoint in self.meta.models:
+        if endpoint in self._loaded:
             return endpoint
+        if endpoint in self.meta.models:
+            raise InputError(f"{where}endpoint {endpoint} was not loaded (loaded: {', '.join(self._loaded)})")
         if endpoint in self.skipped:
             raise InputError(f"{where}endpoint {endpoint} was skipped at training: {self.skipped[endpoint]}")
         raise InputError(f"{where}endpoint {endpoint} is not in this bundle (it has: {', '.join(self.endpoints)})")
@@ -139,6 +182,8 @@ class Bundle:
         import safetensors.torch
         import skops.io
 
+        if self._loaded != list(self.meta.endpoints):
+            raise ValueError("a partially loaded bundle cannot be saved: load every endpoint")
         path = Path(path)
         meta = to_json(self.meta)  # a private copy, plain JSON types only
         with atomic_dir(path) as tmp:
@@ -155,11 +200,21 @@ class Bundle:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> "Bundle":
+    def load(cls, path: str | Path, device: str = "auto", endpoints: list[str] | None = None,
+             background: bool = False, threads: int | None = None) -> "Bundle":
         """Read and check a bundle.
 
         :param path: the bundle directory.
         :param device: ``auto``, ``cpu`` or ``cuda`` for the Deep-CT networks.
+        :param endpoints: load only these endpoints' classifiers (their skops files alone are read
+            and hashed; the networks file is shared by all endpoints and always read); ``None``:
+            every trained endpoint.
+        :param background: return once bundle.json is read and checked; the networks and
+            classifiers are read by a thread meanwhile (``predict`` overlaps that with the
+            radiomics). :attr:`deep`, :attr:`classifiers` and :meth:`wait` block until it is done
+            and raise its error, if any.
+        :param threads: torch intra-op threads while the networks are built (``None``: as they
+            are; the count is put back afterwards).
         :returns: the :class:`Bundle`.
         :raises InputError: any problem, as one message naming the file.
         """
@@ -170,31 +225,60 @@ class Bundle:
             meta = from_json(BundleMeta, raw)
         except SchemaError as err:
             raise InputError(f"{meta_file}: malformed bundle description: {err}") from None
-        for name, digest in meta.files.items():
-            file = path / name
-            if Path(name).name != name or not file.is_file():
+        for name in meta.files:
+            if Path(name).name != name or not (path / name).is_file():
                 raise InputError(f"{path / name}: file listed in the bundle is missing")
-            if sha256_file(file) != digest:
-                raise InputError(f"{file}: sha256 does not match bundle.json (tampered or damaged)")
-        classifiers, radscores = {}, {}
         k = meta.parameters.deep.get("k")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"{meta_file}: malformed bundle description: parameters.deep.k: expected "
                              f"a positive integer, got {k!r}")
-        n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
-        for endpoint, info in meta.models.items():
-            radscores[endpoint] = RadScorePair.from_coefficients(to_json(info.radscore))
-            for model in MODELS:
-                name = info.models[model].file
-                if name not in meta.files:
-                    raise InputError(f"{path / (name or f'{endpoint}_{model}.skops')}: not covered by the "
-                                     f"bundle's hashes")
-                classifiers[(endpoint, model)] = _load_skops(path / name, n_inputs[model])
+        radscores = {endpoint: RadScorePair.from_coefficients(to_json(info.radscore))
+                     for endpoint, info in meta.models.items()}
+        bundle = cls(meta, radscores, None, None, path, endpoints=list(meta.endpoints))
+        if endpoints is not None:
+            wanted = [bundle.check_endpoint(e) for e in dict.fromkeys(endpoints)]
+            bundle._loaded = [e for e in meta.endpoints if e in wanted]
+        if not background:
+            bundle._classifiers, bundle._deep = _load_heavy(path, meta, bundle._loaded, k, device, threads)
+            return bundle
+
+        def load_heavy():
+            try:
+                loaded = _load_heavy(path, meta, bundle._loaded, k, device, threads)
+                bundle._classifiers, bundle._deep = loaded
+            except BaseException as err:  # handed to the caller's thread by wait()
+                bundle._load_error = err
+
+        bundle._loader = threading.Thread(target=load_heavy, name="bundle-load", daemon=True)
+        bundle._loader.start()
+        return bundle
+
+
+def _load_heavy(path: Path, meta: BundleMeta, endpoints: list[str], k: int, device: str,
+                threads: int | None) -> tuple[dict, object]:
+    """The classifiers of ``endpoints`` and the Deep-CT networks, each file hashed before use."""
+    n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
+    files = {}
+    for endpoint in endpoints:
+        for model in MODELS:
+            name = meta.models[endpoint].models[model].file
+            if name not in meta.files:
+                raise InputError(f"{path / (name or f'{endpoint}_{model}.skops')}: not covered by the "
+                                 f"bundle's hashes")
+            files[(endpoint, model)] = name
+    # A full load checks every file the bundle lists (a whole bundle should be intact); a
+    # partial one reads, and so hashes, only the files it uses. Each before it is used.
+    used = set(meta.files) if list(endpoints) == list(meta.endpoints) else {DEEP_FILE, *files.values()}
+    for name in [n for n in meta.files if n in used]:
+        if sha256_file(path / name) != meta.files[name]:
+            raise InputError(f"{path / name}: sha256 does not match bundle.json (tampered or damaged)")
+    classifiers = {key: _load_skops(path / name, n_inputs[key[1]]) for key, name in files.items()}
+    with torch_threads(threads):
         deep = _load_deep(path, meta, device)
-        if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
-            raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
-                             f"endpoints with k = {k} features")
-        return cls(meta, radscores, classifiers, deep, path)
+    if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
+        raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
+                         f"endpoints with k = {k} features")
+    return classifiers, deep
 
 
 def _read_checked_json(path: Path, meta_file: Path) -> dict:
