@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,10 @@ from DeepRadScoreLib.io.images import load_case  # noqa: E402
 from DeepRadScoreSlicerLib import mrml_images  # noqa: E402
 from DeepRadScoreSlicerLib.logic import DeepRadScoreLogic  # noqa: E402
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 PHANTOM = ROOT.parent / "shared" / "data" / "ibsi_ct_phantom" / "nifti"
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def phantom_scene():

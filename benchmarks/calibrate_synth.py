@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
@@ -44,15 +45,6 @@ logger = logging.getLogger(__name__)
 
 SOURCES = ("tumour", "ring", "radiomics", "patch", "fused")
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def patch_descriptors(patch: np.ndarray) -> np.ndarray:

@@ -85,6 +85,23 @@ def _kill_process_tree(process: subprocess.Popen) -> None:
             pass
 
 
+
+def _error_line(log: list[str]) -> str | None:
+    """The worker's last ``error: ...`` line (its own one-line message), if it printed one."""
+    errors = [line for line in log if line.startswith("error: ")]
+    return errors[-1][len("error: "):] if errors else None
+
+
+def _failure_message(log: list[str], how: str, last_step: str) -> str:
+    """What the user reads when the engine ended badly: its error line, else how it ended,
+    its last step and its last output (a crash in C code leaves no Python message)."""
+    line = _error_line(log)
+    if line is not None:
+        return line
+    return (f"the engine process {how} (out of memory, or a crash in a compiled library). "
+            f"Its last step was: {last_step}. Its last output:\n" + "\n".join(log[-15:]))
+
+
 class BackgroundAnalysis:
     """One worker process: ``fraction``/``message`` follow its progress lines, ``log`` the rest.
 
@@ -149,7 +166,9 @@ class BackgroundAnalysis:
         code = self.process.poll()
         if code is None:
             return None
-        if self._reader.is_alive():
+        if self._reader.is_alive() and not self.cancelled:
+            # (After our own Cancel the whole tree is dead: the reader only has the EOF left to
+            # read, so the job is over; without this a poll right after cancel() raced the reader.)
             now = time.monotonic()
             if self._exited_at is None:
                 self._exited_at = now
@@ -193,20 +212,16 @@ class BackgroundAnalysis:
     def error_message(self) -> str:
         """The worker's ``error: ...`` line, or what is known about an unexpected crash."""
         with self._lock:
-            errors = [line for line in self.log if line.startswith("error: ")]
-            if errors:
-                return errors[-1][len("error: "):]
-            tail = self.log[-15:]
+            log = list(self.log)
         code = self._returncode if self._returncode is not None else self.process.returncode
-        if self.orphaned:
-            how = "'s launcher exited while the engine still ran (it was stopped)"
-            return f"the engine process{how}. Its last step was: {self.message}."
+        if self.orphaned and not _error_line(log):
+            return (f"the engine process's launcher exited while the engine still ran (it was stopped). "
+                    f"Its last step was: {self.message}.")
         if code is not None and code < 0:
             how = f"was killed by signal {-code}"
         else:
             how = f"stopped unexpectedly with exit status {code}"
-        return (f"the engine process {how} (out of memory, or a crash in a compiled library). "
-                f"Its last step was: {self.message}. Its last output:\n" + "\n".join(tail))
+        return _failure_message(log, how, self.message)
 
 
 class EngineProcess:
@@ -371,10 +386,7 @@ class EngineJob:
 
     def error_message(self) -> str:
         with self._lock:
-            errors = [line for line in self.log if line.startswith("error: ")]
-            if errors:
-                return errors[-1][len("error: "):]
-            tail = self.log[-15:]
+            log = list(self.log)
         code = self.engine.process.poll()
         if code is None:
             how = f"failed with status {self._returncode}"
@@ -382,5 +394,4 @@ class EngineJob:
             how = f"was killed by signal {-code}"
         else:
             how = f"stopped unexpectedly with exit status {code}"
-        return (f"the engine process {how} (out of memory, or a crash in a compiled library). "
-                f"Its last step was: {self.message}. Its last output:\n" + "\n".join(tail))
+        return _failure_message(log, how, self.message)
