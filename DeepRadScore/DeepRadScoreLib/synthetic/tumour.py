@@ -21,7 +21,7 @@ from DeepRadScoreLib.synthetic.phantom import LUNG, Body, Grid, anatomy_2d, smoo
 
 logger = logging.getLogger(__name__)
 
-# --- effect sizes (generator version 3; docs/synthetic-cohort.md says why each is what it is) ---
+# --- effect sizes (generator version 4; docs/synthetic-cohort.md says why each is what it is) ---
 # Penetrance: the chance that a positive case shows a mechanism at all, as not every EGFR-mutant
 # tumour has ground glass. "volume" is the 3D mechanism (radiomics sees it best), "slice" an
 # extra 2D sign on the deep-ROI slice only (the Deep-CT patch sees it; 3D radiomics sees it
@@ -30,16 +30,18 @@ logger = logging.getLogger(__name__)
 # independently, so a model that reads both (the fusion) can do better than either.
 PENETRANCE = {
     # endpoint: (volume, slice); 0 = no such mechanism
-    "LVI": (0.75, 0.0), "PI": (0.75, 0.0), "T4": (0.72, 0.0), "EGFR": (0.65, 0.6),
-    "KRAS": (0.8, 0.6), "ALK": (0.7, 0.6), "TP53": (0.0, 0.0), "PIK3CA": (0.65, 0.0),
-    "ROS1": (0.0, 0.85), "PDL1": (0.75, 0.0),
+    "LVI": (0.75, 0.0), "PI": (0.75, 0.0), "T4": (0.72, 0.0), "EGFR": (0.65, 0.7),
+    "KRAS": (0.8, 0.7), "ALK": (0.7, 0.7), "TP53": (0.0, 0.0), "PIK3CA": (0.65, 0.0),
+    "ROS1": (0.0, 0.9), "PDL1": (0.75, 0.0),
 }
 # The deep-slice signs: dark stripes inside the tumour (0 or -SLICE_MOTIF_HU), one period (in
 # pixels) per endpoint so a network can tell them apart. Stripes because a network trained from
 # scratch on ~100 patches learnt them where it did not learn rings, checkerboards or spokes (a
 # trial of this version). Dark, not bright, so that first-order maxima (not diluted by the other
-# slices) do not see them.
-SLICE_MOTIF_HU = 300.0
+# slices) do not see them. Version 3's -300 HU stripes at slice penetrance 0.6 were not learnt
+# by the demo's Deep-CT (8 epochs from random weights: test AUC 0.38-0.57 on the four stripe endpoints);
+# -500 HU, the contrast of version 2's ROS1 stripes, which it learnt.
+SLICE_MOTIF_HU = 500.0
 SLICE_MOTIFS = {"ROS1": 5.0, "EGFR": 8.0, "KRAS": 3.0, "ALK": 11.0}
 
 MECHANISMS = {
@@ -54,15 +56,15 @@ MECHANISMS = {
     "EGFR": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["EGFR"][0],
              "slice_penetrance": PENETRANCE["EGFR"][1], "mechanism":
              "ground-glass component (-650..-560 HU) making up 20-50 % of the tumour (15 % of "
-             "negatives carry a small 4-15 % one); deep slice: dark stripes (period 8 pixels, -300 HU)"},
+             "negatives carry a small 4-15 % one); deep slice: dark stripes (period 8 pixels, -500 HU)"},
     "KRAS": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["KRAS"][0],
              "slice_penetrance": PENETRANCE["KRAS"][1], "mechanism":
              "solid part denser (about 64 vs 36 HU) with coarse mottled texture (2.5 mm grain, "
-             "24 HU vs 1 mm grain, 10 HU); deep slice: dark stripes (period 3 pixels, -300 HU)"},
+             "24 HU vs 1 mm grain, 10 HU); deep slice: dark stripes (period 3 pixels, -500 HU)"},
     "ALK": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["ALK"][0],
             "slice_penetrance": PENETRANCE["ALK"][1], "mechanism":
             "2-5 punctate calcifications (1.0-2.0 mm radius, 400-900 HU; 4 % of negatives have "
-            "one); deep slice: dark stripes (period 11 pixels, -300 HU)"},
+            "one); deep slice: dark stripes (period 11 pixels, -500 HU)"},
     "TP53": {"region": "none", "penetrance": 0.0, "mechanism":
              "INDEPENDENT of the image (leakage detector): flipping it leaves every voxel unchanged"},
     "PIK3CA": {"region": "tumour shape", "penetrance": PENETRANCE["PIK3CA"][0], "mechanism":
@@ -70,7 +72,7 @@ MECHANISMS = {
                "(negatives and silent positives 0.72-1.0)"},
     "ROS1": {"region": "deep-ROI slice only", "penetrance": 0.0,
              "slice_penetrance": PENETRANCE["ROS1"][1], "mechanism":
-             "dark in-plane stripes (period 5 pixels, -300 HU) inside the tumour on the axial "
+             "dark in-plane stripes (period 5 pixels, -500 HU) inside the tumour on the axial "
              "slice of largest tumour area only (the slice of the deep-ROI patch)"},
     "PDL1": {"region": "peritumoral ring", "penetrance": PENETRANCE["PDL1"][0], "mechanism":
              "faint ground-glass halo (about -690 HU) 1.6-2.8 mm thick around the tumour, lung "
