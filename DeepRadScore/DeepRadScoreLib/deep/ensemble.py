@@ -37,6 +37,13 @@ MODES = ("per-endpoint", "multitask")
 INFERENCE_BATCH = 32
 
 
+# The learning rate when none is given (the paper gives none). 1e-4, a usual fine-tuning rate, for ImageNet weights;
+# from random weights the demo's ~30 AdamW steps (8 epochs of 64 cases) at 1e-4 barely moved the
+# network: its deep-slice signs stayed at test AUC 0.16-0.60 (demo, seed 7), 0.58-0.85 at 1e-3.
+FINE_TUNE_LR = 1e-4
+SCRATCH_LR = 1e-3
+
+
 @dataclass
 class DeepConfig:
     """Deep-CT settings, stored in bundle.json and read back by :meth:`DeepEnsemble.from_saved`.
@@ -47,7 +54,8 @@ class DeepConfig:
     benchmarks/results/deep.md, over the 1 s budget) or ``"per-endpoint"``; ``folds`` K, the
     cross-fitted networks (1 = the paper's single 75/25 split); ``k`` deep features per endpoint;
     ``epochs`` the most epochs, ``patience`` epochs without a better early-stopping AUC before
-    stopping; ``batch_size``, ``lr`` (AdamW); ``device`` ``auto``/``cpu``/``cuda[:i]``; ``seed``;
+    stopping; ``batch_size``, ``lr`` (AdamW; ``None`` = :data:`FINE_TUNE_LR` when the backbone
+    starts from ImageNet weights, :data:`SCRATCH_LR` when it starts from random weights); ``device`` ``auto``/``cpu``/``cuda[:i]``; ``seed``;
     ``pretrained`` a backbone state_dict file (else torchvision's cache, else random weights);
     ``augment`` the HU augmentation while training.
     """
@@ -58,7 +66,7 @@ class DeepConfig:
     k: int = 10
     epochs: int = 30
     batch_size: int = 16
-    lr: float = 1e-4
+    lr: Optional[float] = None
     patience: int = 5
     device: str = "auto"
     seed: int = 0
@@ -73,7 +81,7 @@ class DeepConfig:
         for name, minimum in (("folds", 1), ("k", 1), ("epochs", 1), ("batch_size", 2), ("patience", 1)):
             if int(getattr(self, name)) < minimum:
                 raise InputError(f"deep {name} must be at least {minimum}, got {getattr(self, name)}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise InputError(f"deep learning rate must be positive, got {self.lr}")
         resolve_device(self.device)
         return self

@@ -35,6 +35,7 @@ networks on the same machine and CPU code path only (see :mod:`DeepRadScoreLib.d
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import random
@@ -46,8 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from DeepRadScoreLib.deep.ensemble import (MODES, DeepConfig, DeepEnsemble, Member, forward_batches,
-                                           hu_to_input, patches_tensor, resolve_device)
+from DeepRadScoreLib.deep.ensemble import (FINE_TUNE_LR, MODES, SCRATCH_LR, DeepConfig, DeepEnsemble, Member,
+                                           forward_batches, hu_to_input, patches_tensor, resolve_device)
 from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, load_backbone_weights
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report, scaled
@@ -351,6 +352,9 @@ def train_deep(patches_hu, labels: Mapping[str, np.ndarray], config: Optional[De
     total = len(groups) * len(splits)
     report(progress, 0.0, f"Deep-CT: {total} network(s), {config.backbone}, {device.type}", cancel)
     templates, provenance = _templates(groups, config, network, progress)
+    if config.lr is None:  # fine-tune ImageNet weights gently; train random ones at a higher rate
+        random_start = provenance.get("weights") in ("random", "custom")
+        config = dataclasses.replace(config, lr=SCRATCH_LR if random_start else FINE_TUNE_LR)
 
     saved_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
