@@ -178,3 +178,20 @@ def test_predict_of_some_endpoints_reads_only_their_classifiers(trained, tmp_pat
     assert main(["predict", str(bundle), str(ct), str(mask), "-o", str(out), "--device", "cpu"]) == 2
     assert re.search(r"NULL_\w+\.skops: sha256 does not match", capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_predict_of_a_one_voxel_tumour_names_the_mask_file(trained, tmp_path, capsys):  # noqa: F811
+    """Issue 12: the radiomics' "tumour mask: ..." refusal says which file holds that mask, in
+    `predict` as in `extract`, and nothing is written."""
+    ct, mask, image = _write_case(tmp_path)
+    dot = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+    dot[12, 24, 24] = 1
+    single = sitk.GetImageFromArray(dot)
+    single.CopyInformation(image)
+    path = tmp_path / "dot.nii.gz"
+    sitk.WriteImage(single, str(path))
+    out = tmp_path / "result.json"
+    assert main(["predict", str(trained["bundle"]), str(ct), str(path), "-o", str(out), "--device", "cpu"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {path}: tumour mask: "), line
+    assert not out.exists()

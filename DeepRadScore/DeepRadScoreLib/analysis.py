@@ -205,10 +205,15 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         bundle.check_endpoint(heat_endpoint)
     elif gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
-    result = analyse_case(case.image, case.mask, bundle, endpoints, thickness_mm=thickness_mm,
-                          gradcam=[heat_endpoint] if heat_endpoint else False,
-                          radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel,
-                          threads=threads)
+    try:
+        result = analyse_case(case.image, case.mask, bundle, endpoints, thickness_mm=thickness_mm,
+                              gradcam=[heat_endpoint] if heat_endpoint else False,
+                              radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel,
+                              threads=threads)
+    except InputError as err:  # "tumour mask: too small ...": say which file holds it
+        if str(err).startswith(("tumour mask", "peritumoral ring")):
+            raise InputError(f"{mask_path}: {err}") from None
+        raise
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(image_path), str(mask_path)
     earlier = dict(earlier_seconds or {})
