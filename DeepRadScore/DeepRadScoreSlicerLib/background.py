@@ -86,6 +86,17 @@ def _kill_process_tree(process: subprocess.Popen) -> None:
 
 
 
+def _record_line(job, line: str) -> None:
+    """One line of the engine's output: a progress line moves ``job.fraction``/``job.message``,
+    anything else goes to ``job.log`` (its error line and crash output)."""
+    parsed = parse_progress(line)
+    with job._lock:
+        if parsed is not None:
+            job.fraction, job.message = parsed
+        elif line:
+            job.log.append(line)
+
+
 def _error_line(log: list[str]) -> str | None:
     """The worker's last ``error: ...`` line (its own one-line message), if it printed one."""
     errors = [line for line in log if line.startswith("error: ")]
@@ -140,13 +151,7 @@ class BackgroundAnalysis:
     def _read(self) -> None:
         try:
             for raw in self.process.stdout:
-                line = raw.rstrip("\n")
-                parsed = parse_progress(line)
-                with self._lock:
-                    if parsed is not None:
-                        self.fraction, self.message = parsed
-                    elif line:
-                        self.log.append(line)
+                _record_line(self, raw.rstrip("\n"))
         except (OSError, ValueError):
             pass  # the pipe was closed under us by a kill
         finally:
@@ -334,12 +339,7 @@ class EngineJob:
                              "endpoints": list(endpoints) if endpoints else None, "thickness_mm": thickness_mm})
 
     def _line(self, line: str) -> None:
-        parsed = parse_progress(line)
-        with self._lock:
-            if parsed is not None:
-                self.fraction, self.message = parsed
-            elif line:
-                self.log.append(line)
+        _record_line(self, line)
 
     def _done(self, code: int) -> None:
         with self._lock:
