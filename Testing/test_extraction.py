@@ -165,3 +165,22 @@ def test_one_case_command(cohort, reference, tmp_path, capsys):
     assert "error: " in err and "missing.nii.gz: file not found" in err and "Traceback" not in err
     assert not bad.parent.exists() or not any(bad.parent.iterdir())
     assert cli.main(["extract", "--manifest", str(cohort), str(folder / "case3.nii.gz"), "-o", str(bad)]) == 2
+
+
+def test_the_command_prints_no_pyradiomics_notes_and_leaves_its_logger_alone(cohort, tmp_path):
+    """pyradiomics warns once per GLCM ("GLCM is symmetrical, ..."): the `deepradscore` command and
+    the workers it starts show only its errors, while the engine, imported as a library, leaves
+    pyradiomics' logging as it is (in Slicer SlicerRadiomics logs through the same logger)."""
+    import logging
+    import subprocess
+    import sys
+
+    import radiomics
+
+    run = subprocess.run([sys.executable, "-m", "DeepRadScoreLib.cli.main", "extract", "--manifest", str(cohort),
+                          "-o", str(tmp_path / "f.csv"), "--workers", "2"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "GLCM is symmetrical" not in run.stderr
+    # This test process imports the engine as a library: pyradiomics' own handler still passes
+    # its warnings here.
+    assert radiomics.handler.level == logging.WARNING

@@ -214,6 +214,11 @@ def serve(cache: BundleCache) -> int:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    # The engine process is ours alone (Slicer's own process is never touched): keep
+    # pyradiomics' per-GLCM notes out of the log that a crash message quotes.
+    from DeepRadScoreLib.features.workers import pyradiomics_errors_only
+
+    pyradiomics_errors_only()
     cache = BundleCache()
     if args.serve:
         return serve(cache)

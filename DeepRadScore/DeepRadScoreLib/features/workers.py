@@ -56,6 +56,25 @@ def guard_worker(main_pid: int) -> None:
         _start_watch(main_pid, "worker")
     if os.getppid() != parent or not _alive(main_pid):
         os._exit(1)  # the parent ended before the guard was in place
+    # This process exists only to run our extraction, so what it prints is ours to decide.
+    pyradiomics_errors_only()
+
+
+def pyradiomics_errors_only() -> None:
+    """Let pyradiomics print only errors on stderr, in *this* process (its public
+    ``setVerbosity``).
+
+    pyradiomics warns once per GLCM computed ("GLCM is symmetrical, therefore Sum Average = 2 *
+    Joint Average ..."): a note on its own feature definitions, not on the data, but ~20 lines a
+    case and thousands for a cohort. Only processes that run nothing but our work call this: the
+    workers this module starts and the ``deepradscore`` command's own process. Library code in
+    a shared process (Slicer's, where SlicerRadiomics logs too; a Dask worker) never does.
+    """
+    try:
+        import radiomics
+    except ImportError:  # pyradiomics absent: nothing to quieten
+        return
+    radiomics.setVerbosity(logging.ERROR)
 
 
 def _die_with_parent() -> bool:
