@@ -171,16 +171,20 @@ def test_the_command_prints_no_pyradiomics_notes_and_leaves_its_logger_alone(coh
     """pyradiomics warns once per GLCM ("GLCM is symmetrical, ..."): the `deepradscore` command and
     the workers it starts show only its errors, while the engine, imported as a library, leaves
     pyradiomics' logging as it is (in Slicer SlicerRadiomics logs through the same logger)."""
-    import logging
     import subprocess
     import sys
-
-    import radiomics
 
     run = subprocess.run([sys.executable, "-m", "DeepRadScoreLib.cli.main", "extract", "--manifest", str(cohort),
                           "-o", str(tmp_path / "f.csv"), "--workers", "2"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "GLCM is symmetrical" not in run.stderr
-    # This test process imports the engine as a library: pyradiomics' own handler still passes
-    # its warnings here.
-    assert radiomics.handler.level == logging.WARNING
+    # The engine used as a library (as inside Slicer), in a fresh process: pyradiomics' own
+    # handler still passes its warnings afterwards. (Not this test process: other tests here call
+    # the command line's main(), which quietens it as the application may.)
+    library = subprocess.run([sys.executable, "-c", (
+        "import logging, radiomics\n"
+        "from DeepRadScoreLib.features.extraction import extract_case\n"
+        f"extract_case({str(cohort.parent / 'case0.nii.gz')!r}, {str(cohort.parent / 'case0_mask.nii.gz')!r})\n"
+        "print(radiomics.handler.level == logging.WARNING)\n")], capture_output=True, text=True)
+    assert library.returncode == 0, library.stderr
+    assert library.stdout.strip().splitlines()[-1] == "True"
