@@ -93,17 +93,24 @@ def install_pyradiomics() -> None:
         with urllib.request.urlopen(sdist_url(PYRADIOMICS_VERSION)) as response, open(new, "wb") as out:
             shutil.copyfileobj(response, out)
         check_hash(new, PYRADIOMICS_SHA256)
-        for archive in (old, new):
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-        src = tmp / f"pyradiomics-{PYRADIOMICS_VERSION}"
-        for header in ("cmatrices.h", "cshape.h"):
-            shutil.copy(tmp / f"pyradiomics-{HEADERS_SDIST_VERSION}" / "radiomics" / "src" / header,
-                        src / "radiomics" / "src" / header)
+        src = pyradiomics_source(old, new, tmp)
         pyproject = src / "pyproject.toml"
         pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{PYRADIOMICS_VERSION}"',
                                     pyproject.read_text()))
         pip("install", "--no-build-isolation", "--no-deps", str(src))
+
+
+def pyradiomics_source(headers_sdist: Path, sdist: Path, folder: Path) -> Path:
+    """Unpack the 3.1.0 sdist and the 3.0.1 one into ``folder`` and give the 3.1.0 tree the two C
+    headers it lacks (the C sources are byte-identical); returns the tree to build."""
+    for archive in (headers_sdist, sdist):
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    src = folder / f"pyradiomics-{PYRADIOMICS_VERSION}"
+    for header in ("cmatrices.h", "cshape.h"):
+        shutil.copy(folder / f"pyradiomics-{HEADERS_SDIST_VERSION}" / "radiomics" / "src" / header,
+                    src / "radiomics" / "src" / header)
+    return src
 
 
 def main() -> None:

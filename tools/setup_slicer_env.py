@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -31,7 +30,7 @@ VENV = ROOT / ".venv-slicer"
 STAMP = VENV / ".deepradscore-slicer-setup"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from setup_env import (HEADERS_SDIST_SHA256, HEADERS_SDIST_VERSION,  # noqa: E402
-                       PYRADIOMICS_SHA256, PYRADIOMICS_VERSION)
+                       PYRADIOMICS_SHA256, PYRADIOMICS_VERSION, pyradiomics_source)
 
 # What Slicer 5.10 ships (Python 3.12.x), and what SlicerRadiomics adds next to it.
 SLICER_PACKAGES = ["numpy==2.0.2", "scipy==1.13.1", "SimpleITK==2.5.7", "packaging"]
@@ -106,13 +105,7 @@ def install_pyradiomics() -> None:
         tmp = Path(tmp_name)
         old = _download_sdist(HEADERS_SDIST_VERSION, tmp, HEADERS_SDIST_SHA256)
         new = _download_sdist(PYRADIOMICS_VERSION, tmp, PYRADIOMICS_SHA256)
-        for archive in (old, new):
-            with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
-        src = tmp / f"pyradiomics-{PYRADIOMICS_VERSION}"
-        for header in ("cmatrices.h", "cshape.h"):
-            shutil.copy(tmp / f"pyradiomics-{HEADERS_SDIST_VERSION}" / "radiomics" / "src" / header,
-                        src / "radiomics" / "src" / header)
+        src = pyradiomics_source(old, new, tmp)
         # --no-deps: its dependencies are installed at SlicerRadiomics-like versions below, and
         # pip must not pull a newer numpy over Slicer's.
         pip("install", "--no-build-isolation", "--no-deps", str(src))

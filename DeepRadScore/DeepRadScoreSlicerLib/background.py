@@ -97,6 +97,19 @@ def _record_line(job, line: str) -> None:
             job.log.append(line)
 
 
+def _wait(job, timeout: float | None) -> int:
+    """Poll ``job`` until it ends (console and tests only; the GUI polls on its timer). Raises
+    ``TimeoutError`` with the worker's last message when ``timeout`` passes."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        code = job.poll()
+        if code is not None:
+            return code
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"the engine did not finish within {timeout:g} s (last step: {job.message})")
+        time.sleep(0.05)
+
+
 def _error_line(log: list[str]) -> str | None:
     """The worker's last ``error: ...`` line (its own one-line message), if it printed one."""
     errors = [line for line in log if line.startswith("error: ")]
@@ -192,15 +205,7 @@ class BackgroundAnalysis:
     def wait(self, timeout: float | None = None) -> int:
         """Block until the job ends (console and tests only; the GUI polls). Raises
         ``TimeoutError`` with the worker's last message when ``timeout`` passes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            code = self.poll()
-            if code is not None:
-                return code
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"the engine did not finish within {timeout:g} s "
-                                   f"(last step: {self.message})")
-            time.sleep(0.05)
+        return _wait(self, timeout)
 
     def _kill_tree(self) -> None:
         _kill_process_tree(self.process)
@@ -368,14 +373,7 @@ class EngineJob:
             return self._returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            code = self.poll()
-            if code is not None:
-                return code
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"the engine did not finish within {timeout:g} s (last step: {self.message})")
-            time.sleep(0.05)
+        return _wait(self, timeout)
 
     def cancel(self) -> None:
         """Kill the engine and its tree (the next Run starts a new one)."""
