@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -80,10 +81,12 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     processes (the command line does; inside Slicer the engine keeps to its one worker process).
     ``heatmap_grid``: "ct" puts each heatmap on the whole CT grid (what ``predict --gradcam``
     writes); "patch" gives a one-slice ``size`` x ``size`` image at the patch (the Slicer module).
-    ``threads``: torch intra-op threads for scoring and Grad-CAM (e.g.
-    :func:`DeepRadScoreLib.resources.free_cores`; ``None``: leave torch's setting alone).
-    A bundle loaded with ``background=True`` is waited for only when scoring needs it, so its
-    loading overlaps the radiomics (``seconds["bundle_wait"]``: what was left of it then).
+    ``threads``: torch intra-op threads for the Deep-CT networks and Grad-CAM, which run in a
+    thread beside the radiomics (``None``: one, since the radiomics have the cores).
+    A bundle loaded with ``background=True`` is waited for only when it is needed, so its
+    loading overlaps the radiomics (``seconds["bundle_wait"]``: what was left of it then;
+    ``seconds["deep"]``: the Deep-CT's own time, ``seconds["deep_wait"]``: what of it was left
+    after the radiomics).
     """
     from DeepRadScoreLib.features.radiomics import extract_case_features
 
@@ -108,6 +111,14 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     ring = peritumoral_ring(mask, thickness_mm)
     patch = deep_roi_patch(image, mask)
     seconds["regions"] = time.perf_counter() - t0
+    heat_endpoints = []
+    if bundle is not None:
+        heat_endpoints = list(endpoints) if gradcam is True else list(gradcam or [])
+        for endpoint in heat_endpoints:
+            bundle.check_endpoint(endpoint)
+    # The Deep-CT needs only the patch: its networks (and Grad-CAM) run in a thread while the
+    # radiomics run, once the bundle has loaded (issue 13: they were 0.5 s after the radiomics).
+    deep_job = _DeepJob(bundle, patch, heat_endpoints, threads) if bundle is not None else None
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
     # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
@@ -126,10 +137,12 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     bundle.wait()
     seconds["bundle_wait"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    deep_features, heats = deep_job.result()
+    seconds["deep_wait"] = time.perf_counter() - t0
+    seconds["deep"] = deep_job.seconds
+    t0 = time.perf_counter()
     table = pd.DataFrame([features], index=pd.Index(["case"], name="case_id"))
-    # Threads sized to the free cores: more than that made scoring 15x slower (issue 13).
-    with torch_threads(threads):
-        scores = score_cases(bundle, table, patch.hu[None], endpoints)
+    scores = score_cases(bundle, table, patch.hu[None], endpoints, deep_features=deep_features)
     seconds["scoring"] = time.perf_counter() - t0
     for endpoint in endpoints:
         fused = scores.fused[endpoint].iloc[0]
@@ -144,21 +157,52 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
             radscore_tumor=float(fused["radscore_tumor"]),
             radscore_peritumoral=float(fused["radscore_peritumoral"]),
             deep_features=[float(fused[c]) for c in fused.index if c.startswith("deep_")])
-    heat_endpoints = endpoints if gradcam is True else list(gradcam or [])
     if heat_endpoints:
         t0 = time.perf_counter()
-        for endpoint in heat_endpoints:
-            bundle.check_endpoint(endpoint)
         report(progress, 0.85, f"Grad-CAM of {len(heat_endpoints)} endpoint(s)", cancel)
-        # One backbone pass per network serves every endpoint's map.
-        with torch_threads(threads):
-            heats = bundle.deep.gradcams(patch.hu, heat_endpoints)
         for endpoint in heat_endpoints:
             result.heatmaps[endpoint] = (patch_to_volume(patch, heats[endpoint], image) if heatmap_grid == "ct"
                                          else _patch_slice(patch, heats[endpoint], image))
         seconds["gradcam"] = time.perf_counter() - t0
     report(progress, 1.0, "done", cancel)
     return result
+
+
+class _DeepJob:
+    """The Deep-CT part of one case (deep features of every network, and the Grad-CAM maps of
+    ``heat_endpoints``), computed in a thread that starts at once and first waits for the bundle.
+
+    ``threads`` torch threads (default one: it overlaps the radiomics, which have the cores); more
+    threads than free cores made scoring 15x slower (issue 13). Errors reach the caller in
+    :meth:`result`, in its own thread.
+    """
+
+    def __init__(self, bundle, patch: DeepRoiPatch, heat_endpoints: list[str], threads: int | None):
+        self._outcome = None
+        self.seconds = 0.0
+
+        def run():
+            try:
+                deep = bundle.deep  # waits for a background load
+                t0 = time.perf_counter()
+                with torch_threads(threads or 1):
+                    features = deep.features(patch.hu[None])
+                    # One backbone pass per network serves every endpoint's map.
+                    heats = deep.gradcams(patch.hu, heat_endpoints) if heat_endpoints else {}
+                self.seconds = time.perf_counter() - t0
+                self._outcome = (features, heats)
+            except BaseException as err:  # handed to the caller's thread by result()
+                self._outcome = err
+
+        self._thread = threading.Thread(target=run, name="deep-ct", daemon=True)
+        self._thread.start()
+
+    def result(self) -> tuple[dict, dict]:
+        """``(deep features {endpoint: (K, 1, k)}, heatmaps {endpoint: (160, 160)})``."""
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
 
 
 def _patch_slice(patch: DeepRoiPatch, values, reference: sitk.Image) -> sitk.Image:

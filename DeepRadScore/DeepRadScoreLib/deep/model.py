@@ -31,7 +31,6 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision.models as tvm
 from torch import nn
 
 from DeepRadScoreLib.errors import InputError
@@ -53,12 +52,14 @@ _REPLACED_PREFIXES = {
     "vgg19": ("classifier.6.",),
     "inception_v3": ("fc.", "AuxLogits."),
 }
+# torchvision's weight enums (they name its cache files), looked up only when a cache is searched:
+# importing torchvision costs about 1 s of CPU that predicting with DenseNet121 does not need.
 _WEIGHT_ENUMS = {
-    "densenet121": tvm.DenseNet121_Weights,
-    "resnet50": tvm.ResNet50_Weights,
-    "resnet101": tvm.ResNet101_Weights,
-    "vgg19": tvm.VGG19_Weights,
-    "inception_v3": tvm.Inception_V3_Weights,
+    "densenet121": "DenseNet121_Weights",
+    "resnet50": "ResNet50_Weights",
+    "resnet101": "ResNet101_Weights",
+    "vgg19": "VGG19_Weights",
+    "inception_v3": "Inception_V3_Weights",
 }
 # torchvision's DenseNet checkpoints still use the old key names "norm.1", "conv.2", ...
 _OLD_DENSENET_KEY = re.compile(
@@ -84,7 +85,10 @@ class Backbone(nn.Module):
         super().__init__()
         self.name = check_backbone(name)
         if name == "densenet121":
-            net = tvm.densenet121(weights=None)
+            # Our own DenseNet121 (torchvision's names and initialisation, without its import).
+            from DeepRadScoreLib.deep.densenet import DenseNet121
+
+            net = DenseNet121()
             self.out_features = net.classifier.in_features
             net.classifier = nn.Identity()
             # torchvision applies F.relu(inplace=True) after `features` inside forward(); an
@@ -92,10 +96,14 @@ class Backbone(nn.Module):
             # ReLU is a module of its own here, not in place, and is the Grad-CAM target.
             self.final_relu = nn.ReLU(inplace=False)
         elif name in ("resnet50", "resnet101"):
+            import torchvision.models as tvm
+
             net = getattr(tvm, name)(weights=None)
             self.out_features = net.fc.in_features
             net.fc = nn.Identity()
         elif name == "vgg19":
+            import torchvision.models as tvm
+
             net = tvm.vgg19(weights=None)
             self.out_features = net.classifier[6].in_features
             net.classifier[6] = nn.Identity()
@@ -103,6 +111,8 @@ class Backbone(nn.Module):
             # transform_input converts our ImageNet-normalised input into the [-1, 1] scaling the
             # Google Inception weights expect (what torchvision does when it loads them); it is a
             # fixed affine map, so it is kept on for random initialisation too.
+            import torchvision.models as tvm
+
             net = tvm.inception_v3(weights=None, aux_logits=False, init_weights=True,
                                    transform_input=True)
             self.out_features = net.fc.in_features
@@ -202,8 +212,10 @@ def _torch_cache_dir() -> Path:
 
 def cached_imagenet_file(backbone: str) -> Optional[Path]:
     """torchvision's own ImageNet checkpoint for ``backbone`` if it is in the local cache."""
+    import torchvision.models as tvm
+
     folder = _torch_cache_dir()
-    for weights in _WEIGHT_ENUMS[check_backbone(backbone)]:
+    for weights in getattr(tvm, _WEIGHT_ENUMS[check_backbone(backbone)]):
         candidate = folder / os.path.basename(weights.url)
         if candidate.is_file():
             return candidate

@@ -36,9 +36,10 @@ import numpy as np
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.settings import ExtractionSettings
 from DeepRadScoreLib.filehash import sha256_file
-from DeepRadScoreLib.model.classifiers import MODELS, positive_probability
-from DeepRadScoreLib.model.meta import BundleMeta, ModelInfo
-from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS, RadScorePair
+# Only scikit-learn-free modules at import: a predict process reads bundle.json before the
+# radiomics start, and scikit-learn (the RadScores, the classifiers) loads in the background
+# thread meanwhile (issue 13).
+from DeepRadScoreLib.model.meta import MODELS, RADSCORE_COLUMNS, BundleMeta, ModelInfo
 from DeepRadScoreLib.outputs import atomic_dir
 from DeepRadScoreLib.resources import torch_threads
 from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
@@ -68,7 +69,7 @@ class Bundle:
     def __init__(self, meta: BundleMeta, radscores: dict, classifiers: dict | None, deep,
                  path: Path | None = None, endpoints: list[str] | None = None):
         self.meta = meta
-        self.radscores: dict[str, RadScorePair] = radscores
+        self._radscores: dict | None = radscores
         self._classifiers: dict[tuple[str, str], object] | None = classifiers
         self._deep = deep
         self.path = path
@@ -76,6 +77,16 @@ class Bundle:
         self._loaded = list(endpoints) if endpoints is not None else list(meta.endpoints)
         self._loader = None  # a thread still reading the networks and classifiers (background load)
         self._load_error: BaseException | None = None
+
+    @property
+    def radscores(self) -> dict:
+        """``{endpoint: RadScorePair}`` (built from bundle.json's coefficients)."""
+        self.wait()
+        return self._radscores
+
+    @radscores.setter
+    def radscores(self, value) -> None:
+        self._radscores = value
 
     @property
     def classifiers(self) -> dict[tuple[str, str], object]:
@@ -167,6 +178,8 @@ class Bundle:
     def fusion_head(self, endpoint: str):
         """``(predict_proba, feature_names)``: the fitted fusion classifier on the fused matrix
         ``[deep_1..deep_k, radscore_tumor, radscore_peritumoral]`` -> positive probability."""
+        from DeepRadScoreLib.model.classifiers import positive_probability
+
         model = self.classifiers[(self.check_endpoint(endpoint), "fusion")]
         k = int(self.deep.config.k)
         names = [f"deep_{i + 1}" for i in range(k)] + list(RADSCORE_COLUMNS)
@@ -232,18 +245,18 @@ class Bundle:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"{meta_file}: malformed bundle description: parameters.deep.k: expected "
                              f"a positive integer, got {k!r}")
-        radscores = {endpoint: RadScorePair.from_coefficients(to_json(info.radscore))
-                     for endpoint, info in meta.models.items()}
-        bundle = cls(meta, radscores, None, None, path, endpoints=list(meta.endpoints))
+        bundle = cls(meta, None, None, None, path, endpoints=list(meta.endpoints))
         if endpoints is not None:
             wanted = [bundle.check_endpoint(e) for e in dict.fromkeys(endpoints)]
             bundle._loaded = [e for e in meta.endpoints if e in wanted]
         if not background:
+            bundle._radscores = _radscores(meta)
             bundle._classifiers, bundle._deep = _load_heavy(path, meta, bundle._loaded, k, device, threads)
             return bundle
 
         def load_heavy():
             try:
+                bundle._radscores = _radscores(meta)
                 loaded = _load_heavy(path, meta, bundle._loaded, k, device, threads)
                 bundle._classifiers, bundle._deep = loaded
             except BaseException as err:  # handed to the caller's thread by wait()
@@ -252,6 +265,14 @@ class Bundle:
         bundle._loader = threading.Thread(target=load_heavy, name="bundle-load", daemon=True)
         bundle._loader.start()
         return bundle
+
+
+def _radscores(meta: BundleMeta) -> dict:
+    """Every endpoint's RadScorePair from its coefficients in bundle.json (imports scikit-learn)."""
+    from DeepRadScoreLib.model.radscore import RadScorePair
+
+    return {endpoint: RadScorePair.from_coefficients(to_json(info.radscore))
+            for endpoint, info in meta.models.items()}
 
 
 def _load_heavy(path: Path, meta: BundleMeta, endpoints: list[str], k: int, device: str,

@@ -36,12 +36,11 @@ import numpy as np
 
 from DeepRadScoreLib.errors import Cancelled
 from DeepRadScoreLib.progress import report
+from DeepRadScoreLib.model.meta import CANDIDATES, MODELS  # noqa: F401  (re-exported)
 from DeepRadScoreLib.model.radscore import RadScorePair, auc
 
 logger = logging.getLogger(__name__)
 
-CANDIDATES = ("SVM", "KNN", "RF", "NB", "LR", "MLP", "LDA")
-MODELS = ("radiomics", "deep", "fusion")
 N_SPLITS = 5
 # Fewer cases of the rarer class than this and an endpoint cannot be cross-validated.
 MIN_PER_CLASS = N_SPLITS

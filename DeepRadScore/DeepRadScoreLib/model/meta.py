@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from DeepRadScoreLib.features.settings import ExtractionSettings
-from DeepRadScoreLib.model.classifiers import CANDIDATES, MODELS
+
+# The names bundle.json is checked against live here, not in ``classifiers``: reading a bundle's
+# description must not import scikit-learn (0.7 s of a predict process, issue 13).
+CANDIDATES = ("SVM", "KNN", "RF", "NB", "LR", "MLP", "LDA")
+MODELS = ("radiomics", "deep", "fusion")
+RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")
 
 logger = logging.getLogger(__name__)
 

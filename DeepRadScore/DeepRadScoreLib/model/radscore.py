@@ -32,11 +32,12 @@ import logging
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from DeepRadScoreLib.model.meta import RADSCORE_COLUMNS  # noqa: F401  (re-exported)
+
 logger = logging.getLogger(__name__)
 
 TUMOR_PREFIX = "tumor_"
 PERITUMORAL_PREFIX = "peritumoral_"
-RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")
 
 DEFAULT_CS = tuple(np.logspace(-2, 1, 8))
 

@@ -36,7 +36,7 @@ class CohortScores:
 
 
 def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
-                endpoints: list[str] | None = None) -> CohortScores:
+                endpoints: list[str] | None = None, deep_features: dict | None = None) -> CohortScores:
     """Score every case for each endpoint and model.
 
     :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
@@ -44,6 +44,8 @@ def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
         columns (extracted with the bundle's settings).
     :param patches_hu: ``(N, 160, 160)`` deep-ROI patches in the same order.
     :param endpoints: the endpoints to score (default: all of the bundle's).
+    :param deep_features: ``bundle.deep.features(patches_hu)`` if the caller already has it (one
+        case computes it while its radiomics run); ``None``: computed here.
     :returns: a :class:`CohortScores` (long score table + the fused classifier inputs).
     :raises InputError: an unknown endpoint, missing columns or patches of the wrong shape.
     """
@@ -60,7 +62,8 @@ def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
                          f"(e.g. {missing[0]}); extract them with the same parameter file")
     matrix = features[names].to_numpy(dtype=float)
     case_ids = list(features.index)
-    deep = bundle.deep.features(patches_hu)  # {endpoint: (K, N, k)}, one batched pass per network
+    # {endpoint: (K, N, k)}, one batched pass per network
+    deep = bundle.deep.features(patches_hu) if deep_features is None else deep_features
 
     rows, fused = [], {}
     for endpoint in endpoints:
