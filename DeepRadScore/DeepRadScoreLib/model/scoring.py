@@ -65,23 +65,37 @@ def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
     # {endpoint: (K, N, k)}, one batched pass per network
     deep = bundle.deep.features(patches_hu) if deep_features is None else deep_features
 
+    # One BLAS/OpenMP thread: the classifiers are small models on 2-12 inputs, and the thread
+    # pools they would start (KNN's distance code above all) cost more than they save: scoring one
+    # case took 0.85 s with the default pools and 0.28 s with one thread, on 2 busy cores.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _score(bundle, matrix, names, case_ids, features.index, deep, endpoints)
+
+
+def _score(bundle, matrix, names, case_ids, index, deep, endpoints) -> CohortScores:
     rows, fused = [], {}
     for endpoint in endpoints:
         radscores = bundle.radscores[endpoint].transform(matrix, names)
         per_network = np.asarray(deep[endpoint], dtype=float)
         n_networks, _, k = per_network.shape
+        # The K networks' rows go through each classifier in one call (K calls cost K times the
+        # per-call overhead of a scikit-learn pipeline: most of scoring's time for one case).
+        n_cases = per_network.shape[1]
+        stacked = per_network.reshape(n_networks * n_cases, k)
+        fused_inputs = np.hstack([stacked, np.tile(radscores, (n_networks, 1))])
         scores = {
             "radiomics": positive_probability(bundle.classifiers[(endpoint, "radiomics")], radscores),
-            "deep": np.mean([positive_probability(bundle.classifiers[(endpoint, "deep")], per_network[f])
-                             for f in range(n_networks)], axis=0),
-            "fusion": np.mean([positive_probability(bundle.classifiers[(endpoint, "fusion")],
-                                                    np.hstack([per_network[f], radscores]))
-                               for f in range(n_networks)], axis=0),
+            "deep": positive_probability(bundle.classifiers[(endpoint, "deep")], stacked)
+            .reshape(n_networks, n_cases).mean(axis=0),
+            "fusion": positive_probability(bundle.classifiers[(endpoint, "fusion")], fused_inputs)
+            .reshape(n_networks, n_cases).mean(axis=0),
         }
         for model, values in scores.items():
             rows.append(pd.DataFrame({"case_id": case_ids, "endpoint": endpoint, "model": model,
                                       "score": values}))
-        table = pd.DataFrame(radscores, columns=list(RADSCORE_COLUMNS), index=features.index)
+        table = pd.DataFrame(radscores, columns=list(RADSCORE_COLUMNS), index=index)
         mean_deep = per_network.mean(axis=0)
         for i in range(k):
             table[f"deep_{i + 1}"] = mean_deep[:, i]
