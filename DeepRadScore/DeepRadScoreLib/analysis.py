@@ -68,7 +68,8 @@ class CaseResult:
 
 def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float | None = None,
                  gradcam=True, device: str = "auto", radiomics_jobs: int = 1, progress=None,
-                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None) -> CaseResult:
+                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None,
+                 backend: str | None = None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
     models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
     Grad-CAM heatmap on the CT grid.
@@ -83,12 +84,14 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     writes); "patch" gives a one-slice ``size`` x ``size`` image at the patch (the Slicer module).
     ``threads``: torch intra-op threads for the Deep-CT networks and Grad-CAM, which run in a
     thread beside the radiomics (``None``: one, since the radiomics have the cores).
+    ``backend``: the radiomics backend (``auto``/``None``: pyradiomics where it imports, else the
+    native one; both give the same numbers, so any bundle works with either).
     A bundle loaded with ``background=True`` is waited for only when it is needed, so its
     loading overlaps the radiomics (``seconds["bundle_wait"]``: what was left of it then;
     ``seconds["deep"]``: the Deep-CT's own time, ``seconds["deep_wait"]``: what of it was left
     after the radiomics).
     """
-    from DeepRadScoreLib.features.radiomics import extract_case_features
+    from DeepRadScoreLib.features.backends import extract_case_features
 
     seconds = {}
     if bundle is not None and not hasattr(bundle, "meta"):
@@ -122,8 +125,9 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
     # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
-    features = extract_case_features(image, mask, ring, params_path, jobs=radiomics_jobs,
-                                     progress=scaled(progress, 0.05, 0.8), cancel=cancel)
+    features = extract_case_features(image, mask, ring, params_path, backend=backend,
+                                     jobs=radiomics_jobs, progress=scaled(progress, 0.05, 0.8),
+                                     cancel=cancel)
     seconds["radiomics"] = time.perf_counter() - t0
     result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds)
     if bundle is None:
@@ -223,7 +227,8 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
                      label: int | None = None, roi_name: str | None = None, radiomics_jobs: int = 1,
                      earlier_seconds: dict[str, float] | None = None, progress=None,
                      cancel=None, thickness_mm: float | None = None,
-                     params_path=None, threads: int | None = None) -> tuple[CaseResult, dict]:
+                     params_path=None, threads: int | None = None,
+                     backend: str | None = None) -> tuple[CaseResult, dict]:
     """One case from files to ``output_json`` (and its heatmap volume), both or neither.
 
     :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
@@ -234,6 +239,7 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
     :param thickness_mm: / ``params_path``: settings the user gave explicitly (``None``: the
         bundle's); one that contradicts the bundle's is refused before the case is read.
     :param threads: torch intra-op threads for scoring and Grad-CAM (see :func:`analyse_case`).
+    :param backend: the radiomics backend (see :func:`analyse_case`).
     :returns: the :class:`CaseResult` and the JSON document written.
     """
     from DeepRadScoreLib.io.images import load_case
@@ -253,7 +259,7 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         result = analyse_case(case.image, case.mask, bundle, endpoints, thickness_mm=thickness_mm,
                               gradcam=[heat_endpoint] if heat_endpoint else False,
                               radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel,
-                              threads=threads)
+                              threads=threads, backend=backend)
     except InputError as err:  # "tumour mask: too small ...": say which file holds it
         if str(err).startswith(("tumour mask", "peritumoral ring")):
             raise InputError(f"{mask_path}: {err}") from None

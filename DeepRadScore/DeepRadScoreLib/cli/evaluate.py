@@ -18,7 +18,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with terminal_bar("evaluate") as progress:
         result = evaluate_bundle(args.bundle, args.manifest, args.output, features_csv=args.features,
                                  device=args.device, workers=args.workers, progress=progress,
-                                 thickness_mm=args.thickness_mm, params_path=args.params)
+                                 thickness_mm=args.thickness_mm, params_path=args.params,
+                                 radiomics_backend=args.radiomics_backend)
     fusion = result.metrics[result.metrics.model == "fusion"]
     for row in fusion.itertuples():
         print(f"{row.endpoint}: Deep-RadScore test AUC {row.auc:.3f} [{row.auc_ci_low:.3f}, "

@@ -56,7 +56,8 @@ def _extract(args: argparse.Namespace) -> int:
         with terminal_bar("extract") as callback:
             features_csv, patches_npz, case_id, n = extract_case_table(
                 args.image, args.mask, args.output, label=args.label, roi_name=args.roi_name,
-                thickness_mm=args.thickness_mm, params_path=args.params, jobs=jobs, progress=callback)
+                thickness_mm=args.thickness_mm, params_path=args.params, jobs=jobs, progress=callback,
+                backend=args.radiomics_backend)
         print(f"{n} features of {case_id} -> {features_csv}, patch -> {patches_npz}", file=sys.stderr)
         return 0
     if args.label is not None or args.roi_name is not None:
@@ -64,7 +65,8 @@ def _extract(args: argparse.Namespace) -> int:
     manifest = read_manifest(args.manifest)
     with terminal_bar("extract", total=len(manifest.case_ids), unit="cases") as callback:
         result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
-                                thickness_mm=args.thickness_mm, params_path=args.params, progress=callback)
+                                thickness_mm=args.thickness_mm, params_path=args.params, progress=callback,
+                                backend=args.radiomics_backend)
     if result.broken_cache:
         print(f"note: {len(result.broken_cache)} unreadable cache entries (first: case {result.broken_cache[0]}) "
               f"were computed again", file=sys.stderr)

@@ -23,6 +23,13 @@ def _add_mask_options(p: argparse.ArgumentParser) -> None:
                    help="ROI / segment name in a DICOM RTSTRUCT, DICOM SEG or .seg.nrrd")
 
 
+def _add_backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--radiomics-backend", default="auto", choices=["auto", "pyradiomics", "native"],
+                   help="what computes the radiomics features: pyradiomics, or DeepRadScore's native "
+                        "numpy backend (the same numbers, no compiler needed); auto (default): "
+                        "pyradiomics where it is installed, else native")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepradscore",
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument("--thickness-mm", type=float, default=3.0, help="peritumoral ring thickness")
     p.add_argument("--params", default=None, help="pyradiomics parameter file (default: the 851-feature one)")
+    _add_backend_option(p)
     _add_mask_options(p)
 
     p = sub.add_parser("ring", help="write the peritumoral ring mask")
@@ -93,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ring thickness when extracting here (default 3); with --features, must match the table's")
     p.add_argument("--params", default=None,
                    help="pyradiomics parameter file when extracting here; with --features, must match the table's")
+    _add_backend_option(p)
 
     p = sub.add_parser("predict", help="predict all endpoints for one case")
     p.add_argument("bundle")
@@ -107,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ring thickness (default: the bundle's; a different one is refused)")
     p.add_argument("--params", default=None,
                    help="pyradiomics parameter file (default: the bundle's; different content is refused)")
+    _add_backend_option(p)
     _add_mask_options(p)
 
     p = sub.add_parser("evaluate", help="metrics, DeLong tests, figures and HTML report on split=test")
@@ -121,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ring thickness (default: the bundle's; a different one is refused)")
     p.add_argument("--params", default=None,
                    help="pyradiomics parameter file (default: the bundle's; different content is refused)")
+    _add_backend_option(p)
 
     p = sub.add_parser("compare-backbones", help="Table 2: the five backbones on one endpoint")
     p.add_argument("--manifest", required=True)

@@ -52,7 +52,7 @@ def run_predict(args: argparse.Namespace) -> int:
                                      earlier_seconds={"load_bundle": load_seconds,
                                                       "count_cores": count_seconds},
                                      progress=progress, thickness_mm=args.thickness_mm,
-                                     params_path=args.params)
+                                     params_path=args.params, backend=args.radiomics_backend)
     print(f"ring {bundle.settings.thickness_mm:g} mm and radiomics parameters "
           f"{bundle.settings.params_name or bundle.settings.params_sha256[:12]}, as the bundle was trained")
     for endpoint, p in result.predictions.items():

@@ -39,7 +39,8 @@ def run_train(args: argparse.Namespace) -> int:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, nested_repeats=args.nested_repeats,
-                              thickness_mm=args.thickness_mm, params_path=args.params, progress=progress)
+                              thickness_mm=args.thickness_mm, params_path=args.params, progress=progress,
+                              radiomics_backend=args.radiomics_backend)
     for endpoint, why in bundle.skipped.items():
         print(f"skipped {endpoint}: {why}", file=sys.stderr)
     print(summary(bundle))

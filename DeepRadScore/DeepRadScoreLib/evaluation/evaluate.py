@@ -158,7 +158,8 @@ class EvaluationInputs:
 
 def load_inputs(bundle_path: Path, manifest_path: Path, output_dir: Path, features_csv=None,
                 device: str = "auto", workers: int = 1, thickness_mm: float | None = None,
-                params_path=None, progress=None, cancel=None) -> EvaluationInputs:
+                params_path=None, progress=None, cancel=None,
+                radiomics_backend: str | None = None) -> EvaluationInputs:
     """The bundle, the manifest's test rows and their features (extracted with the bundle's
     settings into ``<output_dir>.features.csv`` when no table is given)."""
     from DeepRadScoreLib.features.extraction import read_feature_table
@@ -191,7 +192,7 @@ def load_inputs(bundle_path: Path, manifest_path: Path, output_dir: Path, featur
         report(progress, 0.02, f"extracting the test cases' features into {features_csv}", cancel)
         extract_cohort(cohort.subset(case_ids), features_csv, workers=workers, scheduler=None,
                        thickness_mm=settings.thickness_mm, params_path=settings.params_path(),
-                       progress=scaled(progress, 0.02, 0.5))
+                       progress=scaled(progress, 0.02, 0.5), backend=radiomics_backend)
     else:
         table_settings = read_settings(features_csv)
         problems = settings.contradictions(table_settings)
@@ -282,7 +283,7 @@ def make_figures(inputs: EvaluationInputs, scored, metrics: pd.DataFrame, fig_di
 def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, device: str = "auto",
                     workers: int = 1, progress=None, cancel=None, gradcam_cases: int = 4,
                     shap_cases: int = 60, thickness_mm: float | None = None,
-                    params_path=None) -> EvaluationResult:
+                    params_path=None, radiomics_backend: str | None = None) -> EvaluationResult:
     """Evaluate a bundle on the manifest's test rows; write the report folder atomically.
 
     :param bundle_path: the bundle directory.
@@ -291,6 +292,8 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     :param features_csv: the test cases' feature table (its settings must be the bundle's);
         ``None``: extracted here with the bundle's settings.
     :param thickness_mm: / ``params_path``: explicit settings; refused if they contradict the bundle's.
+    :param radiomics_backend: the radiomics backend when extracting here (``auto``/``None``:
+        pyradiomics where it imports, else native; both give the same numbers).
     :param gradcam_cases: / ``shap_cases``: how many Grad-CAM panels / SHAP cases to draw.
     :returns: an :class:`EvaluationResult` (paths inside the final folder, tables, timings).
     :raises InputError: bad input, named by file; nothing is left behind.
@@ -303,7 +306,7 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     seconds: dict[str, float] = {}
     bundle_path, manifest_path, output_dir = Path(bundle_path), Path(manifest_path), Path(output_dir)
     inputs = load_inputs(bundle_path, manifest_path, output_dir, features_csv, device, workers,
-                         thickness_mm, params_path, progress, cancel)
+                         thickness_mm, params_path, progress, cancel, radiomics_backend)
     if features_csv is None:
         progress = scaled(progress, 0.5, 1.0)
     seconds["load"] = time.perf_counter() - t0

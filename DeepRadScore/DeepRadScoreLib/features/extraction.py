@@ -103,29 +103,32 @@ def check_outputs(output_csv: str | Path, cohort: bool) -> None:
 
 def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm: float = 3.0,
                  params_path=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelCheck] = None) -> tuple[dict[str, float], np.ndarray]:
-    """One case from files: its 1702 features and its deep-ROI patch (HU)."""
+                 cancel: Optional[CancelCheck] = None,
+                 backend: Optional[str] = None) -> tuple[dict[str, float], np.ndarray]:
+    """One case from files: its 1702 features and its deep-ROI patch (HU); ``backend``: the
+    radiomics backend (:mod:`DeepRadScoreLib.features.backends`)."""
     from DeepRadScoreLib.io.images import load_case
-    from DeepRadScoreLib.features.radiomics import extract_case_features
+    from DeepRadScoreLib.features.backends import extract_case_features
     from DeepRadScoreLib.regions import deep_roi_patch, peritumoral_ring
 
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
     ring = peritumoral_ring(case.mask, thickness_mm)
     try:
-        features = extract_case_features(case.image, case.mask, ring, params_path, jobs=jobs,
-                                         progress=progress, cancel=cancel)
+        features = extract_case_features(case.image, case.mask, ring, params_path, backend=backend,
+                                         jobs=jobs, progress=progress, cancel=cancel)
     except InputError as err:  # "tumour mask: too small ...": say which file holds it
         raise InputError(f"{mask_path}: {err}") from None
     return features, deep_roi_patch(case.image, case.mask).hu.astype(np.float32)
 
 
-def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1, cancel=None):
+def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1, cancel=None,
+                        backend=None):
     """One cohort case, here, in a process or on a Dask worker: (features, patch, None) or
     (None, None, reason). Any error of one case is that case's failure, listed with its reason;
     the rest of the cohort goes on (a traceback would not help the user fix the file)."""
     try:
         features, patch = extract_case(image, mask, label, roi_name, thickness_mm, params_path, jobs=jobs,
-                                       cancel=cancel)
+                                       cancel=cancel, backend=backend)
     except Cancelled:
         raise
     except InputError as err:
@@ -140,12 +143,14 @@ def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path,
 def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, workers: int = 1,
                    scheduler: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
                    progress: Optional[ProgressCallback] = None,
-                   cancel: Optional[CancelCheck] = None) -> ExtractionResult:
-    """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files)."""
+                   cancel: Optional[CancelCheck] = None, backend: Optional[str] = None) -> ExtractionResult:
+    """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files);
+    ``backend``: the radiomics backend, chosen once here for every worker."""
     import pandas as pd
 
     from DeepRadScoreLib.io.manifest import Manifest, read_manifest
-    from DeepRadScoreLib.features.radiomics import feature_names, params_file
+    from DeepRadScoreLib.features.backends import feature_names, resolve
+    from DeepRadScoreLib.features.radiomics import params_file
 
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
@@ -155,13 +160,14 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     thickness_mm = check_thickness(thickness_mm)
     check_outputs(output_csv, cohort=True)
     params = params_file(params_path)
-    names = feature_names(params)
+    backend = resolve(backend)
+    names = feature_names(params, backend)
     features_csv, patches_npz, failures_csv, cache = output_paths(output_csv)
     cases = manifest.cases()
     result = ExtractionResult(features_csv, patches_npz, None)
 
     report(progress, 0.0, "hashing the input files", cancel)
-    fixed = _fixed_key_part(params, thickness_mm)
+    fixed = _fixed_key_part(params, thickness_mm, backend)
     keys = {c.case_id: _case_key(c, fixed) for c in cases}
     done: dict[str, tuple[dict, np.ndarray]] = {}
     for c in cases:
@@ -190,14 +196,14 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     report(progress, len(done) / total, f"{len(done)}/{total} cases from the cache", cancel)
     if pending:
         if scheduler is not None:
-            _run_dask(scheduler, pending, thickness_mm, params, finished)
+            _run_dask(scheduler, pending, thickness_mm, params, finished, backend)
         elif workers > 1 and len(pending) > 1:
-            _run_processes(workers, pending, thickness_mm, params, finished)
+            _run_processes(workers, pending, thickness_mm, params, finished, backend)
         else:
             for case in pending:
                 # A lone case may use every worker inside it (tumour and ring side by side).
                 finished(case, *_extract_for_cohort(case.image, case.mask, case.label, case.roi_name,
-                                                    thickness_mm, params, workers, cancel))
+                                                    thickness_mm, params, workers, cancel, backend))
 
     failures = [(c.case_id, c.row, result.failed[c.case_id]) for c in cases if c.case_id in result.failed]
     if failures:
@@ -215,7 +221,7 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     table.insert(0, "case_id", extracted)
     # The settings sidecar is renamed into place before the table, so a table never stands
     # beside the settings of another run.
-    settings = ExtractionSettings.current(thickness_mm, params)
+    settings = ExtractionSettings.current(thickness_mm, params, backend)
     with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
             atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)
@@ -227,7 +233,7 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
     return result
 
 
-def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
+def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params, finished, backend) -> None:
     from DeepRadScoreLib.features.workers import guard_worker, process_context
 
     # guard_worker: the workers end when this process ends, however it ends (SIGKILL included).
@@ -235,7 +241,7 @@ def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params,
                                                   initializer=guard_worker, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
-                               thickness_mm, str(params)): c for c in pending}
+                               thickness_mm, str(params), backend=backend): c for c in pending}
         for future in concurrent.futures.as_completed(futures):
             finished(futures[future], *_outcome(future))
     except BaseException:
@@ -248,7 +254,7 @@ def _run_processes(workers: int, pending: list[CaseEntry], thickness_mm, params,
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, finished) -> None:
+def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, finished, backend) -> None:
     from distributed import Client, as_completed
 
     try:
@@ -257,7 +263,8 @@ def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, fini
         raise InputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({err})") from None
     try:
         futures = {client.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
-                                 thickness_mm, str(params), pure=False, key=f"deepradscore-{c.case_id}-{i}"): c
+                                 thickness_mm, str(params), backend=backend, pure=False,
+                                 key=f"deepradscore-{c.case_id}-{i}"): c
                    for i, c in enumerate(pending)}
         try:
             for future in as_completed(futures):
@@ -280,11 +287,13 @@ def _outcome(future):
 
 # --- cache ---------------------------------------------------------------------------------
 
-def _fixed_key_part(params: Path, thickness_mm: float) -> str:
-    import radiomics
+def _fixed_key_part(params: Path, thickness_mm: float, backend: str) -> str:
+    from DeepRadScoreLib.features.backends import describe
 
     digest = hashlib.sha256()
-    digest.update(f"format {CACHE_FORMAT} engine {__version__} pyradiomics {radiomics.__version__} "
+    # The backend (and pyradiomics' version) is part of the key: both backends give the same
+    # numbers, but a cached value must never hide a difference between them.
+    digest.update(f"format {CACHE_FORMAT} engine {__version__} {describe(backend)} "
                   f"ring {float(thickness_mm)!r}\n".encode())
     digest.update(params.read_bytes())
     return digest.hexdigest()
@@ -363,32 +372,36 @@ def _prune_cache(cache: Path, keep: set[str]) -> None:
 def extract_case_table(image_path, mask_path, output_csv: str | Path, label: Optional[int] = None,
                        roi_name: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
                        jobs: int = 1, progress: Optional[ProgressCallback] = None,
-                       cancel: Optional[CancelCheck] = None) -> tuple[Path, Path, str, int]:
+                       cancel: Optional[CancelCheck] = None,
+                       backend: Optional[str] = None) -> tuple[Path, Path, str, int]:
     """One case into a one-row feature table and its patches file (the cohort's format).
 
     :param image_path: CT file or DICOM folder; ``mask_path``: its tumour mask (see ``io.images``).
     :param output_csv: the features CSV; the patches go beside it (:func:`output_paths`).
     :param jobs: processes for the tumour and ring work of this one case.
+    :param backend: the radiomics backend (``auto``/``None``, ``pyradiomics``, ``native``).
     :returns: ``(features_csv, patches_npz, case_id, number of features)``.
     """
     import pandas as pd
 
-    from DeepRadScoreLib.features.radiomics import feature_names, params_file
+    from DeepRadScoreLib.features.backends import feature_names, resolve
+    from DeepRadScoreLib.features.radiomics import params_file
 
     if jobs < 1:
         raise InputError(f"--workers must be at least 1, got {jobs}")
     thickness_mm = check_thickness(thickness_mm)
     check_outputs(output_csv, cohort=False)
     params = params_file(params_path)
+    backend = resolve(backend)
     features_csv, patches_npz, _, _ = output_paths(output_csv)
     name = Path(image_path).name
     case_id = name.split(".")[0] if not Path(image_path).is_dir() else name
     features, patch = extract_case(image_path, mask_path, label, roi_name, thickness_mm, params,
-                                   jobs=jobs, progress=progress, cancel=cancel)
-    names = feature_names(params)
+                                   jobs=jobs, progress=progress, cancel=cancel, backend=backend)
+    names = feature_names(params, backend)
     table = pd.DataFrame([[features[n] for n in names]], columns=names)
     table.insert(0, "case_id", [case_id])
-    settings = ExtractionSettings.current(thickness_mm, params)
+    settings = ExtractionSettings.current(thickness_mm, params, backend)
     with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
             atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)

@@ -11,7 +11,9 @@ What is compared: the ring thickness, the parameter file by the SHA-256 of its c
 content itself is kept, so a bundle can be applied without the original file), and the rule that
 picks the tumour in a mask. The pyradiomics version is recorded and only logged when it differs:
 Slicer ships its own pyradiomics build, and refusing every version difference would make a bundle
-trained outside Slicer unusable in it.
+trained outside Slicer unusable in it. The radiomics backend that made the numbers (pyradiomics
+or our native one, :mod:`DeepRadScoreLib.features.backends`) is recorded too and never compared:
+both give the same numbers, so a bundle works with either.
 """
 from __future__ import annotations
 
@@ -43,8 +45,9 @@ class ExtractionSettings:
     params_sha256: str
     params_yaml: str
     mask_rule: str
-    pyradiomics_version: str
+    pyradiomics_version: str      # "" where pyradiomics was not installed (native backend)
     params_name: str = ""  # the file's name when it was extracted; for people, never compared
+    backend: str = "pyradiomics"  # what computed the features (recorded, never compared)
 
     def __post_init__(self):
         if not (math.isfinite(self.thickness_mm) and self.thickness_mm > 0):
@@ -53,15 +56,16 @@ class ExtractionSettings:
             raise ValueError("params_sha256 does not match params_yaml (edited or damaged)")
 
     @classmethod
-    def current(cls, thickness_mm: float = DEFAULT_THICKNESS_MM, params_path=None) -> "ExtractionSettings":
-        """The settings an extraction with these arguments uses here (this pyradiomics).
+    def current(cls, thickness_mm: float = DEFAULT_THICKNESS_MM, params_path=None,
+                backend: str | None = None) -> "ExtractionSettings":
+        """The settings an extraction with these arguments uses here.
 
         :param thickness_mm: the peritumoral ring thickness.
         :param params_path: a pyradiomics parameter file; ``None``: the bundled 851-feature one.
+        :param backend: the radiomics backend (``auto``/``None``, ``pyradiomics``, ``native``).
         :returns: the :class:`ExtractionSettings`.
         """
-        import radiomics
-
+        from DeepRadScoreLib.features.backends import pyradiomics_version, resolve
         from DeepRadScoreLib.features.radiomics import params_file
 
         if not (math.isfinite(float(thickness_mm)) and float(thickness_mm) > 0):
@@ -70,8 +74,8 @@ class ExtractionSettings:
         path = params_file(params_path)
         text = path.read_text(encoding="utf-8")
         return cls(thickness_mm=float(thickness_mm), params_sha256=_sha256(text), params_yaml=text,
-                   mask_rule=MASK_RULE, pyradiomics_version=str(radiomics.__version__),
-                   params_name=path.name)
+                   mask_rule=MASK_RULE, pyradiomics_version=pyradiomics_version() or "",
+                   params_name=path.name, backend=resolve(backend))
 
     def contradictions(self, other: "ExtractionSettings") -> list[str]:
         """What of ``other`` differs from these settings in a way that changes the numbers."""
@@ -134,11 +138,12 @@ def check_settings(recorded: ExtractionSettings, where: str, thickness_mm: float
 
 def note_version(recorded: ExtractionSettings, where: str) -> None:
     """Log (not refuse) a pyradiomics version other than the recorded one (see the module doc)."""
-    import radiomics
+    from DeepRadScoreLib.features.backends import pyradiomics_version
 
-    if str(radiomics.__version__) != recorded.pyradiomics_version:
+    here = pyradiomics_version()
+    if here is not None and recorded.pyradiomics_version and here != recorded.pyradiomics_version:
         logger.warning("%s: features were extracted with pyradiomics %s, this is %s", where,
-                       recorded.pyradiomics_version, radiomics.__version__)
+                       recorded.pyradiomics_version, here)
 
 
 def settings_path(features_csv) -> Path:

@@ -44,8 +44,10 @@ def process_context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     # This module first: importing it inside the fork server starts the fork server's guard.
+    # (A module that does not import, e.g. pyradiomics where it is absent, is skipped there.)
     context.set_forkserver_preload([__name__, "DeepRadScoreLib.features.radiomics",
-                                    "radiomics.featureextractor"])
+                                    "radiomics.featureextractor",
+                                    "DeepRadScoreLib.features.native.backend"])
     return context
 
 

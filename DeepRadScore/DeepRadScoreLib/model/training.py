@@ -173,7 +173,7 @@ def _model_info(selection: ModelSelection) -> dict:
 def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, features_csv=None,
                  cv_repeats: int = 10, seed: int = 0, workers: int = 1, nested_repeats: int = 1,
                  thickness_mm: float | None = None, params_path=None, progress=None,
-                 cancel=None) -> Bundle:
+                 cancel=None, radiomics_backend: str | None = None) -> Bundle:
     """Read the cohort, get its features, train on the training rows and write the bundle
     directory atomically.
 
@@ -186,6 +186,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         (default 3 mm) and ``params_path`` (default: the bundled parameters).
     :param cv_repeats: repeats of the 5-fold CV choosing the classifiers.
     :param nested_repeats: outer repeats of the nested-CV estimate.
+    :param radiomics_backend: the radiomics backend when extracting here (``auto``/``None``,
+        ``pyradiomics``, ``native``); the bundle records which one made its features.
     :returns: the saved :class:`Bundle`.
     :raises InputError: bad input, named by file (a table without or with inconsistent settings,
         a manifest without trainable endpoints, ...).
@@ -211,7 +213,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         report(progress, 0.0, f"extracting features into {features_csv}", cancel)
         extract_cohort(cohort.subset(train["case_id"]), features_csv, workers=workers,
                        thickness_mm=3.0 if thickness_mm is None else thickness_mm,
-                       params_path=params_path, progress=scaled(progress, 0.0, 0.4), cancel=cancel)
+                       params_path=params_path, progress=scaled(progress, 0.0, 0.4), cancel=cancel,
+                       backend=radiomics_backend)
         progress = scaled(progress, 0.4, 1.0)
     settings = read_settings(features_csv)
     if thickness_mm is not None or params_path is not None:

@@ -1,0 +1,96 @@
+"""Which radiomics backend computes the 851 features per ROI: pyradiomics itself, or our native one.
+
+Both give the same numbers (the native backend equals pyradiomics to relative 1e-6, tested side by
+side), so a feature table or bundle made by one is used with the other; which one made it is
+recorded (``ExtractionSettings.backend``) for people, never compared.
+
+* ``pyradiomics``: :mod:`DeepRadScoreLib.features.radiomics` (the field's reference; needs the
+  package, which has no wheels for Python >= 3.10 and no macOS build in Slicer).
+* ``native``: :mod:`DeepRadScoreLib.features.native` (numpy, scipy, PyWavelets; no compiler). It
+  supports the parameter files our default is made of (Original and coif1 wavelet images, bin
+  width, preCrop); another file is refused with one line naming the setting.
+* ``auto`` (the default): pyradiomics when it imports, native otherwise.
+"""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.progress import CancelCheck, ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "pyradiomics", "native")
+DEFAULT_BACKEND = "auto"
+
+
+@lru_cache(maxsize=1)
+def pyradiomics_version() -> Optional[str]:
+    """pyradiomics' version when its feature extractor imports here, else ``None``."""
+    try:
+        import radiomics
+        from radiomics import featureextractor  # noqa: F401  (the part we use; its C extension)
+    except Exception:  # ImportError, or a broken build failing inside its import
+        return None
+    return str(radiomics.__version__)
+
+
+def resolve(backend: str | None = None) -> str:
+    """``pyradiomics`` or ``native`` for ``backend`` (``auto``/``None``: pyradiomics if it imports).
+
+    :raises InputError: an unknown name, or ``pyradiomics`` asked for where it does not import.
+    """
+    backend = DEFAULT_BACKEND if backend is None else str(backend)
+    if backend not in BACKENDS:
+        raise InputError(f"--radiomics-backend: unknown backend '{backend}' (choose one of "
+                         f"{', '.join(BACKENDS)})")
+    if backend == "auto":
+        return "pyradiomics" if pyradiomics_version() is not None else "native"
+    if backend == "pyradiomics" and pyradiomics_version() is None:
+        raise InputError("--radiomics-backend pyradiomics: pyradiomics is not installed here (or "
+                         "does not import); use --radiomics-backend native, which gives the same "
+                         "numbers")
+    return backend
+
+
+def describe(backend: str | None = None) -> str:
+    """``pyradiomics 3.0.1a1`` or ``native (DeepRadScore 0.x)``: what made the features."""
+    resolved = resolve(backend)
+    if resolved == "pyradiomics":
+        return f"pyradiomics {pyradiomics_version()}"
+    from DeepRadScoreLib import __version__
+
+    return f"native (DeepRadScore {__version__})"
+
+
+def feature_names(params_path: str | Path | None = None, backend: str | None = None) -> list[str]:
+    """The case's 1702 (for the bundled parameters) column names, ``tumor_*`` then
+    ``peritumoral_*``; the same list for both backends."""
+    if resolve(backend) == "pyradiomics":
+        from DeepRadScoreLib.features.radiomics import feature_names as names
+    else:
+        from DeepRadScoreLib.features.native.backend import feature_names as names
+    return names(params_path)
+
+
+def extract_case_features(image, mask, ring, params_path: str | Path | None = None, *,
+                          backend: str | None = None, jobs: int = 1,
+                          progress: Optional[ProgressCallback] = None,
+                          cancel: Optional[CancelCheck] = None) -> dict[str, float]:
+    """The tumour's and the ring's features with the chosen backend.
+
+    :param image: the CT; ``mask``, ``ring``: 0/1 masks on its grid (SimpleITK images).
+    :param params_path: a pyradiomics parameter file (default: the bundled 851-feature one).
+    :param backend: ``auto``, ``pyradiomics`` or ``native`` (see the module doc).
+    :param jobs: processes for the pyradiomics path's tasks (the native one runs in this thread).
+    :returns: ``{tumor_<name>: value, ..., peritumoral_<name>: value}``.
+    :raises InputError: a region too small, an unsupported parameter file, an unusable backend.
+    """
+    if resolve(backend) == "pyradiomics":
+        from DeepRadScoreLib.features.radiomics import extract_case_features as extract
+    else:
+        from DeepRadScoreLib.features.native.backend import extract_case_features as extract
+    return extract(image, mask, ring, params_path, jobs=jobs, progress=progress, cancel=cancel)
