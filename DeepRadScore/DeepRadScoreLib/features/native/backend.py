@@ -1,0 +1,261 @@
+"""The native backend's entry points: pyradiomics' features of one ROI, or of a case's two ROIs.
+
+``extract_roi(image, mask, settings)`` returns what pyradiomics' ``RadiomicsFeatureExtractor``
+``execute()`` returns for that parameter file (diagnostics left out), with pyradiomics' keys in
+pyradiomics' order: the shape features (``original_shape_*``) first, then, per enabled image type
+(the file's order) and per filtered image (``original``; ``wavelet-LLH`` ... ``wavelet-HHH``,
+``wavelet-LLL``), every enabled texture class in the file's order.
+
+``extract_case_features(image, mask, ring)`` is the drop-in for
+:func:`DeepRadScoreLib.features.radiomics.extract_case_features` (``tumor_<name>``,
+``peritumoral_<name>``). Like our pyradiomics path it filters one neighbourhood for both ROIs when
+that gives every ROI voxel the value pyradiomics' own per-ROI crop gives it: the stationary
+wavelet's value at a voxel depends only on the input within ``wavelet_reach`` voxels (the crop's
+periodic wrap included), so an ROI whose bounding box lies at least that far inside its own
+preCrop box (true unless the box was clamped at the image border) gets its own bands from any
+box it lies that far inside. An ROI whose box was clamped is filtered on exactly its own box, as
+pyradiomics does, and the other ROI takes its bands from that box too when it lies inside it
+(the tumour inside a clamped ring's box); otherwise the free ROIs share their joint box.
+
+The feature modules are called through their contracts: ``shape.features(mask, spacing)``,
+``firstorder.features(image, mask, spacing, bin_width)`` and, for the texture classes,
+``<class>.features(q, mask)`` with ``q`` the discretised grey levels; every class sees the ROI's
+bounding box, as in pyradiomics.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.native import params as native_params
+from DeepRadScoreLib.features.native import preprocess
+from DeepRadScoreLib.features.native.params import NativeSettings
+from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
+
+logger = logging.getLogger(__name__)
+
+ROI_PREFIXES = ("tumor", "peritumoral")
+_ROI_LABELS = {"tumor": "tumour mask", "peritumoral": "peritumoral ring"}
+
+
+# --- names --------------------------------------------------------------------------------------
+
+def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
+    """The filtered images an image type yields, named as pyradiomics names them."""
+    if image_type == "Original":
+        return ("original",)
+    return preprocess.wavelet_band_names(settings.wavelet)
+
+
+def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
+    """pyradiomics' keys for one ROI under ``settings``, in pyradiomics' order (no pyradiomics)."""
+    names = [f"original_shape_{name}" for name in settings.shape_features]
+    for image_type in settings.image_types:
+        for image_name in image_names(image_type, settings):
+            for class_name, enabled in settings.texture_classes:
+                names += [f"{image_name}_{class_name}_{name}" for name in enabled]
+    return tuple(names)
+
+
+def feature_names(params_path: str | Path | None = None) -> list[str]:
+    """The case's column names (``tumor_*`` then ``peritumoral_*``), as
+    :func:`DeepRadScoreLib.features.radiomics.feature_names` gives them."""
+    names = roi_feature_names(native_params.load(params_path))
+    return [f"{prefix}_{name}" for prefix in ROI_PREFIXES for name in names]
+
+
+# --- extraction ---------------------------------------------------------------------------------
+
+def extract_roi(image: sitk.Image, mask: sitk.Image, settings: NativeSettings | None = None) -> dict[str, float]:
+    """pyradiomics' features of one ROI (``mask == settings.label``) of ``image``.
+
+    Parameters: ``image`` the grey-level image, ``mask`` a label map on its grid, ``settings``
+    from :func:`params.load` (default: the bundled parameter file).
+    Returns: {pyradiomics key: value} in pyradiomics' order. Raises :class:`InputError` for an
+    ROI pyradiomics refuses (empty, one voxel, too few dimensions) or a mask on another grid.
+    """
+    settings = settings if settings is not None else native_params.load()
+    case = _Case(image, {"roi": mask}, settings, {"roi": "mask"})
+    results = dict(case.run(case.tasks(), progress=None, cancel=None))
+    return case.assemble("roi", results)
+
+
+def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
+                          params_path: str | Path | None = None, *, jobs: int = 1,
+                          progress: Optional[ProgressCallback] = None,
+                          cancel: Optional[CancelCheck] = None) -> dict[str, float]:
+    """The tumour's and the ring's features: ``tumor_<name>``, ``peritumoral_<name>``.
+
+    Parameters: ``image`` the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params_path`` a
+    pyradiomics parameter file the native backend supports (default: the bundled one), ``jobs``
+    accepted for the pyradiomics path's contract (the native work runs in this thread: a case
+    takes seconds, and threads over its many small numpy calls were slower, measured, while a
+    cohort is spread over processes per case by ``extraction``), ``progress(fraction, message)``
+    and ``cancel()`` as in :mod:`DeepRadScoreLib.progress`.
+    Returns: {column: value}, the same columns and numbers as the pyradiomics path. Raises
+    :class:`InputError` when an ROI is too small for pyradiomics or the parameter file asks for
+    something the native backend does not reproduce, :class:`Cancelled` when cancelled.
+    """
+    settings = native_params.load(params_path)
+    report(progress, 0.0, "radiomics: checking the regions", cancel)
+    case = _Case(image, {"tumor": mask, "peritumoral": ring}, settings, _ROI_LABELS)
+    with _one_blas_thread():
+        results = dict(case.run(case.tasks(), progress, cancel))
+    features: dict[str, float] = {}
+    for prefix in ROI_PREFIXES:
+        features.update({f"{prefix}_{name}": value for name, value in case.assemble(prefix, results).items()})
+    report(progress, 1.0, "radiomics done")
+    return features
+
+
+def _one_blas_thread():
+    """One BLAS thread: the texture classes make many small LAPACK calls (GLCM's MCC), where
+    OpenBLAS' threads only spin (the pyradiomics path measured the same)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up only
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
+    """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
+    if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
+        raise InputError(f"{what}: size {mask.GetSize()} does not match the image's {image.GetSize()}")
+    tolerance = 1e-6 * abs(image.GetSpacing()[0])
+    same = (np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=tolerance)
+            and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=0, atol=tolerance)
+            and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=1e-6))
+    if not same:
+        raise InputError(f"{what}: the mask's origin, spacing or direction does not match the image's")
+
+
+class _Case:
+    """One image and its ROIs: where each ROI lies, what pyradiomics crops for it, the tasks."""
+
+    def __init__(self, image: sitk.Image, masks: dict[str, sitk.Image], settings: NativeSettings,
+                 labels: dict[str, str]):
+        self.settings = settings
+        self.image = image
+        self.array = sitk.GetArrayViewFromImage(image)
+        self.spacing = tuple(image.GetSpacing())
+        shape = np.array(self.array.shape)
+        self.rois, self.bbox, self.crop_box = {}, {}, {}
+        for key, mask in masks.items():
+            _check_grid(image, mask, labels[key])
+            # pyradiomics casts every mask to UInt32 before comparing it with the label.
+            roi = preprocess.roi_array(sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32)), settings.label)
+            self.bbox[key] = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
+                                                  settings.minimum_roi_size)
+            self.crop_box[key] = (preprocess.pad_box(self.bbox[key], settings.pad_distance, shape)
+                                  if settings.pre_crop else (np.zeros(3, int), shape - 1))
+            self.rois[key] = preprocess.crop(roi, self.bbox[key])
+
+    # The units of work: shape per ROI, then (image type -> filtered images) x ROI.
+    def tasks(self) -> list[tuple]:
+        tasks = [((key, "shape"), key, None, None) for key in self.rois] if self.settings.shape_features else []
+        if self.settings.texture_classes:
+            for image_type in self.settings.image_types:
+                tasks += [((key, name), key, image_type, name) for key in self.rois
+                          for name in image_names(image_type, self.settings)]
+        return tasks
+
+    def run(self, tasks: list[tuple], progress, cancel) -> Iterator[tuple]:
+        """Computes the tasks, yielding (slot, {name: value}); progress and cancel between them."""
+        total = max(len(tasks), 1)
+        for done, (slot, compute) in enumerate(self._work(tasks)):
+            report(progress, done / total, "radiomics", cancel)
+            yield slot, compute()
+
+    def _work(self, tasks: list[tuple]) -> Iterator[tuple]:
+        """(slot, a callable computing it) per task, filtering each image type once per case."""
+        by_type: dict[Optional[str], list[tuple]] = {}
+        for task in tasks:
+            by_type.setdefault(task[2], []).append(task)
+        for slot, key, _, _ in by_type.pop(None, []):
+            yield slot, (lambda key=key: self._shape(key))
+        for image_type, group in by_type.items():
+            bands = dict(self._filtered(image_type, {task[1] for task in group}))
+            for slot, key, _, image_name in group:
+                yield slot, (lambda key=key, grey=bands[(key, image_name)], it=image_type: self._texture(key, grey, it))
+
+    def _shape(self, key: str) -> dict[str, float]:
+        from DeepRadScoreLib.features.native import shape
+
+        values = shape.features(self.rois[key], self.spacing)
+        return {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
+
+    def _filtered(self, image_type: str, keys: Iterable[str]) -> Iterator[tuple]:
+        """((ROI, image name), the filtered image on that ROI's bounding box) for each ROI."""
+        keys = [k for k in self.rois if k in set(keys)]
+        if image_type == "Original":
+            for key in keys:
+                yield (key, "original"), preprocess.crop(self.array, self.bbox[key])
+            return
+        for members, box in self._filter_boxes(keys):
+            for name, band in preprocess.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
+                for key in members:
+                    yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
+
+    def _filter_boxes(self, keys: list[str]) -> list[tuple[list[str], preprocess.Box]]:
+        """Which boxes to filter, and which ROIs take their bands from each (see module doc).
+
+        An ROI whose bounding box lies ``wavelet_reach`` inside a filtered box gets the same band
+        values there as from its own preCrop box. One that does not (its preCrop box was clamped
+        at the image border, so the periodic wrap reaches it) needs exactly its own box.
+        """
+        reach = preprocess.wavelet_reach(self.settings.wavelet)
+
+        def inside(key, box):
+            (lo, hi), (b_lo, b_hi) = self.bbox[key], box
+            return bool(np.all(lo - reach >= b_lo) and np.all(hi + reach <= b_hi))
+
+        free = [k for k in keys if inside(k, self.crop_box[k])]
+        clamped = [k for k in keys if k not in free]
+        sources = []
+        for key in clamped:
+            box = self.crop_box[key]
+            members = [key] + [k for k in free if inside(k, box)]
+            free = [k for k in free if k not in members]
+            sources.append((members, box))
+        if free:
+            boxes = [self.crop_box[k] for k in free]
+            sources.append((free, (np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0))))
+        return sources
+
+    def _texture(self, key: str, grey: np.ndarray, image_type: str) -> dict[str, float]:
+        from DeepRadScoreLib.features.native import params
+
+        roi = self.rois[key]
+        bin_width = self.settings.bin_width_for(image_type)
+        q = None
+        values: dict[str, float] = {}
+        for class_name, enabled in self.settings.texture_classes:
+            module = params.feature_module(class_name)
+            if class_name == "firstorder":
+                computed = module.features(grey, roi, self.spacing, bin_width)
+            else:
+                if q is None:
+                    q = preprocess.discretise(grey, roi, bin_width)
+                computed = module.features(q, roi)
+            values.update({(class_name, name): float(computed[name]) for name in enabled})
+        return values
+
+    def assemble(self, key: str, results: dict) -> dict[str, float]:
+        """One ROI's {pyradiomics key: value} in pyradiomics' order."""
+        features: dict[str, float] = {}
+        if self.settings.shape_features:
+            features.update(results[(key, "shape")])
+        if self.settings.texture_classes:
+            for image_type in self.settings.image_types:
+                for image_name in image_names(image_type, self.settings):
+                    for (class_name, name), value in results[(key, image_name)].items():
+                        features[f"{image_name}_{class_name}_{name}"] = value
+        return features

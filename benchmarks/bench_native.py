@@ -1,0 +1,136 @@
+"""Issue 14: the native radiomics backend, our pyradiomics path and plain pyradiomics side by side.
+
+Per case (the IBSI phantom and the 18 IBSI sarcoma CTs in ../shared/data), tumour + 3 mm ring,
+in this process, image / mask / ring already in memory:
+
+* ``native``: ``features.native.backend.extract_case_features`` (numpy/scipy/PyWavelets, one
+  thread);
+* ``ours (pyradiomics, 1 process)``: ``features.radiomics.extract_case_features(jobs=1)``, our
+  shared-crop pyradiomics path;
+* ``pyradiomics``: plain ``RadiomicsFeatureExtractor.execute`` on the tumour, then on the ring.
+
+Each case runs the three one after the other (so a change of the machine's load hits all three),
+and the largest relative difference of native to pyradiomics over the 1702 features is recorded.
+The CPU model and the load average are written beside the figures.
+
+    .venv/bin/python benchmarks/bench_native.py [--cases N]
+
+Writes benchmarks/results/native.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DeepRadScore"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+DATA = ROOT.parent / "shared" / "data"
+
+from machine import cpu_model  # noqa: E402
+
+
+def max_relative_difference(ours: dict, reference: dict) -> float:
+    worst = 0.0
+    for name, b in reference.items():
+        a = ours[name]
+        if np.isnan(a) and np.isnan(b):
+            continue
+        diff = abs(a - b)
+        if diff <= 1e-12:
+            continue
+        worst = max(worst, diff / max(abs(b), 1e-300))
+    return worst
+
+
+def cases(limit: int | None):
+    out = [("ibsi_phantom", DATA / "ibsi_ct_phantom" / "nifti")]
+    out += [(p.name, p) for p in sorted((DATA / "ibsi_sts_ct").iterdir()) if p.is_dir()]
+    return out[:limit] if limit else out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=None, help="only the first N cases")
+    args = parser.parse_args()
+
+    import SimpleITK as sitk
+    from radiomics import featureextractor
+
+    from DeepRadScoreLib.features.native.backend import extract_case_features as native
+    from DeepRadScoreLib.features.radiomics import PARAMS_PATH, extract_case_features as ours
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.regions import peritumoral_ring
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(str(PARAMS_PATH))
+
+    def plain(image, mask, ring):
+        out = {}
+        for prefix, roi in (("tumor", mask), ("peritumoral", ring)):
+            out.update({f"{prefix}_{k}": float(v) for k, v in extractor.execute(image, roi).items()
+                        if not k.startswith("diagnostics_")})
+        return out
+
+    runs = {"native": lambda i, m, r: native(i, m, r),
+            "ours (pyradiomics, 1 process)": lambda i, m, r: ours(i, m, r, jobs=1),
+            "pyradiomics": plain}
+    rows, loads = [], []
+    started_all = time.perf_counter()
+    for name, folder in cases(args.cases):
+        case = load_case(folder / "image.nii.gz", folder / "mask.nii.gz")
+        ring = peritumoral_ring(case.mask, 3.0)
+        row = {"case": name, "tumour_voxels": int(sitk.GetArrayViewFromImage(case.mask).sum()),
+               "ring_voxels": int(sitk.GetArrayViewFromImage(ring).sum())}
+        values = {}
+        loads.append(os.getloadavg()[0])
+        for run, function in runs.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            values[run] = function(case.image, case.mask, ring)
+            row[run] = (time.perf_counter() - t0, time.process_time() - c0)
+        loads.append(os.getloadavg()[0])
+        row["max_rel_diff"] = max_relative_difference(values["native"], values["pyradiomics"])
+        row["same_names"] = list(values["native"]) == list(values["pyradiomics"])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    total = {run: sum(r[run][0] for r in rows) for run in runs}
+    total_cpu = {run: sum(r[run][1] for r in rows) for run in runs}
+    lines = ["# Native radiomics backend vs pyradiomics (`benchmarks/bench_native.py`, issue 14)", "",
+             f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}; "
+             f"1-minute load average during the run {min(loads):.2f}-{max(loads):.2f} (a load above the "
+             f"CPU count means other work shared the cores). {len(rows)} cases, tumour + 3 mm ring each "
+             f"(1702 features), in one process, inputs in memory; {time.perf_counter() - started_all:.0f} s "
+             "in all. Native runs in one thread; `ours` is our pyradiomics path with one process.", "",
+             "| backend | wall, all cases (s) | CPU (s) | vs pyradiomics (wall) | vs ours (wall) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for run in runs:
+        lines.append(f"| {run} | {total[run]:.1f} | {total_cpu[run]:.1f} | "
+                     f"{total[run] / total['pyradiomics']:.2f}x | "
+                     f"{total[run] / total['ours (pyradiomics, 1 process)']:.2f}x |")
+    worst = max(r["max_rel_diff"] for r in rows)
+    lines += ["", f"Largest relative difference native vs pyradiomics over all cases and features: "
+              f"{worst:.1e} (limit 1e-6); same names in the same order: "
+              f"{all(r['same_names'] for r in rows)}.", "",
+              "| case | tumour voxels | ring voxels | native (s) | ours (s) | pyradiomics (s) | native / ours | max rel diff |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['tumour_voxels']} | {r['ring_voxels']} | {r['native'][0]:.2f} | "
+                     f"{r['ours (pyradiomics, 1 process)'][0]:.2f} | {r['pyradiomics'][0]:.2f} | "
+                     f"{r['native'][0] / r['ours (pyradiomics, 1 process)'][0]:.2f} | {r['max_rel_diff']:.1e} |")
+    out = ROOT / "benchmarks" / "results" / "native.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written {out}")
+    return 0 if worst <= 1e-6 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
