@@ -48,6 +48,25 @@ def test_predict_writes_every_field_and_heatmap(trained, tmp_path, capsys):  # n
     assert "PLANT: Deep-RadScore" in capsys.readouterr().out
     # Torch threads were sized to the free cores; the background bundle load was waited for.
     assert 1 <= result["threads"] and result["seconds"]["bundle_wait"] >= 0.0
+    # The Deep-CT ran beside the radiomics; the result says which radiomics backend ran (auto
+    # here: pyradiomics is installed).
+    assert result["seconds"]["deep"] > 0.0 and result["seconds"]["deep_wait"] >= 0.0
+    assert result["radiomics_backend"].startswith("pyradiomics ")
+
+
+def test_predict_with_the_native_backend_gives_the_same_predictions(trained, tmp_path):  # noqa: F811
+    ct, mask, _ = _write_case(tmp_path)
+    results = {}
+    for backend in ("native", "pyradiomics"):
+        out = tmp_path / f"{backend}.json"
+        assert main(["predict", str(trained["bundle"]), str(ct), str(mask), "-o", str(out), "--device", "cpu",
+                     "--radiomics-backend", backend]) == 0
+        results[backend] = json.loads(out.read_text())
+    assert results["native"]["radiomics_backend"].startswith("native")
+    for endpoint, p in results["pyradiomics"]["predictions"].items():
+        q = results["native"]["predictions"][endpoint]
+        assert np.isclose(q["radscore_tumor"], p["radscore_tumor"], rtol=1e-6, atol=1e-9)
+        assert np.isclose(q["probability"], p["probability"], rtol=1e-6, atol=1e-9)
 
 
 def test_predict_bad_inputs_exit_2_one_line_no_output(trained, tmp_path, capsys):  # noqa: F811

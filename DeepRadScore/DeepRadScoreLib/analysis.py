@@ -264,8 +264,11 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         if str(err).startswith(("tumour mask", "peritumoral ring")):
             raise InputError(f"{mask_path}: {err}") from None
         raise
+    from DeepRadScoreLib.features.backends import describe
+
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(image_path), str(mask_path)
+    out["radiomics_backend"] = describe(backend)
     earlier = dict(earlier_seconds or {})
     out["seconds"].update(earlier)
     out["seconds"]["total"] = time.perf_counter() - started + sum(earlier.values())

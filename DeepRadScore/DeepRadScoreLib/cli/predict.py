@@ -45,7 +45,7 @@ def run_predict(args: argparse.Namespace) -> int:
     cores = free_cores()
     count_seconds = time.perf_counter() - started
     with terminal_bar("predict") as progress:
-        result, _ = predict_to_files(bundle, args.image, args.mask, args.output, gradcam_path=args.gradcam,
+        result, document = predict_to_files(bundle, args.image, args.mask, args.output, gradcam_path=args.gradcam,
                                      gradcam_endpoint=args.gradcam_endpoint, endpoints=args.endpoints,
                                      label=args.label, roi_name=args.roi_name,
                                      radiomics_jobs=min(cores, ONE_CASE_JOBS), threads=cores,
@@ -54,7 +54,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                      progress=progress, thickness_mm=args.thickness_mm,
                                      params_path=args.params, backend=args.radiomics_backend)
     print(f"ring {bundle.settings.thickness_mm:g} mm and radiomics parameters "
-          f"{bundle.settings.params_name or bundle.settings.params_sha256[:12]}, as the bundle was trained")
+          f"{bundle.settings.params_name or bundle.settings.params_sha256[:12]}, as the bundle was trained; "
+          f"radiomics by {document['radiomics_backend']}")
     for endpoint, p in result.predictions.items():
         print(f"{endpoint}: Deep-RadScore {p.probability:.3f} -> class {p.predicted_class} "
               f"(threshold {p.threshold:.3f}, {p.classifier}); radiomics {p.radiomics_probability:.3f}, "
