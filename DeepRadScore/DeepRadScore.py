@@ -7,8 +7,10 @@ a background process that it polls from a QTimer, so Slicer stays responsive and
 stops it.
 
 Supported: 3D Slicer 5.10 and later (checked up front by the Logic). Nothing heavy is imported
-at module load: torch, pyradiomics and scikit-learn may not be installed yet when Slicer
-starts; the first Run checks and installs them after one confirmation.
+at module load: torch and scikit-learn may not be installed yet when Slicer starts; the first
+Run checks and installs them after one confirmation. pyradiomics is optional: the radiomics run
+on SlicerRadiomics' pyradiomics where it is installed, else on the engine's native backend (same
+numbers; e.g. on macOS, where SlicerRadiomics has no build), and the Run's message says which.
 """
 from __future__ import annotations
 
@@ -58,8 +60,10 @@ its 3 mm peritumoral ring, deep features of the largest axial tumour slice, fuse
 (LVI, PI, T4, EGFR, KRAS, ALK, TP53, PIK3CA, ROS1, PD-L1), with a Grad-CAM heatmap over the CT.
 Predictions need a model bundle trained with <code>deepradscore train</code> on your own cohort:
 no clinically validated model ships with this module, and the demo's bundle is trained on
-synthetic data and means nothing clinically. Needs 3D Slicer 5.10 or later and the PyTorch and
-SlicerRadiomics extensions (SlicerRadiomics has no macOS build).
+synthetic data and means nothing clinically. Needs 3D Slicer 5.10 or later and the PyTorch
+extension. The radiomics use the SlicerRadiomics extension's pyradiomics when it is installed and
+otherwise Deep-RadScore's native backend, which computes the same features (so the module also
+runs where SlicerRadiomics has no build, such as macOS); the Run's message says which one ran.
 See <a href="https://github.com/deepradscore/SlicerDeepRadScore#3d-slicer">the documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -398,8 +402,9 @@ class DeepRadScoreWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 class DeepRadScoreTest(ScriptedLoadableModuleTest):
     """Self-test inside Slicer on a generated case: ring, features, and the background worker.
 
-    The extension build machines have no torch, scikit-learn or pyradiomics: what needs them is
-    skipped with a message saying so.
+    The extension build machines may lack PyWavelets, PyYAML or pandas (installed on the first
+    Run): what needs them is skipped with a message saying so. pyradiomics is not needed: without
+    it the features come from the native backend.
     """
 
     def setUp(self):
@@ -414,7 +419,8 @@ class DeepRadScoreTest(ScriptedLoadableModuleTest):
     def _missingForFeatures(self) -> list[str]:
         from DeepRadScoreSlicerLib import dependencies as deps
 
-        needed = ("pyradiomics", "PyWavelets", "pykwalify", "scipy", "pandas")
+        # The features-only run: the native backend (or pyradiomics, where it is) and the table.
+        needed = ("PyWavelets", "PyYAML", "scipy", "pandas")
         return [m.describe() for m in deps.missing_requirements() if m.name in needed]
 
     def _generatedCase(self):
@@ -468,7 +474,7 @@ class DeepRadScoreTest(ScriptedLoadableModuleTest):
         missing = self._missingForFeatures()
         if missing:
             self.delayDisplay("Skipped the features test: " + "; ".join(missing))
-            self.skipTest("not installed here (the extension build machines have no pyradiomics): "
+            self.skipTest("not installed here (the module installs them on its first Run): "
                           + "; ".join(missing))
         self.delayDisplay("Features without a bundle (background worker)")
         volume, segmentation, tumourId, _image, _mask = self._generatedCase()
@@ -488,5 +494,8 @@ class DeepRadScoreTest(ScriptedLoadableModuleTest):
         self.assertEqual(output.featuresTableNode.GetNumberOfRows(), 1702)
         self.assertIsNone(output.predictionsTableNode)
         self.assertIn("deepradscore train", output.message)
+        # Which radiomics backend ran is said (pyradiomics where it imports, else native).
+        self.assertTrue(output.radiomicsBackend.startswith(("pyradiomics", "native")))
+        self.assertIn("radiomics: ", output.message)
         logging.info("Deep-RadScore self-test: features test passed")
         self.delayDisplay("Features test passed")

@@ -3,7 +3,8 @@
 A plain (non-editable) install must carry the default 851-feature parameter file and the report
 template inside the package (issue 9): the wheel is built from a copy of the sources, installed
 with ``pip install --no-deps --target`` and run from another working directory with the target
-first on ``PYTHONPATH``, so nothing can come from the checkout.
+first on ``PYTHONPATH``, so nothing can come from the checkout. Its metadata asks for no compiler: pyradiomics (an sdist
+with C code) is only an extra, the native backend's packages are plain dependencies (issue 14).
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from email.parser import Parser
 from pathlib import Path
 
 import pandas as pd
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +62,22 @@ def test_installed_wheel_carries_and_uses_the_default_parameters(tmp_path, phant
     table = pd.read_csv(out)
     assert table.shape == (1, 1 + 2 * 851)
     assert table["tumor_original_shape_VoxelVolume"].iloc[0] > 0
+
+
+def test_wheel_metadata_lists_pyradiomics_only_as_an_extra(tmp_path):
+    wheel = _build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        message = Parser().parsestr(archive.read(metadata).decode("utf-8"))
+    requirements = [Requirement(line) for line in message.get_all("Requires-Dist")]
+    plain = {r.name.lower(): r for r in requirements if r.marker is None}
+    extras = [r for r in requirements if r.marker is not None]
+    assert "pyradiomics" not in plain
+    for name in ("numpy", "scipy", "simpleitk", "pywavelets", "pyyaml"):
+        assert name in plain, f"{name} must be a plain dependency (the native backend needs it)"
+    assert "pyradiomics" in message.get_all("Provides-Extra")
+    (radiomics,) = [r for r in extras if r.name.lower() == "pyradiomics"]
+    assert radiomics.marker.evaluate({"extra": "pyradiomics"})
+    assert not radiomics.marker.evaluate({"extra": ""})
+    # SlicerRadiomics' build and the 3.1.0 sdist both say 3.0.1a1: the extra accepts them.
+    assert radiomics.specifier.contains("3.0.1a1", prereleases=True)

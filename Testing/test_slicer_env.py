@@ -6,7 +6,7 @@ scipy 1.13.1, and a pyradiomics built from the 3.1.0 sdist as SlicerRadiomics bu
 metadata says 3.0.1a1. In it:
 
 * the dependency check accepts that pyradiomics (issue 10 #1) and asks only for what pip must
-  install;
+  install (issue 14: pyradiomics is optional, PyYAML is asked for: the native backend needs it);
 * pip, resolving those requirements under the module's constraints, keeps numpy and scipy (#5);
 * the tumour + ring radiomics equal this (main) environment's values.
 """
@@ -64,10 +64,13 @@ def test_dependency_check_accepts_slicer_radiomics_pyradiomics(slicer_python):
     state = json.loads(run_in(slicer_python, CHECK))
     assert state["python"] == [3, 12]
     assert state["versions"] == {"pyradiomics": "3.0.1a1", "numpy": "2.0.2", "scipy": "1.13.1"}
-    # pyradiomics, PyWavelets, pykwalify, six, numpy, scipy, SimpleITK are there and accepted.
+    # pyradiomics (optional, accepted at SlicerRadiomics' 3.0.1a1), PyWavelets, numpy, scipy,
+    # SimpleITK are there and accepted; PyYAML (the native backend's) is pip's to install.
     assert state["unresolvable"] == []
-    assert state["missing"] == ["torch", "torchvision", "pandas", "scikit-learn", "skops", "safetensors"]
-    assert state["pip"] == ["pandas>=2.2", "scikit-learn==1.9.1", "skops==0.16.0", "safetensors>=0.4"]
+    assert state["missing"] == ["torch", "torchvision", "pandas", "scikit-learn", "skops", "safetensors",
+                                "PyYAML"]
+    assert state["pip"] == ["pandas>=2.2", "scikit-learn==1.9.1", "skops==0.16.0", "safetensors>=0.4",
+                            "PyYAML>=6.0"]
 
 
 def test_constraints_keep_slicers_numpy_and_scipy(slicer_python, tmp_path):
@@ -84,7 +87,7 @@ def test_constraints_keep_slicers_numpy_and_scipy(slicer_python, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     installs = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                 for item in json.loads(report.read_text())["install"]}
-    assert {"pandas", "scikit-learn", "skops", "safetensors"} <= set(installs)
+    assert {"pandas", "scikit-learn", "skops", "safetensors", "pyyaml"} <= set(installs)
     assert installs["scikit-learn"] == "1.9.1" and installs["skops"] == "0.16.0"
     for slicer_owned in ("numpy", "scipy", "simpleitk", "pyradiomics", "pywavelets"):
         assert slicer_owned not in installs, f"pip would replace {slicer_owned} {installs.get(slicer_owned)}"

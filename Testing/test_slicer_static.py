@@ -142,11 +142,19 @@ def test_widget_confirms_installs_outside_a_wait_cursor_and_cancels_on_scene_clo
 
 
 def test_self_test_skips_without_the_heavy_packages_and_fails_on_timeout():
-    """#17: the extension build machines have no pyradiomics/torch/scikit-learn."""
+    """#17: the extension build machines may lack what the first Run installs; issue 14: a
+    missing pyradiomics is no reason to skip any more (the native backend runs)."""
     test = module_class("DeepRadScoreTest")
     features = ast.unparse(method(test, "test_FeaturesWithoutBundle"))
     assert "self.skipTest(" in features and "_missingForFeatures" in features
     assert "except TimeoutError" in features and "self.fail(" in features
+    assert "output.radiomicsBackend" in features and "'radiomics: '" in features
+    needed = next(n for n in ast.walk(method(test, "_missingForFeatures"))
+                  if isinstance(n, ast.Assign) and n.targets[0].id == "needed")
+    needed = set(ast.literal_eval(needed.value))
+    assert needed == {"PyWavelets", "PyYAML", "scipy", "pandas"}
+    requirement_names = {r.split(">")[0].split("=")[0] for r, _ in deps.requirements()}
+    assert needed <= requirement_names  # each is something the module checks (and installs)
     # The ring test needs only SimpleITK/numpy (Slicer's own) and the engine's regions module.
     ring = ast.unparse(method(test, "test_RingEqualsEngine"))
     assert "radiomics" not in ring and "torch" not in ring
@@ -296,14 +304,19 @@ def test_slicer_requirements_are_minimums_that_the_tested_versions_meet():
         if any(spec.operator == "==" for spec in requirement.specifier):
             exact.add(requirement.name.lower())
     assert exact == {"scikit-learn", "skops"}
-    for name in ("pywavelets", "pykwalify", "scipy", "pandas"):
-        assert name in {Requirement(x).name.lower() for x in lines}
+    names = {Requirement(x).name.lower() for x in lines}
+    # The native radiomics backend's own packages (numpy, SimpleITK: Slicer's) are pip's to
+    # install; pyradiomics and its pykwalify/six are not asked for (SlicerRadiomics brings them).
+    for name in ("pywavelets", "pyyaml", "scipy", "pandas"):
+        assert name in names
+    assert not names & {"pyradiomics", "pykwalify", "six"}
+    assert "pyradiomics" not in {Requirement(r).name.lower() for r, _ in deps.requirements()}
 
 
 def test_missing_requirements_accept_what_slicer_and_its_extensions_ship():
     installed = {"torch": "2.4.1+cu121", "torchvision": None, "pyradiomics": "3.0.1a1", "scipy": "1.13.1",
                  "pandas": "2.2.0", "scikit-learn": "1.9.1", "skops": "0.16.0", "safetensors": "0.8.0",
-                 "PyWavelets": "1.6.0", "pykwalify": "1.8.0", "six": "1.16.0", "threadpoolctl": "3.5.0",
+                 "PyWavelets": "1.6.0", "PyYAML": "6.0.1", "threadpoolctl": "3.5.0",
                  "numpy": "2.0.2", "SimpleITK": "2.4.0"}
     missing = deps.missing_requirements(version_of=installed.get)
     # SlicerRadiomics' pyradiomics 3.0.1a1 and its PyWavelets, Slicer 5.10's scipy: all accepted.
@@ -319,13 +332,39 @@ def test_missing_requirements_accept_what_slicer_and_its_extensions_ship():
     old_scipy = deps.missing_requirements(version_of={**installed, "scipy": "1.9.0"}.get)
     assert [m.name for m in deps.unresolvable(old_scipy)] == ["scipy"]
 
+    # Issue 14: no pyradiomics (no SlicerRadiomics, e.g. macOS) is fine: the native backend runs.
     no_radiomics = deps.missing_requirements(version_of={**installed, "pyradiomics": None}.get)
-    blocked = deps.unresolvable(no_radiomics)
-    assert [m.name for m in blocked] == ["pyradiomics"]
-    text = deps.unresolvable_text(blocked)
-    assert "install the SlicerRadiomics extension" in text and "macOS" in text
+    assert [m.name for m in no_radiomics] == ["torchvision"] and deps.unresolvable(no_radiomics) == []
+    # ... but PyYAML, which only the native backend needs, is pip's to install.
+    no_yaml = deps.missing_requirements(version_of={**installed, "pyradiomics": None, "PyYAML": None}.get)
+    assert deps.pip_requirements(no_yaml) == ["PyYAML>=6.0"]
+    # A SlicerRadiomics pyradiomics that is too old is reported, never used; choosing the native
+    # backend (optional=()) does not look at it.
     old_radiomics = deps.missing_requirements(version_of={**installed, "pyradiomics": "2.2.0"}.get)
-    assert "update the SlicerRadiomics extension" in deps.unresolvable_text(deps.unresolvable(old_radiomics))
+    text = deps.unresolvable_text(deps.unresolvable(old_radiomics))
+    assert "update the SlicerRadiomics extension" in text and "native backend" in text
+    assert "macOS" not in text
+    assert deps.missing_requirements(version_of={**installed, "pyradiomics": "2.2.0"}.get, optional=()) == \
+        deps.missing_requirements(version_of=installed.get)
+
+
+def test_the_run_says_which_radiomics_backend_ran():
+    assert (deps.radiomics_backend_text("native (DeepRadScore 0.1.0)")
+            == "radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not found; same numbers).")
+    assert "chosen" in deps.radiomics_backend_text("native (DeepRadScore 0.1.0)", "native")
+    assert deps.radiomics_backend_text("pyradiomics 3.0.1a1") == "radiomics: pyradiomics 3.0.1a1."
+    # The Logic passes the backend on (in-process and to the worker) and records what ran.
+    tree = ast.parse(LOGIC_SOURCE)
+    for name in ("process", "startBackground", "setupPythonRequirements"):
+        function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == name)
+        defaults = dict(zip([a.arg for a in function.args.args][-len(function.args.defaults):],
+                            function.args.defaults))
+        assert ast.literal_eval(defaults["radiomicsBackend"]) == "auto", name
+    process = ast.unparse(next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "process"))
+    assert "backend=radiomicsBackend" in process
+    # The module no longer needs the SlicerRadiomics extension to be built or installed.
+    assert "SlicerRadiomics" not in cmake_metadata()["EXTENSION_DEPENDS"]
+    assert "SlicerRadiomics" not in json.loads((ROOT / "DeepRadScore.json").read_text())["build_dependencies"]
 
 
 def test_constraints_hold_every_installed_package_except_those_being_installed():

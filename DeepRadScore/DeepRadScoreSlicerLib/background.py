@@ -135,12 +135,13 @@ class BackgroundAnalysis:
 
     def __init__(self, image_path, mask_path, output_dir, bundle_path="", endpoints=None,
                  thickness_mm: float | None = None, device: str = "auto", python: str | None = None,
-                 command_prefix: list[str] | None = None):
+                 command_prefix: list[str] | None = None, radiomics_backend: str = "auto"):
         self.output_dir = Path(output_dir)
         prefix = list(command_prefix) if command_prefix else [python or python_executable()]
         command = [*prefix, str(WORKER), "--image", str(image_path),
                    "--mask", str(mask_path), "--output", str(self.output_dir),
-                   "--bundle", str(bundle_path or ""), "--device", device]
+                   "--bundle", str(bundle_path or ""), "--device", device,
+                   "--radiomics-backend", radiomics_backend]
         if thickness_mm is not None:
             command += ["--thickness-mm", str(thickness_mm)]
         if endpoints:
@@ -327,7 +328,7 @@ class EngineJob:
     """One run on an :class:`EngineProcess`; the same handle as :class:`BackgroundAnalysis`."""
 
     def __init__(self, engine: EngineProcess, image_path, mask_path, output_dir, endpoints=None,
-                 thickness_mm: float | None = None):
+                 thickness_mm: float | None = None, radiomics_backend: str = "auto"):
         self.engine = engine
         self.process = engine.process
         self.output_dir = Path(output_dir)
@@ -341,7 +342,8 @@ class EngineJob:
         self._returncode: int | None = None
         engine.submit(self, {"image": str(image_path), "mask": str(mask_path), "output": str(self.output_dir),
                              "bundle": engine.bundle_path, "device": engine.device,
-                             "endpoints": list(endpoints) if endpoints else None, "thickness_mm": thickness_mm})
+                             "endpoints": list(endpoints) if endpoints else None, "thickness_mm": thickness_mm,
+                             "radiomics_backend": radiomics_backend})
 
     def _line(self, line: str) -> None:
         _record_line(self, line)

@@ -6,10 +6,13 @@ get it:
 
 * ``torch`` / ``torchvision`` through the PyTorch extension's ``PyTorchUtils.installTorch`` (it
   picks the wheel that matches the machine's CUDA driver, which plain pip cannot);
-* ``pyradiomics`` from the SlicerRadiomics extension. SlicerRadiomics builds pyradiomics from a
-  commit whose metadata says ``3.0.1a1`` (the 3.1.0 sdist says the same), so the minimum is
-  ``3.0.1a1``: anything SlicerRadiomics ships is accepted. We never pip-install it (the sdist
-  does not build on Slicer's Python without a C tool chain);
+* ``pyradiomics`` is optional (:data:`OPTIONAL_REQUIREMENTS`): the SlicerRadiomics extension's
+  copy is used when it is there, and without it (SlicerRadiomics has no macOS build) the engine's
+  native backend computes the same numbers from numpy, scipy, SimpleITK, PyWavelets and PyYAML
+  (:func:`radiomics_backend_text` says which one ran). SlicerRadiomics builds pyradiomics from a
+  commit whose metadata says ``3.0.1a1`` (the 3.1.0 sdist says the same), so a copy that is
+  installed must be at least ``3.0.1a1``; an older one is reported, never silently used. We
+  never pip-install it (the sdist does not build on Slicer's Python without a C tool chain);
 * everything else with pip, from ``Resources/requirements.txt`` (``>=`` minimums; exact pins only
   for scikit-learn and skops, which a bundle's pipelines need), under a constraints file
   (:func:`constraints_text`) that holds every package already installed in Slicer's Python at
@@ -51,10 +54,15 @@ MINIMUM_SLICER = (5, 10)
 OTHER_REQUIREMENTS: tuple[tuple[str, str], ...] = (
     ("torch>=2.2", PYTORCH_EXTENSION),
     ("torchvision>=0.17", PYTORCH_EXTENSION),
-    # SlicerRadiomics' build (pyradiomics commit 146e3bd) and the 3.1.0 sdist both say 3.0.1a1.
-    ("pyradiomics>=3.0.1a1", RADIOMICS_EXTENSION),
     ("numpy>=2.0", SLICER),
     ("SimpleITK>=2.3", SLICER),
+)
+
+# Checked only where installed: absent is fine (the native radiomics backend runs instead), a
+# version outside the specifier is reported. SlicerRadiomics' build (pyradiomics commit 146e3bd)
+# and the 3.1.0 sdist both say 3.0.1a1.
+OPTIONAL_REQUIREMENTS: tuple[tuple[str, str], ...] = (
+    ("pyradiomics>=3.0.1a1", RADIOMICS_EXTENSION),
 )
 
 # Packages Slicer 5.10 ships in its own Python: never upgraded or replaced by this module.
@@ -75,10 +83,11 @@ def pip_requirement_lines(path: Path = REQUIREMENTS_FILE) -> list[str]:
 
 
 def requirements(path: Path = REQUIREMENTS_FILE) -> tuple[tuple[str, str], ...]:
-    """Every requirement with its source, in the order the confirmation lists them."""
-    torch_and_radiomics = tuple(r for r in OTHER_REQUIREMENTS if r[1] != SLICER)
+    """Every required package with its source, in the order the confirmation lists them
+    (pyradiomics is not among them: see :data:`OPTIONAL_REQUIREMENTS`)."""
+    torch = tuple(r for r in OTHER_REQUIREMENTS if r[1] != SLICER)
     slicer_own = tuple(r for r in OTHER_REQUIREMENTS if r[1] == SLICER)
-    return torch_and_radiomics + tuple((line, PIP) for line in pip_requirement_lines(path)) + slicer_own
+    return torch + tuple((line, PIP) for line in pip_requirement_lines(path)) + slicer_own
 
 
 @dataclass(frozen=True)
@@ -118,13 +127,20 @@ def installed_distributions() -> dict[str, str]:
 
 
 def missing_requirements(wanted: Optional[Iterable[tuple[str, str]]] = None,
-                         version_of: Callable[[str], Optional[str]] = installed_version) -> list[Missing]:
-    """Every requirement that is absent or at a version outside its specifier, in list order."""
+                         version_of: Callable[[str], Optional[str]] = installed_version,
+                         optional: Optional[Iterable[tuple[str, str]]] = None) -> list[Missing]:
+    """Every requirement that is absent or at a version outside its specifier, in list order,
+    then every optional one (default :data:`OPTIONAL_REQUIREMENTS`) that is installed at a
+    version outside its specifier (absent is fine)."""
     missing = []
     for text, source in (requirements() if wanted is None else wanted):
         requirement = Requirement(text)
         installed = version_of(requirement.name)
         if installed is None or not _satisfies(requirement, installed):
+            missing.append(Missing(text, source, installed))
+    for text, source in (OPTIONAL_REQUIREMENTS if optional is None else optional):
+        installed = version_of(Requirement(text).name)
+        if installed is not None and not _satisfies(Requirement(text), installed):
             missing.append(Missing(text, source, installed))
     return missing
 
@@ -177,13 +193,10 @@ def unresolvable_text(missing: list[Missing]) -> str:
     parts = []
     for m in missing:
         if m.source == RADIOMICS_EXTENSION:
-            if m.installed is None:
-                parts.append(f"{m.describe()}: install the SlicerRadiomics extension in the Extensions "
-                             "Manager and restart Slicer (SlicerRadiomics publishes no macOS build: on "
-                             "macOS use the deepradscore command line instead)")
-            else:
-                parts.append(f"{m.describe()}: update the SlicerRadiomics extension in the Extensions "
-                             "Manager and restart Slicer")
+            # Only an installed, too old copy gets here (absent is fine: the native backend runs).
+            parts.append(f"{m.describe()}: update the SlicerRadiomics extension in the Extensions "
+                         "Manager, or uninstall it (Deep-RadScore's native backend then computes the "
+                         "same features), and restart Slicer")
         else:
             parts.append(f"{m.describe()}: it is part of 3D Slicer; use Slicer "
                          f"{MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later")
@@ -213,3 +226,22 @@ def unsupported_slicer(major: int, minor: int) -> Optional[str]:
     return (f"Deep-RadScore needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later (this is "
             f"{major}.{minor}): its Python packages need Python 3.11+ and numpy 2, which older Slicer "
             "versions do not have. Install a current Slicer from download.slicer.org.")
+
+
+NATIVE = "native"
+
+
+def radiomics_backend_text(described: str, requested: str = "auto") -> str:
+    """The line a Run shows about which radiomics backend computed its features.
+
+    :param described: what ran, as ``DeepRadScoreLib.features.backends.describe`` says it
+        (``pyradiomics 3.0.1a1`` or ``native (DeepRadScore 0.1.0)``).
+    :param requested: the backend asked for (``auto``, ``pyradiomics`` or ``native``).
+    :returns: e.g. ``radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not
+        found; same numbers)``.
+    """
+    if not described.startswith(NATIVE):
+        return f"radiomics: {described}."
+    if requested == NATIVE:
+        return "radiomics: DeepRadScore's native backend (chosen; the same numbers as pyradiomics)."
+    return "radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not found; same numbers)."

@@ -7,6 +7,11 @@ the results into the scene (:mod:`scene_outputs`). It sets up the Python package
 needs (:meth:`~DeepRadScoreLogic.setupPythonRequirements`), so a console user gets the same
 confirmed install as the GUI.
 
+The radiomics run on pyradiomics where it imports (the SlicerRadiomics extension's) and on the
+engine's native backend otherwise (``radiomicsBackend="auto"``; ``"native"`` or
+``"pyradiomics"`` choose one): both give the same numbers, and every output says which one ran
+(``DeepRadScoreOutput.radiomicsBackend`` and its message).
+
 Imports slicer and vtk, never qt: it runs in Slicer and under headless ``slicer-core`` alike,
 where the tests use it. Nothing heavy is imported at module load (torch, pyradiomics and
 scikit-learn may not be installed yet when Slicer starts).
@@ -50,6 +55,9 @@ class DeepRadScoreOutput:
     heatmapNodes: dict = field(default_factory=dict)
     message: str = ""
     segmentationNode: Optional[object] = None
+    # What computed the features, as features.backends.describe() says it
+    # ("pyradiomics 3.0.1a1", "native (DeepRadScore 0.1.0)").
+    radiomicsBackend: str = ""
 
 
 def _discard_at_exit(logic_ref) -> None:
@@ -88,11 +96,17 @@ class DeepRadScoreLogic:
         return deps.unsupported_slicer(int(app.majorVersion), int(app.minorVersion))
 
     def setupPythonRequirements(self, confirm: bool = True,
-                                statusCallback: Optional[Callable[[str], None]] = None) -> bool:
+                                statusCallback: Optional[Callable[[str], None]] = None,
+                                radiomicsBackend: str = "auto") -> bool:
         """Install what the engine needs after ONE confirmation; False if the user declines.
+
+        pyradiomics is not needed (the native backend computes the same features); a
+        SlicerRadiomics pyradiomics that is installed but too old is reported, unless
+        ``radiomicsBackend`` is ``"native"`` (then it is never used).
 
         :param confirm: ask the user first (a console user may pass False).
         :param statusCallback: ``statusCallback(text)`` before each install step (the GUI shows it).
+        :param radiomicsBackend: ``auto``, ``pyradiomics`` or ``native`` (see :meth:`process`).
         :returns: True when everything is in place.
         :raises RuntimeError: with what the user can do, when this Slicer is too old, or a
             package must come from another extension (SlicerRadiomics) or from Slicer itself.
@@ -103,7 +117,8 @@ class DeepRadScoreLogic:
         problem = self.slicerVersionProblem()
         if problem:
             raise RuntimeError(problem)
-        missing = deps.missing_requirements()
+        optional = () if radiomicsBackend == "native" else None
+        missing = deps.missing_requirements(optional=optional)
         if not missing:
             return True
         blocked = deps.unresolvable(missing)
@@ -120,7 +135,7 @@ class DeepRadScoreLogic:
         if pipNeeds:
             status(f"Installing {', '.join(pipNeeds)} with pip (this takes a few minutes)...")
             self._pipInstall(pipNeeds)
-        still = deps.missing_requirements()
+        still = deps.missing_requirements(optional=optional)
         if still:
             raise RuntimeError("Still missing after installation (restart Slicer and try again): "
                                + "; ".join(m.describe() for m in still))
@@ -239,7 +254,8 @@ class DeepRadScoreLogic:
     def process(self, volumeNode, segmentationNode, tumorSegmentId: str, bundlePath=None, endpoints=None,
                 progressCallback=None, cancel=None, thicknessMm: Optional[float] = None,
                 device: str = "auto", predictionsTableNode=None, featuresTableNode=None,
-                heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
+                heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY,
+                radiomicsBackend: str = "auto") -> DeepRadScoreOutput:
         """Run the engine in this process on the nodes' data and show the results.
 
         :param bundlePath: model bundle folder; None or "" for the ring and features only.
@@ -248,11 +264,16 @@ class DeepRadScoreLogic:
         :param cancel: ``cancel() -> bool``, looked at between steps and inside the radiomics.
         :param thicknessMm: ring thickness; None: the bundle's (``Bundle.settings``), 3 mm
             without a bundle. A thickness that contradicts the bundle's is refused.
-        :returns: a :class:`DeepRadScoreOutput`.
+        :param radiomicsBackend: ``auto`` (pyradiomics where it imports, else the native
+            backend), ``pyradiomics`` or ``native``; both give the same numbers, so any bundle
+            works with either. ``pyradiomics`` where it is absent is refused (InputError).
+        :returns: a :class:`DeepRadScoreOutput`; its ``radiomicsBackend`` says what ran.
         """
         from DeepRadScoreLib.analysis import analyse_case
+        from DeepRadScoreLib.features.backends import describe
 
         start = time.time()
+        described = describe(radiomicsBackend)  # an unusable backend is refused before any work
         image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
         bundle = None
         if bundlePath:
@@ -261,16 +282,16 @@ class DeepRadScoreLogic:
             bundle = Bundle.load(str(bundlePath), device=device)
         result = analyse_case(image, mask, bundle=bundle, endpoints=list(endpoints) if endpoints else None,
                               thickness_mm=thicknessMm, gradcam=True, device=device, progress=progressCallback,
-                              cancel=cancel, heatmap_grid="patch")
+                              cancel=cancel, heatmap_grid="patch", backend=radiomicsBackend)
         used = bundle.settings.thickness_mm if bundle is not None else (thicknessMm or DEFAULT_THICKNESS_MM)
         output = self._showRun(volumeNode, segmentationNode, tumorSegmentId, image, result, used,
                                bool(bundle and bundle.synthetic), predictionsTableNode, featuresTableNode,
-                               heatmapOpacity)
+                               heatmapOpacity, (radiomicsBackend, described))
         logger.info("Deep-RadScore finished in %.1f s", time.time() - start)
         return output
 
     def _showRun(self, volumeNode, segmentationNode, tumorSegmentId, image, result, thicknessMm, synthetic,
-                 predictionsTableNode, featuresTableNode, heatmapOpacity) -> DeepRadScoreOutput:
+                 predictionsTableNode, featuresTableNode, heatmapOpacity, backend=None) -> DeepRadScoreOutput:
         import SimpleITK as sitk
 
         tumour = self._tumour(segmentationNode, tumorSegmentId)
@@ -280,6 +301,10 @@ class DeepRadScoreLogic:
         output = self.showResults(volumeNode, image, result, ringId, synthetic=synthetic,
                                   predictionsTableNode=predictionsTableNode, featuresTableNode=featuresTableNode,
                                   segmentationNode=segmentationNode, heatmapOpacity=heatmapOpacity)
+        if backend is not None and backend[1]:
+            requested, described = backend
+            output.radiomicsBackend = described
+            output.message += " " + deps.radiomics_backend_text(described, requested)
         return output
 
     def _temporaryFolder(self) -> str:
@@ -292,20 +317,26 @@ class DeepRadScoreLogic:
         return tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root or None)
 
     def startBackground(self, volumeNode, segmentationNode, tumorSegmentId: str, bundlePath=None, endpoints=None,
-                        thicknessMm: Optional[float] = None, device: str = "auto"):
+                        thicknessMm: Optional[float] = None, device: str = "auto", radiomicsBackend: str = "auto"):
         """Start the engine in a child process (what the GUI does); poll or wait on the handle.
 
         The CT and mask go to a private temporary folder that :meth:`finishBackground` or
         :meth:`discardBackground` delete (also when the start fails, the scene closes, or Slicer
-        exits). Closing the scene cancels and discards the job. ``thicknessMm`` as in
-        :meth:`process`.
+        exits). Closing the scene cancels and discards the job. ``thicknessMm`` and
+        ``radiomicsBackend`` as in :meth:`process` (the worker resolves ``auto`` in its own
+        Python and records what ran).
 
         :returns: a :class:`~DeepRadScoreSlicerLib.background.BackgroundAnalysis`.
         """
         import SimpleITK as sitk
 
+        from DeepRadScoreLib.features.backends import BACKENDS
+
         from .background import BackgroundAnalysis, EngineJob
 
+        if radiomicsBackend not in BACKENDS:
+            raise InputError(f"radiomicsBackend: unknown backend '{radiomicsBackend}' (choose one of "
+                             f"{', '.join(BACKENDS)})")
         image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
         folder = self._temporaryFolder()
         try:
@@ -315,18 +346,20 @@ class DeepRadScoreLogic:
             output = os.path.join(folder, "result")
             engine = self._engineFor(bundlePath, device) if self.keepEngine else None
             if engine is not None:
-                job = EngineJob(engine, imagePath, maskPath, output, endpoints, thicknessMm)
+                job = EngineJob(engine, imagePath, maskPath, output, endpoints, thicknessMm,
+                                radiomics_backend=radiomicsBackend)
             else:
                 job = BackgroundAnalysis(imagePath, maskPath, output, str(bundlePath or ""),
                                          list(endpoints) if endpoints else None, thicknessMm, device,
-                                         command_prefix=self.enginePrefix)
+                                         command_prefix=self.enginePrefix, radiomics_backend=radiomicsBackend)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         scene = volumeNode.GetScene()
         job.context = {"volumeNode": volumeNode, "segmentationNode": segmentationNode,
                        "tumorSegmentId": tumorSegmentId, "image": image, "bundlePath": bundlePath,
-                       "thicknessMm": thicknessMm, "folder": folder, "scene": scene, "discarded": False}
+                       "thicknessMm": thicknessMm, "folder": folder, "scene": scene, "discarded": False,
+                       "radiomicsBackend": radiomicsBackend}
         job.context["closeObserver"] = scene.AddObserver(
             slicer.vtkMRMLScene.StartCloseEvent, lambda caller, event, job=job: self.discardBackground(job))
         self._jobs.append(job)
@@ -365,19 +398,20 @@ class DeepRadScoreLogic:
     def finishBackground(self, job, predictionsTableNode=None, featuresTableNode=None,
                          heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
         """Read a finished worker's result and show it like :meth:`process` does."""
-        from .worker import load_result
+        from .worker import load_backend, load_result
 
         context = job.context
         if context.get("discarded"):
             raise RuntimeError("the run was discarded (its scene was closed)")
         try:
             result, synthetic, thickness = load_result(job.output_dir)
+            described = load_backend(job.output_dir)
         finally:
             self._release(job)
         return self._showRun(context["volumeNode"], context["segmentationNode"], context["tumorSegmentId"],
                              context["image"], result, thickness or DEFAULT_THICKNESS_MM, synthetic,
-                             predictionsTableNode,
-                             featuresTableNode, heatmapOpacity)
+                             predictionsTableNode, featuresTableNode, heatmapOpacity,
+                             (context.get("radiomicsBackend", "auto"), described))
 
     def discardBackground(self, job) -> None:
         """Stop a worker if it still runs and delete its temporary files (Cancel, a failure, a

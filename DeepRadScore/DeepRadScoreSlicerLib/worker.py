@@ -11,6 +11,8 @@ keeps one engine per bundle): each stdin line is one run's options as JSON, answ
 :func:`save_result` in the engine's one result format (``CaseResult.to_json``, the JSON of
 ``deepradscore predict``, plus the features and image files) and read back by :func:`load_result`.
 The ring the worker computes is the one the Slicer Logic adds as a segment (computed once).
+``--radiomics-backend`` (``auto``: pyradiomics where it imports in this Python, else the native
+backend) is resolved here, and what ran is recorded in the result (:func:`load_backend`).
 
 This module imports only the engine, never slicer/vtk/qt.
 """
@@ -55,19 +57,22 @@ def parse_progress(line: str):
         return None
 
 
-def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | None = None) -> None:
+def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | None = None,
+                radiomics_backend: str = "") -> None:
     """Write a CaseResult in the engine's one result format: ``CaseResult.to_json`` (what
     ``deepradscore predict -o`` writes) plus the features, and the images beside it.
 
     ``result.json`` gets ``features`` and ``files`` (ring, patch pixels, one heatmap per
-    endpoint, each named relative to ``folder``); it is written last, so its presence means
-    the result is complete.
+    endpoint, each named relative to ``folder``), and ``radiomics_backend``: what computed the
+    features (``features.backends.describe``); it is written last, so its presence means the
+    result is complete.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     document = result.to_json(bundle)
     document["features"] = {k: float(v) for k, v in result.features.items()}
     document["thickness_mm"] = thickness_mm
+    document["radiomics_backend"] = radiomics_backend
     files = {"ring": "ring.nrrd", "patch_hu": "patch_hu.npy", "heatmaps": {}}
     sitk.WriteImage(result.ring, str(folder / files["ring"]), True)
     np.save(folder / files["patch_hu"], result.patch.hu)
@@ -98,6 +103,13 @@ def load_result(folder: str | Path):
     bundle = document.get("bundle") or {}
     thickness = bundle.get("thickness_mm", document.get("thickness_mm"))
     return result, bool(bundle.get("synthetic", False)), thickness
+
+
+def load_backend(folder: str | Path) -> str:
+    """What computed a saved result's features (``pyradiomics 3.0.1a1``, ``native (...)``; "" for
+    a result written before the backend was recorded)."""
+    document = json.loads((Path(folder) / RESULT_FILE).read_text())
+    return str(document.get("radiomics_backend") or "")
 
 
 class BundleCache:
@@ -132,7 +144,11 @@ class BundleCache:
 
 def run(args, cache: BundleCache | None = None) -> int:
     from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.features.backends import describe
 
+    # An unusable backend ("pyradiomics" where it does not import) is one error line, before
+    # the bundle is loaded.
+    described = describe(args.radiomics_backend)
     bundle = (cache or BundleCache()).get(args.bundle, args.device)
 
     def progress(fraction: float, message: str) -> None:
@@ -142,10 +158,10 @@ def run(args, cache: BundleCache | None = None) -> int:
     mask = sitk.ReadImage(args.mask)
     result = analyse_case(image, mask, bundle=bundle, endpoints=args.endpoints,
                           thickness_mm=args.thickness_mm, gradcam=True, device=args.device,
-                          progress=progress, heatmap_grid="patch")
+                          progress=progress, heatmap_grid="patch", backend=args.radiomics_backend)
     thickness = (bundle.settings.thickness_mm if bundle is not None
                  else args.thickness_mm if args.thickness_mm is not None else 3.0)
-    save_result(result, args.output, bundle, thickness)
+    save_result(result, args.output, bundle, thickness, described)
     progress(1.0, "done")
     return 0
 
@@ -163,6 +179,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--thickness-mm", type=float, default=None,
                         help="ring thickness (default: the bundle's; 3 mm without a bundle)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--radiomics-backend", default="auto",
+                        help="auto (pyradiomics where it imports, else native), pyradiomics or native")
     return parser
 
 
@@ -183,7 +201,8 @@ def request_arguments(request: dict) -> list[str]:
     """A JSON request (what :class:`~DeepRadScoreSlicerLib.background.EngineProcess` writes) as
     the command-line arguments of one run."""
     argv = ["--image", request["image"], "--mask", request["mask"], "--output", request["output"],
-            "--bundle", request.get("bundle") or "", "--device", request.get("device", "auto")]
+            "--bundle", request.get("bundle") or "", "--device", request.get("device", "auto"),
+            "--radiomics-backend", request.get("radiomics_backend") or "auto"]
     if request.get("thickness_mm") is not None:
         argv += ["--thickness-mm", str(request["thickness_mm"])]
     if request.get("endpoints"):
