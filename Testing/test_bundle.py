@@ -152,10 +152,13 @@ def test_pickle_in_place_of_the_networks_and_foreign_estimator_are_refused(bundl
     from sklearn.linear_model import LinearRegression
 
     deep = bundle_copy / "deep.safetensors"
+    original = deep.read_bytes()
     deep.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
     _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({deep.name: sha256_file(deep)}))
     line = _cli_error(bundle_copy, tmp_path, capsys)
     assert "deep.safetensors: not a readable safetensors file" in line, line
+    deep.write_bytes(original)  # the networks are read before the classifiers: put them back
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({deep.name: sha256_file(deep)}))
 
     # A scikit-learn type skops trusts by default, but not a classifier on the model's inputs.
     name = "PLANT_radiomics.skops"
@@ -256,3 +259,18 @@ def test_background_load_raises_its_error_in_the_callers_thread(bundle_copy):
         bundle.wait()
     with pytest.raises(InputError, match="deep.safetensors: sha256 does not match"):
         bundle.deep  # noqa: B018  (every later use fails the same way, never half-loaded)
+
+
+def test_background_load_gives_the_networks_before_the_classifiers_and_their_errors_after(bundle_copy):
+    """predict's Deep-CT starts once the networks are in (issue 13); a broken classifier file is
+    still an InputError naming it, raised where the classifiers are needed."""
+    name = "PLANT_fusion.skops"
+    (bundle_copy / name).write_bytes(b"not a zip archive")
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
+    bundle = Bundle.load(bundle_copy, device="cpu", background=True)
+    deep = bundle.deep
+    assert deep.n_networks >= 1 and deep.features(np.full((1, 160, 160), -800.0))["PLANT"].shape[1] == 1
+    with pytest.raises(InputError, match="PLANT_fusion.skops: not a readable skops file"):
+        bundle.wait()
+    with pytest.raises(InputError, match="PLANT_fusion.skops"):
+        bundle.classifiers

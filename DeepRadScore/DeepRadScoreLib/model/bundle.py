@@ -76,6 +76,9 @@ class Bundle:
         # The endpoints loaded (a partial load reads only these); default: all trained ones.
         self._loaded = list(endpoints) if endpoints is not None else list(meta.endpoints)
         self._loader = None  # a thread still reading the networks and classifiers (background load)
+        # Set by that thread once the networks are in (before the classifiers): the Deep-CT of a
+        # case can start while scikit-learn and the classifiers still load.
+        self._deep_ready = threading.Event()
         self._load_error: BaseException | None = None
 
     @property
@@ -100,7 +103,12 @@ class Bundle:
 
     @property
     def deep(self):
-        """The Deep-CT ensemble (:class:`~DeepRadScoreLib.deep.ensemble.DeepEnsemble`)."""
+        """The Deep-CT ensemble (:class:`~DeepRadScoreLib.deep.ensemble.DeepEnsemble`); during a
+        background load it is available as soon as the networks are, before the classifiers."""
+        if self._loader is not None:
+            self._deep_ready.wait()
+            if self._deep is not None and self._load_error is None:
+                return self._deep
         self.wait()
         return self._deep
 
@@ -250,17 +258,21 @@ class Bundle:
             wanted = [bundle.check_endpoint(e) for e in dict.fromkeys(endpoints)]
             bundle._loaded = [e for e in meta.endpoints if e in wanted]
         if not background:
+            bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads)
             bundle._radscores = _radscores(meta)
-            bundle._classifiers, bundle._deep = _load_heavy(path, meta, bundle._loaded, k, device, threads)
+            bundle._classifiers = _load_classifiers(path, meta, bundle._loaded, k)
             return bundle
 
         def load_heavy():
             try:
+                bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads)
+                bundle._deep_ready.set()
                 bundle._radscores = _radscores(meta)
-                loaded = _load_heavy(path, meta, bundle._loaded, k, device, threads)
-                bundle._classifiers, bundle._deep = loaded
+                bundle._classifiers = _load_classifiers(path, meta, bundle._loaded, k)
             except BaseException as err:  # handed to the caller's thread by wait()
                 bundle._load_error = err
+            finally:
+                bundle._deep_ready.set()
 
         bundle._loader = threading.Thread(target=load_heavy, name="bundle-load", daemon=True)
         bundle._loader.start()
@@ -275,10 +287,8 @@ def _radscores(meta: BundleMeta) -> dict:
             for endpoint, info in meta.models.items()}
 
 
-def _load_heavy(path: Path, meta: BundleMeta, endpoints: list[str], k: int, device: str,
-                threads: int | None) -> tuple[dict, object]:
-    """The classifiers of ``endpoints`` and the Deep-CT networks, each file hashed before use."""
-    n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
+def _classifier_files(path: Path, meta: BundleMeta, endpoints: list[str]) -> dict:
+    """``{(endpoint, model): file name}`` of the classifiers of ``endpoints``."""
     files = {}
     for endpoint in endpoints:
         for model in MODELS:
@@ -287,19 +297,36 @@ def _load_heavy(path: Path, meta: BundleMeta, endpoints: list[str], k: int, devi
                 raise InputError(f"{path / (name or f'{endpoint}_{model}.skops')}: not covered by the "
                                  f"bundle's hashes")
             files[(endpoint, model)] = name
+    return files
+
+
+def _load_networks(path: Path, meta: BundleMeta, endpoints: list[str], k: int, device: str,
+                   threads: int | None):
+    """Check the hashes of every file the load will use, then read the Deep-CT networks.
+
+    The classifiers are read afterwards (:func:`_load_classifiers`), so that a case's Deep-CT
+    can run while scikit-learn is still being imported; nothing is read before all hashes match.
+    """
+    files = _classifier_files(path, meta, endpoints)
     # A full load checks every file the bundle lists (a whole bundle should be intact); a
     # partial one reads, and so hashes, only the files it uses. Each before it is used.
     used = set(meta.files) if list(endpoints) == list(meta.endpoints) else {DEEP_FILE, *files.values()}
     for name in [n for n in meta.files if n in used]:
         if sha256_file(path / name) != meta.files[name]:
             raise InputError(f"{path / name}: sha256 does not match bundle.json (tampered or damaged)")
-    classifiers = {key: _load_skops(path / name, n_inputs[key[1]]) for key, name in files.items()}
     with torch_threads(threads):
         deep = _load_deep(path, meta, device)
     if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
         raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
                          f"endpoints with k = {k} features")
-    return classifiers, deep
+    return deep
+
+
+def _load_classifiers(path: Path, meta: BundleMeta, endpoints: list[str], k: int) -> dict:
+    """The fitted classifiers of ``endpoints`` (their hashes were checked by _load_networks)."""
+    n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
+    return {key: _load_skops(path / name, n_inputs[key[1]])
+            for key, name in _classifier_files(path, meta, endpoints).items()}
 
 
 def _read_checked_json(path: Path, meta_file: Path) -> dict:
