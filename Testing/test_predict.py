@@ -46,8 +46,10 @@ def test_predict_writes_every_field_and_heatmap(trained, tmp_path, capsys):  # n
     assert values.min() >= 0.0 and values.max() <= 1.0
     assert not np.delete(values, k, axis=0).any()  # only the deep-ROI slice carries the map
     assert "PLANT: Deep-RadScore" in capsys.readouterr().out
-    # Torch threads were sized to the free cores; the background bundle load was waited for.
-    assert 1 <= result["threads"] and result["seconds"]["bundle_wait"] >= 0.0
+    # The radiomics processes were sized to the free cores (one torch thread beside them); the
+    # background bundle load was waited for.
+    assert result["threads"] == 1 and 1 <= result["radiomics_jobs"] <= 2
+    assert result["seconds"]["bundle_wait"] >= 0.0
     # The Deep-CT ran beside the radiomics; the result says which radiomics backend ran (auto
     # here: pyradiomics is installed).
     assert result["seconds"]["deep"] > 0.0 and result["seconds"]["deep_wait"] >= 0.0
@@ -214,3 +216,4 @@ def test_predict_of_a_one_voxel_tumour_names_the_mask_file(trained, tmp_path, ca
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"error: {path}: tumour mask: "), line
     assert not out.exists()
+

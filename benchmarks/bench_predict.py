@@ -166,7 +166,7 @@ def main() -> int:
             row["extract_s"], row["extract_load_before"], row["extract_load_after"] = timed(extract)
             row["predict_s"], row["predict_load_before"], row["predict_load_after"] = timed(predict)
             row["predict_stages_s"] = json.loads((tmp / "result.json").read_text())["seconds"]
-            row["predict_threads"] = json.loads((tmp / "result.json").read_text()).get("threads")
+            row["predict_threads"] = json.loads((tmp / "result.json").read_text()).get("radiomics_jobs")
             spinner = busy_loop()
             try:
                 time.sleep(1.0)  # so that the load it adds is visible to the free-core count
@@ -175,7 +175,7 @@ def main() -> int:
                 spinner.kill()
                 spinner.wait()
             row["busy_stages_s"] = json.loads((tmp / "result.json").read_text())["seconds"]
-            row["busy_threads"] = json.loads((tmp / "result.json").read_text()).get("threads")
+            row["busy_threads"] = json.loads((tmp / "result.json").read_text()).get("radiomics_jobs")
             runs.append(row)
             print(json.dumps(row), flush=True)
         parts_load = loadavg()
@@ -203,9 +203,9 @@ def main() -> int:
              "Stages of each predict (result.json `seconds`), per repeat:", ""]
     for r in runs:
         lines.append(f"- repeat {r['repeat']}: extract {r['extract_s']:.1f} s, predict {r['predict_s']:.1f} s "
-                     f"(threads {r['predict_threads']}, load {r['predict_load_before']:.2f}) "
+                     f"(radiomics processes {r['predict_threads']}, load {r['predict_load_before']:.2f}) "
                      + json.dumps({k: round(v, 2) for k, v in r["predict_stages_s"].items()})
-                     + f"; busy {r['busy_s']:.1f} s (threads {r['busy_threads']}, load "
+                     + f"; busy {r['busy_s']:.1f} s (radiomics processes {r['busy_threads']}, load "
                      f"{r['busy_load_before']:.2f}) "
                      + json.dumps({k: round(v, 2) for k, v in r["busy_stages_s"].items()}))
     lines += ["", f"What a predict process does beyond extract (fresh interpreter, one torch thread, "

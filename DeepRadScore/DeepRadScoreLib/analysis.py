@@ -45,6 +45,7 @@ class CaseResult:
     predictions: dict[str, EndpointPrediction] = field(default_factory=dict)
     heatmaps: dict[str, sitk.Image] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    radiomics_jobs: int = 1       # processes the radiomics used
 
     def to_json(self, bundle=None) -> dict:
         """The result as plain JSON (what ``predict -o result.json`` writes)."""
@@ -125,11 +126,11 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
     # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
-    features = extract_case_features(image, mask, ring, params_path, backend=backend,
-                                     jobs=radiomics_jobs, progress=scaled(progress, 0.05, 0.8),
-                                     cancel=cancel)
+    jobs = int(radiomics_jobs)
+    features = extract_case_features(image, mask, ring, params_path, backend=backend, jobs=jobs,
+                                     progress=scaled(progress, 0.05, 0.8), cancel=cancel)
     seconds["radiomics"] = time.perf_counter() - t0
-    result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds)
+    result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds, radiomics_jobs=jobs)
     if bundle is None:
         report(progress, 1.0, "done", cancel)
         return result
@@ -224,7 +225,8 @@ def _patch_slice(patch: DeepRoiPatch, values, reference: sitk.Image) -> sitk.Ima
 
 def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=None,
                      gradcam_endpoint: str | None = None, endpoints: list[str] | None = None,
-                     label: int | None = None, roi_name: str | None = None, radiomics_jobs: int = 1,
+                     label: int | None = None, roi_name: str | None = None,
+                     radiomics_jobs: int = 1,
                      earlier_seconds: dict[str, float] | None = None, progress=None,
                      cancel=None, thickness_mm: float | None = None,
                      params_path=None, threads: int | None = None,
@@ -276,6 +278,7 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         out["gradcam"] = {"endpoint": heat_endpoint, "file": str(gradcam_path)}
     if threads is not None:
         out["threads"] = int(threads)
+    out["radiomics_jobs"] = result.radiomics_jobs
     # Both files appear together or not at all: the heatmap is renamed into place only after
     # the JSON has been written.
     with contextlib.ExitStack() as stack:

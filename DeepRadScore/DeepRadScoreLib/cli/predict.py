@@ -30,7 +30,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     started = time.perf_counter()
-    from DeepRadScoreLib.model.bundle import Bundle  # scikit-learn, for bundle.json's schema: timed
+    from DeepRadScoreLib.model.bundle import Bundle
 
     # Only the asked endpoints' classifiers are read; the networks and classifiers load in a
     # thread while the cores are counted and the radiomics run in worker processes. One torch
@@ -39,8 +39,8 @@ def run_predict(args: argparse.Namespace) -> int:
                          threads=1)
     load_seconds = time.perf_counter() - started
     # Counted once, before our radiomics workers start (our own loading thread is left out):
-    # other processes' load decides how many workers and torch threads pay off; os.cpu_count()
-    # oversubscribed 2 busy cores and made scoring 15x slower (issue 13).
+    # other processes' load decides how many workers pay off; os.cpu_count() oversubscribed 2
+    # busy cores and made scoring 15x slower (issue 13).
     started = time.perf_counter()
     cores = free_cores()
     count_seconds = time.perf_counter() - started
@@ -48,7 +48,10 @@ def run_predict(args: argparse.Namespace) -> int:
         result, document = predict_to_files(bundle, args.image, args.mask, args.output, gradcam_path=args.gradcam,
                                      gradcam_endpoint=args.gradcam_endpoint, endpoints=args.endpoints,
                                      label=args.label, roi_name=args.roi_name,
-                                     radiomics_jobs=min(cores, ONE_CASE_JOBS), threads=cores,
+                                     radiomics_jobs=min(cores, ONE_CASE_JOBS),
+                                     # One torch thread: the Deep-CT runs beside the radiomics,
+                                     # which have the free cores.
+                                     threads=1,
                                      earlier_seconds={"load_bundle": load_seconds,
                                                       "count_cores": count_seconds},
                                      progress=progress, thickness_mm=args.thickness_mm,
