@@ -13,7 +13,8 @@ the tumour (acquisition, anatomy, scanner), :mod:`.tumour` the tumour and the la
 Determinism: a case depends only on ``(seed, case index)`` and its labels; the labels and the
 split are drawn once per cohort from ``seed``. Every random stream of a case is drawn in a fixed
 order whatever the labels, so flipping a label that does not move the tumour (EGFR, KRAS, ALK,
-ROS1, LVI, PDL1, TP53) changes only the voxels of its mechanism: the tests use such
+ROS1, LVI, PDL1, TP53) changes only the voxels of its mechanisms (its 3D mechanism in tumour or
+ring, its sign in its own quarter of the lung on the deep-ROI slice): the tests use such
 counterfactual pairs to prove each signal sits where the docs say.
 """
 from __future__ import annotations
@@ -41,17 +42,17 @@ from DeepRadScoreLib.synthetic.phantom import (  # noqa: F401
     AIR, BASE_HU, BLOOD, BONE, FAT, LUNG, MARROW, MAX_VOXELS, MED_FAT, SLICE_THICKNESSES,
     SLICE_WEIGHTS, SOFT, TISSUE_NAMES, add_vessels, anatomy_on_grid, draw_acquisition, draw_body,
     make_grid, scan)
+from DeepRadScoreLib.synthetic.signs import SLICE_SIGNS, draw_signs, plant_slice_signs  # noqa: F401
 from DeepRadScoreLib.synthetic.tumour import (  # noqa: F401
-    INDEPENDENT_ENDPOINTS, MECHANISMS, PENETRANCE, SLICE_MOTIF_HU, SLICE_MOTIFS, Expression,
-    add_spicules, draw_expression, draw_tumour_shape, place_tumour, plant_interior, plant_ring,
-    tumour_box)
+    INDEPENDENT_ENDPOINTS, MECHANISMS, PENETRANCE, Expression, add_spicules,
+    draw_expression, draw_tumour_shape, place_tumour, plant_interior, plant_ring, tumour_box)
 
 logger = logging.getLogger(__name__)
 
 GENERATOR = "DeepRadScore synthetic chest CT"
 # Bump when the images, labels or split that a seed gives change: a cached cohort with another
 # version is regenerated.
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "5"
 STATEMENT = "synthetic data: not for clinical use"
 MIN_CASES = 10
 
@@ -86,7 +87,7 @@ class SyntheticCase:
 
 
 # The random streams of a case; the last one draws the penetrance (see case_expression).
-N_STREAMS = 13
+N_STREAMS = 14
 
 
 def case_expression(seed: int, index: int, labels: dict[str, int], full: bool = False) -> Expression:
@@ -123,7 +124,7 @@ def generate_case(seed: int, index: int, labels: dict[str, int],
     # their own streams so that skipping one (label off) cannot shift any other draw.
     streams = np.random.SeedSequence([seed, index]).spawn(N_STREAMS)
     (acq_rng, anat_rng, shape_rng, place_rng, inner_rng, ring_rng, vessel_rng, noise_rng,
-     fine_rng, coarse_rng, ggo_rng, halo_rng, _) = (np.random.default_rng(s) for s in streams)
+     fine_rng, coarse_rng, ggo_rng, halo_rng, sign_rng, _) = (np.random.default_rng(s) for s in streams)
     show = case_expression(seed, index, lab, full_expression)
 
     # --- acquisition, body, tumour shape and its place (T4, PIK3CA, PI) ----------------------
@@ -144,12 +145,17 @@ def generate_case(seed: int, index: int, labels: dict[str, int],
     mask = np.zeros(grid.shape, dtype=np.uint8)
     mask[tb.box] = tb.tumour
     deep_slice = deep_roi_patch(*_mask_images(mask, grid.origin, grid.spacing)).slice_index
-    interior = plant_interior(hu[tb.box].copy(), tb, shape, show, deep_slice, grid.spacing,
+    interior = plant_interior(hu[tb.box].copy(), tb, shape, show, grid.spacing,
                               {"inner": inner_rng, "fine": fine_rng, "coarse": coarse_rng, "ggo": ggo_rng})
     box_hu = interior.hu
     plant_ring(box_hu, tb, shape, show, grid.spacing, {"ring": ring_rng, "halo": halo_rng})
     add_spicules(box_hu, tb, shape)
     hu[tb.box] = box_hu
+    # The deep-slice signs, in the lung outside the ring (see .signs); one that finds no room is
+    # left out and not recorded as shown.
+    drawn = plant_slice_signs(hu, mask, tissue[deep_slice] == LUNG, deep_slice, grid.spacing,
+                              show.slice, draw_signs(sign_rng))
+    show.slice = {e: shown and e in drawn for e, shown in show.slice.items()}
 
     # --- scanner -------------------------------------------------------------------------------
     hu = scan(hu, acq, noise_rng)

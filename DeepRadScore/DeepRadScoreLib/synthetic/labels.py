@@ -15,10 +15,12 @@ from DeepRadScoreLib import ENDPOINTS
 
 logger = logging.getLogger(__name__)
 
-# Target prevalences: the training column of the paper's Table 1 (ALK raised from 4.2 % to 8 %
-# so that small cohorts have positives).
-PREVALENCE = {"LVI": 0.32, "PI": 0.63, "T4": 0.245, "EGFR": 0.385, "KRAS": 0.10, "ALK": 0.08,
-              "TP53": 0.23, "PIK3CA": 0.11, "ROS1": 0.07, "PDL1": 0.50}
+# Target prevalences: the training column of the paper's Table 1 (LVI 32 %, TP53 23 %, PD-L1
+# 50 %), with the rare ones raised (paper: KRAS 10 %, ALK 4.2 %, PIK3CA 11 %, ROS1 7 %) and PI,
+# T4 and EGFR brought nearer to 30-50 % (paper: 63 %, 24.5 %, 38.5 %): a 160-case demo then has
+# 7-8 test positives of each rare endpoint instead of 3-5, whose AUCs moved by 0.1 with one case.
+PREVALENCE = {"LVI": 0.32, "PI": 0.5, "T4": 0.3, "EGFR": 0.3, "KRAS": 0.16, "ALK": 0.15,
+              "TP53": 0.23, "PIK3CA": 0.2, "ROS1": 0.15, "PDL1": 0.50}
 # Driver mutations are mutually exclusive in lung adenocarcinoma; the synthetic cohort keeps that.
 DRIVERS = ("EGFR", "KRAS", "ALK", "ROS1")
 # "Cohort II" (27.2 % of the paper's patients) has no PD-L1 status, as in the paper.

@@ -2,8 +2,9 @@
 
 Size (T4), elongation (PIK3CA) and broad pleural contact (PI) decide the tumour's shape and
 place; the interior (EGFR, KRAS, ALK, ROS1) and the peritumoral ring (LVI, PD-L1) mechanisms
-then paint HU into the tumour's box. :data:`MECHANISMS` is the table written into every
-cohort's ``SYNTHETIC.json`` and docs/synthetic-cohort.md says why each strength is what it is.
+then paint HU into the tumour's box. The deep-slice signs, the second, independent part of seven
+endpoints, are in :mod:`.signs`. :data:`MECHANISMS` is the table written into every cohort's
+``SYNTHETIC.json`` and docs/synthetic-cohort.md says why each strength is what it is.
 
 Every random stream is drawn in a fixed order whatever the labels (a texture skipped for a
 negative label has its own stream), so a case generated with one label flipped differs from its
@@ -18,66 +19,68 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from DeepRadScoreLib.synthetic.phantom import LUNG, Body, Grid, anatomy_2d, smooth_noise
+from DeepRadScoreLib.synthetic.signs import SLICE_SIGNS
 
 logger = logging.getLogger(__name__)
 
-# --- effect sizes (generator version 4; docs/synthetic-cohort.md says why each is what it is) ---
+# --- effect sizes (generator version 5; docs/synthetic-cohort.md says why each is what it is) ---
 # Penetrance: the chance that a positive case shows a mechanism at all, as not every EGFR-mutant
-# tumour has ground glass. "volume" is the 3D mechanism (radiomics sees it best), "slice" an
-# extra 2D sign on the deep-ROI slice only (the Deep-CT patch sees it; 3D radiomics sees it
-# diluted by the other slices). A silent positive looks like a negative there, which caps a
-# perfect reader of that one mechanism at AUC 0.5 + 0.5 * penetrance; the two are drawn
-# independently, so a model that reads both (the fusion) can do better than either.
+# tumour has ground glass. "volume" is the 3D mechanism of tumour or ring (radiomics sees it
+# best), "slice" a sign in the lung on the deep-ROI slice only, outside the ring (the Deep-CT
+# patch sees it; the radiomics of tumour and ring cannot: see :mod:`.signs`). A silent positive
+# looks like a negative there, which caps a perfect reader of that one mechanism at AUC
+# 0.5 + 0.5 * penetrance; the two are drawn independently, so a model that reads both (the
+# fusion) can do better than either.
 PENETRANCE = {
     # endpoint: (volume, slice); 0 = no such mechanism
-    "LVI": (0.75, 0.0), "PI": (0.75, 0.0), "T4": (0.72, 0.0), "EGFR": (0.65, 0.7),
-    "KRAS": (0.8, 0.7), "ALK": (0.7, 0.7), "TP53": (0.0, 0.0), "PIK3CA": (0.65, 0.0),
-    "ROS1": (0.0, 0.9), "PDL1": (0.75, 0.0),
+    "LVI": (0.55, 0.65), "PI": (0.75, 0.0), "T4": (0.65, 0.0), "EGFR": (0.75, 0.4),
+    "KRAS": (0.5, 0.8), "ALK": (0.55, 0.45), "TP53": (0.0, 0.0), "PIK3CA": (0.6, 0.6),
+    "ROS1": (0.7, 0.5), "PDL1": (0.6, 0.7),
 }
-# The deep-slice signs: dark stripes inside the tumour (0 or -SLICE_MOTIF_HU), one period (in
-# pixels) per endpoint so a network can tell them apart. Stripes because a network trained from
-# scratch on ~100 patches learnt them where it did not learn rings, checkerboards or spokes (a
-# trial of this version). Dark, not bright, so that first-order maxima (not diluted by the other
-# slices) do not see them. Version 3's -300 HU stripes at slice penetrance 0.6 were not learnt
-# by the demo's Deep-CT (8 epochs from random weights: test AUC 0.38-0.57 on the four stripe endpoints);
-# -500 HU, the contrast of version 2's ROS1 stripes, which it learnt.
-SLICE_MOTIF_HU = 500.0
-SLICE_MOTIFS = {"ROS1": 5.0, "EGFR": 8.0, "KRAS": 3.0, "ALK": 11.0}
 
-MECHANISMS = {
-    "LVI": {"region": "peritumoral ring", "penetrance": PENETRANCE["LVI"][0], "mechanism":
-            "fine radial soft-tissue strands (about -330 HU, 15-25 % of the lung part of the ring) "
-            "confined to 0-2.8 mm outside the tumour"},
-    "PI": {"region": "tumour shape + peritumoral ring", "penetrance": PENETRANCE["PI"][0], "mechanism":
-           "broad contact with the chest-wall pleura (the tumour is flattened against it and its "
-           "ring holds chest wall); negatives (and silent positives) keep >= 7 mm of lung around them"},
-    "T4": {"region": "tumour size", "penetrance": PENETRANCE["T4"][0], "mechanism":
-           "longest axis 55-82 mm (negatives and silent positives 12-48 mm, log-uniform)"},
-    "EGFR": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["EGFR"][0],
-             "slice_penetrance": PENETRANCE["EGFR"][1], "mechanism":
-             "ground-glass component (-650..-560 HU) making up 20-50 % of the tumour (15 % of "
-             "negatives carry a small 4-15 % one); deep slice: dark stripes (period 8 pixels, -500 HU)"},
-    "KRAS": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["KRAS"][0],
-             "slice_penetrance": PENETRANCE["KRAS"][1], "mechanism":
-             "solid part denser (about 64 vs 36 HU) with coarse mottled texture (2.5 mm grain, "
-             "24 HU vs 1 mm grain, 10 HU); deep slice: dark stripes (period 3 pixels, -500 HU)"},
-    "ALK": {"region": "tumour interior + deep-ROI slice", "penetrance": PENETRANCE["ALK"][0],
-            "slice_penetrance": PENETRANCE["ALK"][1], "mechanism":
-            "2-5 punctate calcifications (1.0-2.0 mm radius, 400-900 HU; 4 % of negatives have "
-            "one); deep slice: dark stripes (period 11 pixels, -500 HU)"},
-    "TP53": {"region": "none", "penetrance": 0.0, "mechanism":
-             "INDEPENDENT of the image (leakage detector): flipping it leaves every voxel unchanged"},
-    "PIK3CA": {"region": "tumour shape", "penetrance": PENETRANCE["PIK3CA"][0], "mechanism":
-               "elongated (cigar-shaped) tumour: short axes 0.58-0.78 of the long axis "
-               "(negatives and silent positives 0.72-1.0)"},
-    "ROS1": {"region": "deep-ROI slice only", "penetrance": 0.0,
-             "slice_penetrance": PENETRANCE["ROS1"][1], "mechanism":
-             "dark in-plane stripes (period 5 pixels, -500 HU) inside the tumour on the axial "
-             "slice of largest tumour area only (the slice of the deep-ROI patch)"},
-    "PDL1": {"region": "peritumoral ring", "penetrance": PENETRANCE["PDL1"][0], "mechanism":
-             "faint ground-glass halo (about -690 HU) 1.6-2.8 mm thick around the tumour, lung "
-             "part only"},
+# ROS1's 3D mechanism: a less dense solid part (the mirror of KRAS's +28 HU).
+ROS1_DENSITY_DROP_HU = 28.0
+
+_VOLUME = {
+    "LVI": ("peritumoral ring", "fine radial soft-tissue strands (about -330 HU, 15-25 % of the lung "
+            "part of the ring) confined to 0-2.8 mm outside the tumour"),
+    "PI": ("tumour shape + peritumoral ring", "broad contact with the chest-wall pleura (the tumour "
+           "is flattened against it and its ring holds chest wall); negatives (and silent "
+           "positives) keep >= 7 mm of lung around them"),
+    "T4": ("tumour size", "longest axis 55-82 mm (negatives and silent positives 12-48 mm, log-uniform)"),
+    "EGFR": ("tumour interior", "ground-glass component (-650..-560 HU) making up 20-50 % of the "
+             "tumour (15 % of negatives carry a small 4-15 % one)"),
+    "KRAS": ("tumour interior", "solid part denser (about 64 vs 36 HU) with coarse mottled texture "
+             "(2.5 mm grain, 24 HU vs 1 mm grain, 10 HU)"),
+    "ALK": ("tumour interior", "2-5 punctate calcifications (1.0-2.0 mm radius, 400-900 HU; 4 % of "
+            "negatives have one)"),
+    "PIK3CA": ("tumour shape", "elongated (cigar-shaped) tumour: short axes 0.58-0.78 of the long "
+               "axis (negatives and silent positives 0.72-1.0)"),
+    "ROS1": ("tumour interior", "less dense solid part (about 8 vs 36 HU, sd 8; the mirror of KRAS)"),
+    "PDL1": ("peritumoral ring", "faint ground-glass halo (about -690 HU) 1.6-2.8 mm thick around "
+             "the tumour, lung part only"),
 }
+
+
+def _mechanisms() -> dict:
+    table = {}
+    for e in PENETRANCE:
+        if e == "TP53":
+            table[e] = {"region": "none", "penetrance": 0.0, "mechanism":
+                        "INDEPENDENT of the image (leakage detector): flipping it leaves every voxel unchanged"}
+            continue
+        region, text = _VOLUME[e]
+        entry = {"region": region, "penetrance": PENETRANCE[e][0], "mechanism": text}
+        if e in SLICE_SIGNS:
+            pattern, level, _ = SLICE_SIGNS[e]
+            entry["region"] += " + deep-ROI slice (a quarter of the lung 6-40 mm beyond the tumour)"
+            entry["slice_penetrance"] = PENETRANCE[e][1]
+            entry["slice_sign"] = f"{pattern} ({level:.0f} HU)"
+        table[e] = entry
+    return table
+
+
+MECHANISMS = _mechanisms()
 INDEPENDENT_ENDPOINTS = ("TP53",)
 
 
@@ -309,9 +312,9 @@ class Interior:
 
 
 def plant_interior(box_hu: np.ndarray, tb: TumourBox, shape: TumourShape, show: Expression,
-                   deep_slice: int, spacing: tuple[float, float, float], streams: dict) -> Interior:
-    """The tumour's interior: solid part (KRAS: denser, coarse mottling), ground glass (EGFR),
-    cavity, calcifications (ALK), then the deep-slice motifs (EGFR, KRAS, ALK, ROS1).
+                   spacing: tuple[float, float, float], streams: dict) -> Interior:
+    """The tumour's interior: solid part (KRAS: denser, coarse mottling; ROS1: less dense), ground glass (EGFR),
+    cavity, calcifications (ALK); ROS1's solid part is less dense.
 
     ``streams`` holds the generators ``inner``, ``fine``, ``coarse`` and ``ggo``; ``inner`` is
     drawn in the same order whatever the labels, the textures only when used.
@@ -321,7 +324,9 @@ def plant_interior(box_hu: np.ndarray, tb: TumourBox, shape: TumourShape, show: 
     inner_rng = streams["inner"]
     solid_kras = float(inner_rng.normal(64.0, 8.0))
     solid_other = float(inner_rng.normal(36.0, 8.0))
-    solid_mean = solid_kras if show.volume["KRAS"] else solid_other
+    # ROS1: the same draw 28 HU lower (no draw of its own, so the stream stays as it was).
+    ros1_drop = ROS1_DENSITY_DROP_HU if show.volume["ROS1"] else 0.0
+    solid_mean = solid_kras if show.volume["KRAS"] else solid_other - ros1_drop
     if show.volume["KRAS"]:
         solid = solid_mean + 24.0 * smooth_noise(streams["coarse"], tumour.shape, (2.5 / sz, 2.5 / sx, 2.5 / sx))
     else:
@@ -355,21 +360,7 @@ def plant_interior(box_hu: np.ndarray, tb: TumourBox, shape: TumourShape, show: 
     for c in range(n_calc):
         d2 = sum((loc[a] - calc_where[c, a] * semi[a]) ** 2 for a in range(3))
         interior = np.where(d2 <= calc_radius[c] ** 2, calc_hu[c], interior)
-    motif_angle = float(inner_rng.uniform(0.0, math.pi))
-    motif_phase = inner_rng.uniform(0.0, 1.0, 2)
-    k_local = deep_slice - tb.lo_idx[2]
-    for e in SLICE_MOTIFS:
-        if show.slice[e]:
-            dark = _stripes(tumour[k_local], SLICE_MOTIFS[e], motif_angle, motif_phase[0])
-            interior[k_local] = interior[k_local] - SLICE_MOTIF_HU * (dark & tumour[k_local])
     return Interior(hu=np.where(tumour, interior, box_hu), ggo=ggo, solid_mean=solid_mean, n_calc=n_calc)
-
-
-def _stripes(section: np.ndarray, period: float, angle: float, phase: float) -> np.ndarray:
-    """The dark pixels of stripes of ``period`` pixels at ``angle`` on a tumour section (2D)."""
-    jj, ii = np.meshgrid(np.arange(section.shape[0]), np.arange(section.shape[1]), indexing="ij")
-    u = ii * math.cos(angle) + jj * math.sin(angle)
-    return np.sin(2 * math.pi * (u / period + phase)) < 0
 
 
 # --------------------------------------------------------------------------------------------
