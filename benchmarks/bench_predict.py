@@ -109,22 +109,22 @@ def step(name, f):
     t, c = time.perf_counter(), cpu()
     f()
     rows.append([name, time.perf_counter() - t, cpu() - c])
-step("scikit-learn + bundle.json schema modules (main thread, before the radiomics)",
+step("bundle.json's schema modules (main thread, before the radiomics; no scikit-learn)",
      lambda: __import__("DeepRadScoreLib.model.bundle"))
 step("import torch", lambda: __import__("torch"))
-step("import torchvision (pulls torch._dynamo through torchvision.ops)", lambda: __import__("torchvision"))
-step("import skops.io (walks every scikit-learn module: all_estimators)", lambda: __import__("skops.io"))
 import torch
 torch.set_num_threads(1)
 from DeepRadScoreLib.model import bundle as B
 p = Path(sys.argv[1])
 meta = B.from_json(B.BundleMeta, B._read_checked_json(p, p / "bundle.json"))
 k = int(meta.parameters.deep["k"])
-inputs = {"radiomics": 2, "deep": k, "fusion": k + 2}
 step("sha256 of the bundle's files", lambda: [B.sha256_file(p / n) for n in meta.files])
-step(f"{3 * len(meta.endpoints)} skops classifiers",
-     lambda: [B._load_skops(p / meta.models[e].models[m].file, inputs[m]) for e in meta.endpoints for m in B.MODELS])
-step("deep.safetensors + building the networks (random init, then the weights)", lambda: B._load_deep(p, meta, "cpu"))
+step("deep.safetensors + the networks (meta device, weights assigned; no torchvision)",
+     lambda: B._load_deep(p, meta, "cpu"))
+step("scikit-learn + the RadScores from bundle.json", lambda: B._radscores(meta))
+step("import skops.io (walks every scikit-learn module: all_estimators)", lambda: __import__("skops.io"))
+step(f"{3 * len(meta.endpoints)} skops classifiers", lambda: B._load_classifiers(p, meta, list(meta.endpoints), k))
+assert "torchvision" not in sys.modules
 print(json.dumps(rows))
 """
 

@@ -165,6 +165,8 @@ class FeatureHead(nn.Module):
         self.fc1 = nn.Linear(in_features, k)
         self.dropout = nn.Dropout(dropout)
         self.fc2 = nn.Linear(k, 2)
+        if self.fc1.weight.is_meta:  # built to take saved weights: see deep/densenet.py
+            return
         for layer in (self.fc1, self.fc2):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
