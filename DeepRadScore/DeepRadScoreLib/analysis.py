@@ -127,8 +127,13 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     t0 = time.perf_counter()
     # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
     jobs = int(radiomics_jobs)
-    features = extract_case_features(image, mask, ring, params_path, backend=backend, jobs=jobs,
-                                     progress=scaled(progress, 0.05, 0.8), cancel=cancel)
+    try:
+        features = extract_case_features(image, mask, ring, params_path, backend=backend, jobs=jobs,
+                                         progress=scaled(progress, 0.05, 0.8), cancel=cancel)
+    except BaseException:
+        if deep_job is not None:
+            deep_job.abandon()
+        raise
     seconds["radiomics"] = time.perf_counter() - t0
     result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds, radiomics_jobs=jobs)
     if bundle is None:
@@ -185,10 +190,13 @@ class _DeepJob:
     def __init__(self, bundle, patch: DeepRoiPatch, heat_endpoints: list[str], threads: int | None):
         self._outcome = None
         self.seconds = 0.0
+        self._abandoned = threading.Event()
 
         def run():
             try:
                 deep = bundle.deep  # waits for a background load
+                if self._abandoned.is_set():
+                    return
                 t0 = time.perf_counter()
                 with torch_threads(threads or 1):
                     features = deep.features(patch.hu[None])
@@ -201,6 +209,14 @@ class _DeepJob:
 
         self._thread = threading.Thread(target=run, name="deep-ct", daemon=True)
         self._thread.start()
+
+    def abandon(self) -> None:
+        """The case failed or was cancelled: compute nothing more, and return once the thread
+        is out of torch. A process that ends while a thread is inside torch's C++ code can be
+        aborted ("terminate called without an active exception") instead of exiting with its
+        own status (seen in the test suite, issue 13)."""
+        self._abandoned.set()
+        self._thread.join()
 
     def result(self) -> tuple[dict, dict]:
         """``(deep features {endpoint: (K, 1, k)}, heatmaps {endpoint: (160, 160)})``."""
