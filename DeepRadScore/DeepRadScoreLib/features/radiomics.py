@@ -560,15 +560,10 @@ def _diameters(half: np.ndarray, spacing: np.ndarray) -> np.ndarray:
 
 
 def _hull_vertices(points: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's vertices; all points when the set is flat or tiny."""
-    from scipy.spatial import ConvexHull, QhullError
+    """Indices of the convex hull's vertices (the native backend's, one implementation)."""
+    from DeepRadScoreLib.features.native.shape import _hull_vertices as hull_vertices
 
-    if len(points) > points.shape[1] + 1:
-        try:
-            return ConvexHull(points).vertices
-        except QhullError:  # collinear / coplanar: every point is a candidate
-            pass
-    return np.arange(len(points))
+    return hull_vertices(points)
 
 
 def _max_squared_distance(half: np.ndarray, spacing: np.ndarray, block: int = 1024) -> float:

@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from DeepRadScoreLib.features.native.glcm import directions_3d, flat_offsets, roi_levels
+from DeepRadScoreLib.features.native.glcm import _nanmean, directions_3d, flat_offsets, roi_levels
 
 logger = logging.getLogger(__name__)
 
@@ -105,13 +105,6 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         counts[a] = np.bincount(level * longest + lengths - 1,
                                 minlength=len(levels) * longest).reshape(len(levels), longest)
     return counts, levels
-
-
-def _nanmean(values: np.ndarray) -> float:
-    """Mean over directions skipping NaN; NaN (without a warning) when nothing is left."""
-    values = np.asarray(values, dtype=float)
-    finite = ~np.isnan(values)
-    return float(values[finite].mean()) if finite.any() else float("nan")
 
 
 def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
