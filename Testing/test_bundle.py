@@ -268,6 +268,7 @@ def test_background_load_gives_the_networks_before_the_classifiers_and_their_err
     (bundle_copy / name).write_bytes(b"not a zip archive")
     _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
     bundle = Bundle.load(bundle_copy, device="cpu", background=True)
+    bundle._loader.join()  # the classifier error has happened: the networks are still served
     deep = bundle.deep
     assert deep.n_networks >= 1 and deep.features(np.full((1, 160, 160), -800.0))["PLANT"].shape[1] == 1
     with pytest.raises(InputError, match="PLANT_fusion.skops: not a readable skops file"):

@@ -107,7 +107,9 @@ class Bundle:
         background load it is available as soon as the networks are, before the classifiers."""
         if self._loader is not None:
             self._deep_ready.wait()
-            if self._deep is not None and self._load_error is None:
+            # Networks that loaded are usable even if a classifier file then failed: that error
+            # is raised where the classifiers are needed (classifiers, wait()).
+            if self._deep is not None:
                 return self._deep
         self.wait()
         return self._deep
