@@ -1,4 +1,6 @@
-"""Bundle round trip and refusals: tampered bytes, newer format, foreign types in a skops file."""
+"""Bundle round trip and refusals: tampered bytes, newer format, foreign types in a skops file;
+the numpy inference files (issue 13): equal to skops, no scikit-learn in a loading process, older
+bundles through skops, damaged files refused in one line."""
 from __future__ import annotations
 
 import json
@@ -27,6 +29,24 @@ def _rewrite_meta(path, change):
     change(meta)
     meta["content_sha256"] = _content_hash(meta)
     (path / "bundle.json").write_text(json.dumps(meta))
+
+
+def _drop_inference(path, keys=None, format_version=None):
+    """The bundle without the inference files of ``keys`` ((endpoint, model); default all), as
+    an older DeepRadScore or a failed export leaves it; ``format_version=2``: as format 2 wrote it."""
+    def change(meta):
+        for endpoint, info in meta["models"].items():
+            for model, entry in info["models"].items():
+                if keys is None or (endpoint, model) in keys:
+                    meta["files"].pop(entry["inference_file"])
+                    (path / entry["inference_file"]).unlink()
+                    if format_version == 2:
+                        del entry["inference_file"]
+                    else:
+                        entry["inference_file"] = ""
+        if format_version is not None:
+            meta["format_version"] = format_version
+    _rewrite_meta(path, change)
 
 
 def test_round_trip_gives_identical_predictions(trained, tmp_path):  # noqa: F811
@@ -78,6 +98,11 @@ def test_skops_file_with_foreign_type_is_refused(bundle_copy):
     name = "PLANT_fusion.skops"
     skops.io.dump(Pipeline([("f", FunctionTransformer(os.system))]), bundle_copy / name)
     _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
+    # Prediction uses the inference file; the skops file is refused where it is read.
+    bundle = Bundle.load(bundle_copy, device="cpu")
+    with pytest.raises(InputError, match=r"PLANT_fusion.skops: refusing to load unexpected types .*system"):
+        bundle.pipelines  # noqa: B018
+    _drop_inference(bundle_copy, keys={("PLANT", "fusion")})
     with pytest.raises(InputError, match=r"PLANT_fusion.skops: refusing to load unexpected types .*system"):
         Bundle.load(bundle_copy, device="cpu")
 
@@ -164,6 +189,7 @@ def test_pickle_in_place_of_the_networks_and_foreign_estimator_are_refused(bundl
     name = "PLANT_radiomics.skops"
     skops.io.dump(LinearRegression().fit(np.zeros((3, 2)), [0, 1, 2]), bundle_copy / name)
     _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
+    _drop_inference(bundle_copy, keys={("PLANT", "radiomics")})
     with pytest.raises(InputError, match="PLANT_radiomics.skops: not a fitted classifier on 2 inputs"):
         Bundle.load(bundle_copy, device="cpu")
 
@@ -215,14 +241,20 @@ def test_typed_metadata_and_settings_api(trained):  # noqa: F811
         bundle.check_endpoint("KRAS")
 
 
-def test_loading_a_bundle_imports_no_training_code(trained):  # noqa: F811
-    """Prediction never imports training code (issue 9): checked in a fresh interpreter."""
+def test_loading_a_bundle_imports_no_training_code_nor_scikit_learn(trained):  # noqa: F811
+    """Prediction never imports training code (issue 9), and a bundle with inference files loads
+    and scores without scikit-learn or skops (issue 13): checked in a fresh interpreter."""
     import subprocess
     import sys
 
     code = ("import sys; from DeepRadScoreLib.model.bundle import Bundle; "
-            f"Bundle.load({str(trained['bundle'])!r}, device='cpu'); "
-            "print(sorted(m for m in sys.modules if m.startswith('DeepRadScoreLib') and 'training' in m))")
+            "from DeepRadScoreLib.features.extraction import read_feature_table; "
+            "from DeepRadScoreLib.model.scoring import score_cases; "
+            f"b = Bundle.load({str(trained['bundle'])!r}, device='cpu'); "
+            f"f, p = read_feature_table({str(trained['features'])!r}, {trained['ids'][-2:]!r}); "
+            "s = score_cases(b, f, p); assert len(s.scores) == 12; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops') "
+            "or m.startswith('DeepRadScoreLib') and 'training' in m))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
@@ -264,14 +296,97 @@ def test_background_load_raises_its_error_in_the_callers_thread(bundle_copy):
 def test_background_load_gives_the_networks_before_the_classifiers_and_their_errors_after(bundle_copy):
     """predict's Deep-CT starts once the networks are in (issue 13); a broken classifier file is
     still an InputError naming it, raised where the classifiers are needed."""
-    name = "PLANT_fusion.skops"
-    (bundle_copy / name).write_bytes(b"not a zip archive")
-    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
-    bundle = Bundle.load(bundle_copy, device="cpu", background=True)
-    bundle._loader.join()  # the classifier error has happened: the networks are still served
-    deep = bundle.deep
-    assert deep.n_networks >= 1 and deep.features(np.full((1, 160, 160), -800.0))["PLANT"].shape[1] == 1
-    with pytest.raises(InputError, match="PLANT_fusion.skops: not a readable skops file"):
-        bundle.wait()
-    with pytest.raises(InputError, match="PLANT_fusion.skops"):
-        bundle.classifiers
+    for name, message in (("PLANT_fusion.inference.json", "PLANT_fusion.inference.json: not a valid "
+                                                          "inference file"),
+                          ("PLANT_fusion.skops", "PLANT_fusion.skops: not a readable skops file")):
+        if name.endswith(".skops"):
+            _drop_inference(bundle_copy, keys={("PLANT", "fusion")})
+        (bundle_copy / name).write_bytes(b"not a zip archive")
+        _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({name: sha256_file(bundle_copy / name)}))
+        bundle = Bundle.load(bundle_copy, device="cpu", background=True)
+        bundle._loader.join()  # the classifier error has happened: the networks are still served
+        deep = bundle.deep
+        assert deep.n_networks >= 1 and deep.features(np.full((1, 160, 160), -800.0))["PLANT"].shape[1] == 1
+        with pytest.raises(InputError, match=message):
+            bundle.wait()
+        with pytest.raises(InputError, match=name):
+            bundle.classifiers  # noqa: B018
+
+
+def test_inference_forms_give_the_skops_pipelines_probabilities(trained):  # noqa: F811
+    """Every trained model has an inference file whose export check passed on the training
+    inputs; scores, the SHAP head and each classifier equal the scikit-learn pipelines'."""
+    from DeepRadScoreLib.model.inference import InferenceClassifier, positive_probability
+
+    bundle = Bundle.load(trained["bundle"], device="cpu")
+    meta = json.loads((trained["bundle"] / "bundle.json").read_text())
+    assert meta["format_version"] == 3
+    features, patches = read_feature_table(trained["features"], trained["ids"][-6:])
+    numpy_scores = score_cases(bundle, features, patches)
+    rng = np.random.default_rng(0)
+    for (endpoint, model), classifier in bundle.classifiers.items():
+        entry = meta["models"][endpoint]["models"][model]
+        assert isinstance(classifier, InferenceClassifier) and classifier.kind == entry["chosen"]
+        check = json.loads((trained["bundle"] / entry["inference_file"]).read_text())["check"]
+        assert check["max_abs_difference"] <= 1e-9 and check["rows"] > 300
+        pipeline = bundle.pipelines[(endpoint, model)]
+        assert type(pipeline).__name__ == "Pipeline"
+        rows = rng.normal(size=(50, classifier.n_features_in_)) * classifier.scale + classifier.mean
+        np.testing.assert_allclose(positive_probability(classifier, rows), positive_probability(pipeline, rows),
+                                   rtol=0, atol=1e-9)
+    heads = {"numpy": bundle.fusion_head("PLANT")}
+    bundle.classifiers = dict(bundle.pipelines)  # the scikit-learn path, as format-2 bundles run
+    heads["sklearn"] = bundle.fusion_head("PLANT")
+    sklearn_scores = score_cases(bundle, features, patches)
+    np.testing.assert_allclose(numpy_scores.scores.score, sklearn_scores.scores.score, rtol=0, atol=1e-9)
+    fused = numpy_scores.fused["PLANT"][heads["numpy"][1]].to_numpy()
+    np.testing.assert_allclose(heads["numpy"][0](fused), heads["sklearn"][0](fused), rtol=0, atol=1e-9)
+
+
+def test_older_bundles_load_through_skops_and_gain_inference_files_when_saved(trained, bundle_copy, tmp_path):  # noqa: F811
+    """A format-2 bundle (no inference files) and one whose export failed for one model load
+    through skops, with the same scores; saving a format-2 bundle again writes its forms."""
+    from DeepRadScoreLib.model.inference import InferenceClassifier
+
+    features, patches = read_feature_table(trained["features"], trained["ids"][-6:])
+    expected = score_cases(Bundle.load(trained["bundle"], device="cpu"), features, patches).scores.score
+    mixed = tmp_path / "mixed"
+    shutil.copytree(bundle_copy, mixed)
+    _drop_inference(mixed, keys={("NULL", "fusion")})
+    bundle = Bundle.load(mixed, device="cpu")
+    assert not isinstance(bundle.classifiers[("NULL", "fusion")], InferenceClassifier)
+    assert isinstance(bundle.classifiers[("NULL", "deep")], InferenceClassifier)
+    np.testing.assert_allclose(score_cases(bundle, features, patches).scores.score, expected, rtol=0, atol=1e-9)
+
+    _drop_inference(bundle_copy, format_version=2)
+    old = Bundle.load(bundle_copy, device="cpu")
+    assert not any(isinstance(c, InferenceClassifier) for c in old.classifiers.values())
+    np.testing.assert_allclose(score_cases(old, features, patches).scores.score, expected, rtol=0, atol=1e-9)
+    old.save(tmp_path / "again")
+    again = Bundle.load(tmp_path / "again", device="cpu")
+    assert json.loads((tmp_path / "again" / "bundle.json").read_text())["format_version"] == 3
+    assert all(isinstance(c, InferenceClassifier) for c in again.classifiers.values())
+    np.testing.assert_allclose(score_cases(again, features, patches).scores.score, expected, rtol=0, atol=1e-9)
+
+
+def test_damaged_or_edited_inference_file_is_refused_in_one_line(bundle_copy, tmp_path, capsys):
+    target = bundle_copy / "PLANT_deep.inference.json"
+    original = target.read_bytes()
+    target.write_bytes(original.replace(b'"kind":"', b'"kind":"X', 1))
+    with pytest.raises(InputError, match="PLANT_deep.inference.json: sha256 does not match"):
+        Bundle.load(bundle_copy, device="cpu")
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({target.name: sha256_file(target)}))
+    line = _cli_error(bundle_copy, tmp_path, capsys)
+    assert f"{target}: not a valid inference file: kind: unknown classifier 'X" in line, line
+    # A valid document, but of another kind than bundle.json chose for that model.
+    from DeepRadScoreLib.model.classifiers import fit_classifier
+    from DeepRadScoreLib.model.inference_export import export_classifier
+
+    chosen = json.loads(original)["kind"]
+    other = "NB" if chosen != "NB" else "LR"
+    X = np.random.default_rng(0).normal(size=(30, json.loads(original)["mean"].__len__()))
+    target.write_text(json.dumps(export_classifier(fit_classifier(other, X, np.arange(30) % 2), X)))
+    _rewrite_meta(bundle_copy, lambda meta: meta["files"].update({target.name: sha256_file(target)}))
+    with pytest.raises(InputError, match=f"{target.name}: not a valid inference file: holds a {other} "
+                                         f"classifier, bundle.json chose {chosen}"):
+        Bundle.load(bundle_copy, device="cpu")

@@ -217,3 +217,24 @@ def test_predict_of_a_one_voxel_tumour_names_the_mask_file(trained, tmp_path, ca
     assert line.startswith(f"error: {path}: tumour mask: "), line
     assert not out.exists()
 
+
+
+def test_a_predict_process_imports_neither_scikit_learn_nor_skops(trained, tmp_path):  # noqa: F811
+    """Issue 13: the bundle's inference files replace scikit-learn and skops (1.5 s of CPU beside
+    the radiomics); the cores are counted over the case's reading, not an idle window."""
+    import subprocess
+    import sys
+
+    ct, mask, _ = _write_case(tmp_path)
+    out = tmp_path / "result.json"
+    argv = ["predict", str(trained["bundle"]), str(ct), str(mask), "-o", str(out), "--gradcam",
+            str(tmp_path / "heat.nii.gz"), "--device", "cpu"]
+    code = ("import sys; from DeepRadScoreLib.cli.main import main; "
+            f"assert main({argv!r}) == 0; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'skops'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert set(result["predictions"]) == {"PLANT", "NULL"}
+    assert {"count_cores", "load_bundle", "regions", "radiomics"} <= set(result["seconds"])
+    assert 1 <= result["radiomics_jobs"] <= 2

@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -68,7 +69,7 @@ class CaseResult:
 
 
 def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float | None = None,
-                 gradcam=True, device: str = "auto", radiomics_jobs: int = 1, progress=None,
+                 gradcam=True, device: str = "auto", radiomics_jobs: int | Callable[[], int] = 1, progress=None,
                  cancel=None, heatmap_grid: str = "ct", threads: int | None = None,
                  backend: str | None = None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
@@ -80,7 +81,10 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     that contradicts them is refused (:class:`InputError`), never silently used.
     ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
     is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
-    processes (the command line does; inside Slicer the engine keeps to its one worker process).
+    processes (the command line does; inside Slicer the engine keeps to its one worker process);
+    a callable is called once, right before the radiomics start, for the count (``predict`` counts
+    the free cores over a window that spans reading the case and the regions:
+    ``seconds["count_cores"]`` is what that call took).
     ``heatmap_grid``: "ct" puts each heatmap on the whole CT grid (what ``predict --gradcam``
     writes); "patch" gives a one-slice ``size`` x ``size`` image at the patch (the Slicer module).
     ``threads``: torch intra-op threads for the Deep-CT networks and Grad-CAM, which run in a
@@ -126,8 +130,13 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
     # The radiomics are the longest step: their own progress fills 5-80 % and cancel reaches them.
-    jobs = int(radiomics_jobs)
     try:
+        if callable(radiomics_jobs):
+            jobs = int(radiomics_jobs())
+            seconds["count_cores"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        else:
+            jobs = int(radiomics_jobs)
         features = extract_case_features(image, mask, ring, params_path, backend=backend, jobs=jobs,
                                          progress=scaled(progress, 0.05, 0.8), cancel=cancel)
     except BaseException:
@@ -242,7 +251,7 @@ def _patch_slice(patch: DeepRoiPatch, values, reference: sitk.Image) -> sitk.Ima
 def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=None,
                      gradcam_endpoint: str | None = None, endpoints: list[str] | None = None,
                      label: int | None = None, roi_name: str | None = None,
-                     radiomics_jobs: int = 1,
+                     radiomics_jobs: int | Callable[[], int] = 1,
                      earlier_seconds: dict[str, float] | None = None, progress=None,
                      cancel=None, thickness_mm: float | None = None,
                      params_path=None, threads: int | None = None,
@@ -256,6 +265,8 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         go into the JSON's ``seconds`` and its total.
     :param thickness_mm: / ``params_path``: settings the user gave explicitly (``None``: the
         bundle's); one that contradicts the bundle's is refused before the case is read.
+    :param radiomics_jobs: processes for the radiomics, or a callable giving them right before
+        the radiomics start (see :func:`analyse_case`).
     :param threads: torch intra-op threads for scoring and Grad-CAM (see :func:`analyse_case`).
     :param backend: the radiomics backend (see :func:`analyse_case`).
     :returns: the :class:`CaseResult` and the JSON document written.

@@ -3,9 +3,14 @@
 ``os.cpu_count()`` says what exists, not what is free: on a 2-core machine with another busy
 process, two torch intra-op threads plus two radiomics workers on the one free core made scoring
 15x and Grad-CAM 50x slower (issue 13). :func:`free_cores` counts the cores of this process's
-affinity set that were idle over a short window of ``/proc/stat``; where that file does not
-exist (macOS, Windows) it falls back to the 1-minute load average, and where that is missing too,
-to the affinity set. It never returns less than 1 nor more than the affinity set.
+affinity set that other processes left idle over a window of ``/proc/stat``; where that file does
+not exist (macOS, Windows) it falls back to the 1-minute load average, and where that is missing
+too, to the affinity set. It never returns less than 1 nor more than the affinity set.
+
+The window need not be idle time: :class:`CoreWindow` opens it, the caller does useful work
+(``predict`` reads the case and computes the ring and the patch), and :meth:`CoreWindow.free_cores`
+closes it right before the count is needed, sleeping only what is left of a minimum window. This
+process's own CPU time over the window (all its threads) is not counted as busy.
 """
 from __future__ import annotations
 
@@ -42,20 +47,57 @@ def _cpu_times(path: str = PROC_STAT) -> dict[int, tuple[int, int]]:
     return times
 
 
+class CoreWindow:
+    """A window over /proc/stat, opened at construction and closed by :meth:`busy` or
+    :meth:`free_cores`: meanwhile the caller works instead of sleeping.
+
+    :param path: the /proc/stat to read (tests give another).
+    :param cpus: the CPUs to count (default: the affinity set).
+    """
+
+    def __init__(self, path: str = PROC_STAT, cpus: set[int] | None = None):
+        self.path = path
+        self.cpus = allowed_cores() if cpus is None else set(cpus)
+        self._own, self._started = time.process_time(), time.perf_counter()
+        try:
+            self._before = _cpu_times(path)
+        except (OSError, ValueError):
+            self._before = None
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def busy(self, min_window_s: float = 0.1) -> float | None:
+        """How many of the CPUs other processes kept busy, on average, since the window opened;
+        ``None`` without /proc/stat. Sleeps only if the window is shorter than ``min_window_s``
+        (/proc/stat counts in 10 ms ticks: a shorter window is mostly rounding)."""
+        if self._before is None:
+            return None
+        if self.elapsed < min_window_s:
+            time.sleep(min_window_s - self.elapsed)
+        try:
+            after = _cpu_times(self.path)
+        except (OSError, ValueError):
+            return None
+        own, elapsed = time.process_time() - self._own, self.elapsed
+        busy = busy_between(self._before, after, self.cpus)
+        return max(0.0, busy - own / elapsed) if elapsed > 0 else busy
+
+    def free_cores(self, min_window_s: float = 0.1) -> int:
+        """Cores of the CPUs not busy with other work over the window, rounded: at least 1.
+
+        :param min_window_s: the shortest window to count over (the rest is slept).
+        :returns: an integer in ``1 .. len(cpus)``.
+        """
+        return _free(len(self.cpus), self.busy(min_window_s))
+
+
 def busy_cores(window_s: float = 0.2, path: str = PROC_STAT, cpus: set[int] | None = None) -> float | None:
     """How many of ``cpus`` (default: the affinity set) other processes kept busy, on average,
-    over ``window_s``; ``None`` without /proc/stat. This process's own CPU time over the window
-    (its other threads: e.g. a bundle loading meanwhile) is not counted as busy."""
-    cpus = allowed_cores() if cpus is None else cpus
-    try:
-        before, own_before, started = _cpu_times(path), time.process_time(), time.perf_counter()
-        time.sleep(window_s)
-        after, own = _cpu_times(path), time.process_time() - own_before
-        elapsed = time.perf_counter() - started
-    except (OSError, ValueError):
-        return None
-    busy = busy_between(before, after, cpus)
-    return max(0.0, busy - own / elapsed) if elapsed > 0 else busy
+    over the next ``window_s`` (slept); ``None`` without /proc/stat. This process's own CPU time
+    over the window (its other threads: e.g. a bundle loading meanwhile) is not counted as busy."""
+    return CoreWindow(path, cpus).busy(window_s)
 
 
 def busy_between(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]],
@@ -73,12 +115,16 @@ def busy_between(before: dict[int, tuple[int, int]], after: dict[int, tuple[int,
 def free_cores(window_s: float = 0.2, path: str = PROC_STAT) -> int:
     """Cores of the affinity set not busy with other work now, rounded: at least 1.
 
-    :param window_s: how long to watch /proc/stat (the caller sleeps that long).
+    :param window_s: how long to watch /proc/stat (the caller sleeps that long; a caller with
+        work to do opens a :class:`CoreWindow` instead).
     :param path: the /proc/stat to read (tests give another).
     :returns: an integer in ``1 .. len(allowed_cores())``.
     """
-    allowed = len(allowed_cores())
-    busy = busy_cores(window_s, path)
+    return CoreWindow(path).free_cores(window_s)
+
+
+def _free(allowed: int, busy: float | None) -> int:
+    """``allowed`` minus ``busy`` cores, rounded, within ``1 .. allowed``."""
     if busy is None:
         try:
             # The load average counts the whole machine's runnable processes: a rough stand-in.

@@ -16,7 +16,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from DeepRadScoreLib.analysis import predict_to_files
     from DeepRadScoreLib.features.extraction import ONE_CASE_JOBS
     from DeepRadScoreLib.outputs import check_output_file
-    from DeepRadScoreLib.resources import free_cores, freeze_at_exit
+    from DeepRadScoreLib.resources import CoreWindow, freeze_at_exit
 
     for output in (args.output, args.gradcam):  # before the bundle and the case are read
         if output:
@@ -29,31 +29,34 @@ def run_predict(args: argparse.Namespace) -> int:
     # user set is kept.
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # The free cores are counted once, right before our radiomics workers start, over a window
+    # that opens here: reading bundle.json and the case and computing the ring and the patch are
+    # done meanwhile, and this process's own CPU (its loading thread too) is left out. Other
+    # processes' load decides how many workers pay off; os.cpu_count() oversubscribed 2 busy
+    # cores and made scoring 15x slower, and a window of its own was 0.3 s idle (issue 13).
+    window = CoreWindow()
     started = time.perf_counter()
     from DeepRadScoreLib.model.bundle import Bundle
 
     # Only the asked endpoints' classifiers are read; the networks and classifiers load in a
-    # thread while the cores are counted and the radiomics run in worker processes. One torch
+    # thread while the case is read and the radiomics run in worker processes. One torch
     # thread while they overlap.
     bundle = Bundle.load(args.bundle, device=args.device, endpoints=args.endpoints, background=True,
                          threads=1)
     load_seconds = time.perf_counter() - started
-    # Counted once, before our radiomics workers start (our own loading thread is left out):
-    # other processes' load decides how many workers pay off; os.cpu_count() oversubscribed 2
-    # busy cores and made scoring 15x slower (issue 13).
-    started = time.perf_counter()
-    cores = free_cores()
-    count_seconds = time.perf_counter() - started
+
+    def radiomics_jobs() -> int:
+        return min(window.free_cores(), ONE_CASE_JOBS)
+
     with terminal_bar("predict") as progress:
         result, document = predict_to_files(bundle, args.image, args.mask, args.output, gradcam_path=args.gradcam,
                                      gradcam_endpoint=args.gradcam_endpoint, endpoints=args.endpoints,
                                      label=args.label, roi_name=args.roi_name,
-                                     radiomics_jobs=min(cores, ONE_CASE_JOBS),
+                                     radiomics_jobs=radiomics_jobs,
                                      # One torch thread: the Deep-CT runs beside the radiomics,
                                      # which have the free cores.
                                      threads=1,
-                                     earlier_seconds={"load_bundle": load_seconds,
-                                                      "count_cores": count_seconds},
+                                     earlier_seconds={"load_bundle": load_seconds},
                                      progress=progress, thickness_mm=args.thickness_mm,
                                      params_path=args.params, backend=args.radiomics_backend)
     print(f"ring {bundle.settings.thickness_mm:g} mm and radiomics parameters "

@@ -7,10 +7,16 @@ bundle.json              everything a person may want to read: versions, endpoin
                          tables and nested-CV estimates; training summary; deep-model provenance;
                          data provenance; sha256 of every other file
 deep.safetensors         the Deep-CT networks (tensors only)
-<endpoint>_<model>.skops the fitted classifier pipelines
+<endpoint>_<model>.skops the fitted classifier pipelines (scikit-learn)
+<endpoint>_<model>.inference.json  the same classifier as plain numbers, applied with numpy
 ```
-The RadScores are linear, so they live in bundle.json as plain numbers. The classifier pipelines
-are skops files, loaded with :data:`ALLOWED_TYPES`: skops refuses any type it does not trust by
+The RadScores are linear, so they live in bundle.json as plain numbers and are applied with numpy
+(``inference.RadScoreTransform``). Each classifier is applied through its inference file where the
+bundle has one (``model.inference``: exported at save and checked against the pipeline first), so
+that loading a bundle imports neither scikit-learn nor skops (1.5 s of CPU, issue 13); a model
+without one (a format-2 bundle, an export that failed its check) is read from its skops file.
+:attr:`Bundle.pipelines` gives the scikit-learn pipelines themselves, from the skops files, which
+are loaded with :data:`ALLOWED_TYPES`: skops refuses any type it does not trust by
 default unless we name it, and we name only the three our seven candidates need, so a file that
 holds anything else (a crafted function call, a foreign estimator) is refused before it is built.
 The hashes catch accidental damage and edits (bundle.json carries a hash of its own content too);
@@ -36,9 +42,11 @@ import numpy as np
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.settings import ExtractionSettings
 from DeepRadScoreLib.filehash import sha256_file
-# Only scikit-learn-free modules at import: a predict process reads bundle.json before the
-# radiomics start, and scikit-learn (the RadScores, the classifiers) loads in the background
-# thread meanwhile (issue 13).
+# Only scikit-learn-free modules: a predict process reads bundle.json before the radiomics start,
+# the networks and classifiers in a background thread meanwhile, and never imports scikit-learn
+# or skops when every model it uses has an inference file (issue 13).
+from DeepRadScoreLib.model.inference import (InferenceClassifier, RadScoreTransform, positive_probability,
+                                             read_inference, write_inference)
 from DeepRadScoreLib.model.meta import MODELS, RADSCORE_COLUMNS, BundleMeta, ModelInfo
 from DeepRadScoreLib.outputs import atomic_dir
 from DeepRadScoreLib.resources import torch_threads
@@ -47,7 +55,9 @@ from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 logger = logging.getLogger(__name__)
 
 # 2: typed, schema-checked bundle.json with the extraction settings and nested-CV estimates.
-FORMAT_VERSION = 2
+# 3: numpy inference files beside the skops files (``ModelInfo.inference_file``); 2 still loads.
+FORMAT_VERSION = 3
+OLDEST_FORMAT = 2
 BUNDLE_JSON = "bundle.json"
 DEEP_FILE = "deep.safetensors"
 
@@ -67,10 +77,15 @@ class Bundle:
     Deep-CT ensemble. ``meta`` is bundle.json as a :class:`BundleMeta`."""
 
     def __init__(self, meta: BundleMeta, radscores: dict, classifiers: dict | None, deep,
-                 path: Path | None = None, endpoints: list[str] | None = None):
+                 path: Path | None = None, endpoints: list[str] | None = None,
+                 inference: dict | None = None):
         self.meta = meta
         self._radscores: dict | None = radscores
         self._classifiers: dict[tuple[str, str], object] | None = classifiers
+        # {(endpoint, model): exported inference document} of classifiers given as scikit-learn
+        # pipelines (training exports them on the training inputs); save() writes them.
+        self._inference: dict = dict(inference or {})
+        self._pipelines: dict | None = None
         self._deep = deep
         self.path = path
         # The endpoints loaded (a partial load reads only these); default: all trained ones.
@@ -83,7 +98,9 @@ class Bundle:
 
     @property
     def radscores(self) -> dict:
-        """``{endpoint: RadScorePair}`` (built from bundle.json's coefficients)."""
+        """``{endpoint: RadScores}``: ``transform(features, names) -> (n, 2)``; a loaded bundle's
+        are numpy ``RadScoreTransform`` from bundle.json's coefficients (a freshly trained one's
+        the fitted ``RadScorePair``; ``RadScorePair.from_coefficients`` rebuilds those)."""
         self.wait()
         return self._radscores
 
@@ -93,13 +110,34 @@ class Bundle:
 
     @property
     def classifiers(self) -> dict[tuple[str, str], object]:
-        """``{(endpoint, model): fitted pipeline}`` of the loaded endpoints."""
+        """``{(endpoint, model): fitted classifier}`` of the loaded endpoints, each with
+        ``predict_proba(X) -> (n, 2)``: the numpy :class:`InferenceClassifier` where the bundle has
+        its inference file, else the scikit-learn pipeline from the skops file."""
         self.wait()
         return self._classifiers
 
     @classifiers.setter
     def classifiers(self, value) -> None:
         self._classifiers = value
+        self._pipelines = None
+
+    @property
+    def pipelines(self) -> dict[tuple[str, str], object]:
+        """``{(endpoint, model): fitted scikit-learn pipeline}`` of the loaded endpoints. Where
+        :attr:`classifiers` holds an inference form, the pipeline is read from its skops file on
+        first use (hash-checked; this imports scikit-learn and skops)."""
+        if self._pipelines is None:
+            pipelines = {}
+            for key, model in self.classifiers.items():
+                if isinstance(model, InferenceClassifier):
+                    name = self.meta.model(*key).file
+                    file = Path(self.path or ".") / name
+                    if name not in self.meta.files or sha256_file(file) != self.meta.files[name]:
+                        raise InputError(f"{file}: sha256 does not match bundle.json (tampered or damaged)")
+                    model = _load_skops(file, model.n_features_in_)
+                pipelines[key] = model
+            self._pipelines = pipelines
+        return self._pipelines
 
     @property
     def deep(self):
@@ -188,8 +226,6 @@ class Bundle:
     def fusion_head(self, endpoint: str):
         """``(predict_proba, feature_names)``: the fitted fusion classifier on the fused matrix
         ``[deep_1..deep_k, radscore_tumor, radscore_peritumoral]`` -> positive probability."""
-        from DeepRadScoreLib.model.classifiers import positive_probability
-
         model = self.classifiers[(self.check_endpoint(endpoint), "fusion")]
         k = int(self.deep.config.k)
         names = [f"deep_{i + 1}" for i in range(k)] + list(RADSCORE_COLUMNS)
@@ -197,7 +233,9 @@ class Bundle:
 
     # --- save / load ------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the bundle directory atomically (all of it or nothing).
+        """Write the bundle directory atomically (all of it or nothing): per classifier its skops
+        file and, where the export passes its check, its inference file (a classifier without an
+        exported document is exported here, checked on rows made from its fitted state).
 
         :param path: the bundle directory to create (replaced if it exists).
         :returns: ``path``.
@@ -205,17 +243,28 @@ class Bundle:
         import safetensors.torch
         import skops.io
 
+        from DeepRadScoreLib.model.inference_export import export_classifier
+
         if self._loaded != list(self.meta.endpoints):
             raise ValueError("a partially loaded bundle cannot be saved: load every endpoint")
         path = Path(path)
         meta = to_json(self.meta)  # a private copy, plain JSON types only
+        meta["format_version"] = FORMAT_VERSION  # a format-2 bundle saved again gains its forms
         with atomic_dir(path) as tmp:
             tensors = {name: t.detach().cpu().contiguous() for name, t in self.deep.state_tensors().items()}
             safetensors.torch.save_file(tensors, str(tmp / DEEP_FILE))
-            for (endpoint, model), pipeline in self.classifiers.items():
-                name = f"{endpoint}_{model}.skops"
-                skops.io.dump(pipeline, tmp / name)
-                meta["models"][endpoint]["models"][model]["file"] = name
+            for (endpoint, model), pipeline in self.pipelines.items():
+                entry = meta["models"][endpoint]["models"][model]
+                entry["file"] = f"{endpoint}_{model}.skops"
+                skops.io.dump(pipeline, tmp / entry["file"])
+                current = self.classifiers[(endpoint, model)]
+                doc = (current.to_json() if isinstance(current, InferenceClassifier)
+                       else self._inference.get((endpoint, model))
+                       or export_classifier(pipeline, name=f"{endpoint} {model}"))
+                entry["inference_file"] = f"{endpoint}_{model}.inference.json" if doc else ""
+                if doc:
+                    write_inference(doc, tmp / entry["inference_file"])
+                    self._inference[(endpoint, model)] = doc
             meta["files"] = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
             meta["content_sha256"] = _content_hash(meta)
             (tmp / BUNDLE_JSON).write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
@@ -229,9 +278,9 @@ class Bundle:
 
         :param path: the bundle directory.
         :param device: ``auto``, ``cpu`` or ``cuda`` for the Deep-CT networks.
-        :param endpoints: load only these endpoints' classifiers (their skops files alone are read
-            and hashed; the networks file is shared by all endpoints and always read); ``None``:
-            every trained endpoint.
+        :param endpoints: load only these endpoints' classifiers (their inference or skops files
+            alone are read and hashed; the networks file is shared by all endpoints and always
+            read); ``None``: every trained endpoint.
         :param background: return once bundle.json is read and checked; the networks and
             classifiers are read by a thread meanwhile (``predict`` overlaps that with the
             radiomics). :attr:`deep`, :attr:`classifiers` and :meth:`wait` block until it is done
@@ -282,19 +331,19 @@ class Bundle:
 
 
 def _radscores(meta: BundleMeta) -> dict:
-    """Every endpoint's RadScorePair from its coefficients in bundle.json (imports scikit-learn)."""
-    from DeepRadScoreLib.model.radscore import RadScorePair
-
-    return {endpoint: RadScorePair.from_coefficients(to_json(info.radscore))
+    """Every endpoint's RadScores (numpy) from its coefficients in bundle.json."""
+    return {endpoint: RadScoreTransform.from_coefficients(to_json(info.radscore))
             for endpoint, info in meta.models.items()}
 
 
 def _classifier_files(path: Path, meta: BundleMeta, endpoints: list[str]) -> dict:
-    """``{(endpoint, model): file name}`` of the classifiers of ``endpoints``."""
+    """``{(endpoint, model): file name}`` the load reads for the classifiers of ``endpoints``:
+    the inference file where there is one, else the skops file."""
     files = {}
     for endpoint in endpoints:
         for model in MODELS:
-            name = meta.models[endpoint].models[model].file
+            info = meta.models[endpoint].models[model]
+            name = info.inference_file or info.file
             if name not in meta.files:
                 raise InputError(f"{path / (name or f'{endpoint}_{model}.skops')}: not covered by the "
                                  f"bundle's hashes")
@@ -307,7 +356,7 @@ def _load_networks(path: Path, meta: BundleMeta, endpoints: list[str], k: int, d
     """Check the hashes of every file the load will use, then read the Deep-CT networks.
 
     The classifiers are read afterwards (:func:`_load_classifiers`), so that a case's Deep-CT
-    can run while scikit-learn is still being imported; nothing is read before all hashes match.
+    can run while they are still being read; nothing is read before all hashes match.
     """
     files = _classifier_files(path, meta, endpoints)
     # A full load checks every file the bundle lists (a whole bundle should be intact); a
@@ -327,8 +376,13 @@ def _load_networks(path: Path, meta: BundleMeta, endpoints: list[str], k: int, d
 def _load_classifiers(path: Path, meta: BundleMeta, endpoints: list[str], k: int) -> dict:
     """The fitted classifiers of ``endpoints`` (their hashes were checked by _load_networks)."""
     n_inputs = {"radiomics": len(RADSCORE_COLUMNS), "deep": k, "fusion": k + len(RADSCORE_COLUMNS)}
-    return {key: _load_skops(path / name, n_inputs[key[1]])
-            for key, name in _classifier_files(path, meta, endpoints).items()}
+    classifiers = {}
+    for (endpoint, model), name in _classifier_files(path, meta, endpoints).items():
+        info = meta.model(endpoint, model)
+        classifiers[(endpoint, model)] = (
+            read_inference(path / name, n_inputs[model], kind=info.chosen) if info.inference_file
+            else _load_skops(path / name, n_inputs[model]))
+    return classifiers
 
 
 def _read_checked_json(path: Path, meta_file: Path) -> dict:
@@ -347,7 +401,7 @@ def _read_checked_json(path: Path, meta_file: Path) -> dict:
     if version > FORMAT_VERSION:
         raise InputError(f"{meta_file}: bundle format {version} is newer than this DeepRadScore "
                          f"reads ({FORMAT_VERSION}); update DeepRadScore")
-    if version < FORMAT_VERSION:
+    if version < OLDEST_FORMAT:
         raise InputError(f"{meta_file}: bundle format {version} does not record its extraction "
                          f"settings or nested-CV estimates; train it again with this version")
     try:

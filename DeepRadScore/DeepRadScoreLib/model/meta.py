@@ -70,6 +70,9 @@ class ModelInfo:
     cv_auc: dict[str, CandidateAUC]
     nested_cv_auc: NestedCV
     file: str = ""  # the .skops file's name inside the bundle (set when saved)
+    # Its numpy inference form (``model.inference``), set when saved if the export passed its
+    # check; "" (and in format-2 bundles): applied through the skops file.
+    inference_file: str = ""
 
     def __post_init__(self):
         if self.chosen not in CANDIDATES:

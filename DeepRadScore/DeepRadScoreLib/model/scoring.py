@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from DeepRadScoreLib.model.classifiers import positive_probability
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.model.radscore import RADSCORE_COLUMNS
+# scikit-learn-free: a loaded bundle's RadScores and classifiers are numpy (model.inference).
+from DeepRadScoreLib.model.inference import InferenceClassifier, positive_probability
+from DeepRadScoreLib.model.meta import RADSCORE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,13 @@ def score_cases(bundle, features: pd.DataFrame, patches_hu: np.ndarray,
     # {endpoint: (K, N, k)}, one batched pass per network
     deep = bundle.deep.features(patches_hu) if deep_features is None else deep_features
 
-    # One BLAS/OpenMP thread: the classifiers are small models on 2-12 inputs, and the thread
-    # pools they would start (KNN's distance code above all) cost more than they save: scoring one
-    # case took 0.85 s with the default pools and 0.28 s with one thread, on 2 busy cores.
+    if all(isinstance(bundle.classifiers[(e, m)], InferenceClassifier) for e in endpoints
+           for m in ("radiomics", "deep", "fusion")):
+        return _score(bundle, matrix, names, case_ids, features.index, deep, endpoints)
+    # One BLAS/OpenMP thread for scikit-learn classifiers: small models on 2-12 inputs, and the
+    # thread pools they would start (KNN's distance code above all) cost more than they save:
+    # scoring one case took 0.85 s with the default pools and 0.28 s with one thread, on 2 busy
+    # cores. (The numpy forms start no OpenMP pool and call BLAS on tiny matrices only.)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):

@@ -33,6 +33,7 @@ from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 from DeepRadScoreLib.model.bundle import FORMAT_VERSION, Bundle, package_versions
 from DeepRadScoreLib.model.classifiers import (MIN_PER_CLASS, N_SPLITS, ModelSelection, fit_classifier,
                                                model_inputs, select_classifier)
+from DeepRadScoreLib.model.inference_export import export_classifier
 from DeepRadScoreLib.model.meta import BundleMeta
 from DeepRadScoreLib.model.radscore import RadScorePair
 from DeepRadScoreLib.progress import report, scaled
@@ -103,7 +104,7 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
                       progress=scaled(progress, 0.01, 0.6), cancel=cancel)
     deep_seconds = time.perf_counter() - deep_started
 
-    models, classifiers, radscores, cv_seconds = {}, {}, {}, {}
+    models, classifiers, radscores, cv_seconds, inference = {}, {}, {}, {}, {}
     for i, endpoint in enumerate(usable):
         lo, hi = 0.6 + 0.4 * i / len(usable), 0.6 + 0.4 * (i + 1) / len(usable)
         report(progress, lo, f"{endpoint}: choosing classifiers ({cv_repeats} x {N_SPLITS}-fold CV "
@@ -121,6 +122,9 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         radscores[endpoint] = pair
         for model, selection in selections.items():
             classifiers[(endpoint, model)] = fit_classifier(selection.chosen, inputs[model], y, seed)
+            # Checked on the inputs it was fitted on; None: the bundle uses its skops file.
+            inference[(endpoint, model)] = export_classifier(classifiers[(endpoint, model)], inputs[model],
+                                                             name=f"{endpoint} {model}", seed=seed)
         cv_seconds[endpoint] = round(time.perf_counter() - t0, 3)
         models[endpoint] = {
             **counts[endpoint],
@@ -162,7 +166,8 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
         "data": data or {},
     }
     report(progress, 1.0, "training done", cancel)
-    return Bundle(from_json(BundleMeta, _plain(to_json(meta))), radscores, classifiers, deep)
+    return Bundle(from_json(BundleMeta, _plain(to_json(meta))), radscores, classifiers, deep,
+                  inference={key: doc for key, doc in inference.items() if doc})
 
 
 def _model_info(selection: ModelSelection) -> dict:
