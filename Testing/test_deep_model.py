@@ -321,6 +321,21 @@ def test_ensemble_gradcam_is_the_mean_over_folds(planted_run):
         ensemble.gradcam(hu[3], "KRAS")
 
 
+def test_features_and_gradcams_share_one_backbone_pass(planted_run):
+    """What predict uses: the same features as ``features`` and the same maps as ``gradcams``,
+    from one backbone pass per network (also for the networks whose map is not asked for)."""
+    hu, _, _, _, ensemble, _ = planted_run
+    features, heats = ensemble.features_and_gradcams(hu[3], ["B"])
+    expected = ensemble.features(hu[3:4])
+    assert set(features) == set(expected) and set(heats) == {"B"}
+    for e in expected:
+        assert features[e].shape == expected[e].shape
+        assert np.allclose(features[e], expected[e], rtol=1e-5, atol=1e-6)
+    assert np.allclose(heats["B"], ensemble.gradcam(hu[3], "B"), atol=1e-6)
+    with pytest.raises(InputError, match="no Deep-CT network"):
+        ensemble.features_and_gradcams(hu[3], ["KRAS"])
+
+
 def _tiny_run(seed, folds=2, n=16):
     hu, y = planted_patches(n, seed=11)
     config = DeepConfig(mode="per-endpoint", folds=folds, epochs=1, batch_size=8, device="cpu", seed=seed)

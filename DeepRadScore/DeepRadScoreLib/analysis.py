@@ -208,9 +208,11 @@ class _DeepJob:
                     return
                 t0 = time.perf_counter()
                 with torch_threads(threads or 1):
-                    features = deep.features(patch.hu[None])
-                    # One backbone pass per network serves every endpoint's map.
-                    heats = deep.gradcams(patch.hu, heat_endpoints) if heat_endpoints else {}
+                    # One backbone pass per network serves the features and every endpoint's map.
+                    if heat_endpoints:
+                        features, heats = deep.features_and_gradcams(patch.hu, heat_endpoints)
+                    else:
+                        features, heats = deep.features(patch.hu[None]), {}
                 self.seconds = time.perf_counter() - t0
                 self._outcome = (features, heats)
             except BaseException as err:  # handed to the caller's thread by result()

@@ -217,6 +217,32 @@ class DeepEnsemble:
         """Grad-CAM of ``endpoint``'s class 1 for one patch, (160, 160) in 0..1, mean over folds."""
         return self.gradcams(patch_hu, [endpoint])[endpoint]
 
+    def features_and_gradcams(self, patch_hu, endpoints: list[str]) -> tuple[dict, dict]:
+        """:meth:`features` and :meth:`gradcams` of one patch from one backbone pass per network
+        (a prediction needs both; two passes cost twice the Deep-CT's time, issue 13).
+
+        :param patch_hu: one (160, 160) deep-ROI patch in HU (of a batch, the first is used).
+        :param endpoints: the endpoints whose maps are wanted (an unknown one is an InputError).
+        :returns: ``({endpoint: (folds, 1, k)}, {endpoint: (160, 160) in 0..1})``.
+        """
+        from DeepRadScoreLib.deep.gradcam import gradcam_and_outputs
+
+        endpoints = list(endpoints)
+        for endpoint in endpoints:
+            self._members_for(endpoint)
+        x = hu_to_input(patches_tensor(patch_hu)[:1]).to(self.device)
+        features = {e: np.zeros((self.n_networks, 1, self.config.k), dtype=np.float32)
+                    for e in self.endpoints}
+        maps = {e: [] for e in endpoints}
+        for member in self.members:
+            wanted = [e for e in endpoints if e in member.endpoints]
+            heats, f, _ = gradcam_and_outputs(member.model, x, wanted)
+            for j, endpoint in enumerate(member.endpoints):
+                features[endpoint][member.fold] = f[:, j]
+            for e, heat in zip(wanted, heats):
+                maps[e].append(heat)
+        return features, {e: np.mean(m, axis=0).astype(np.float32) for e, m in maps.items()}
+
     def gradcams(self, patch_hu, endpoints: Optional[list[str]] = None) -> dict[str, np.ndarray]:
         """:meth:`gradcam` for several endpoints, one backbone pass per network (not per endpoint).
 

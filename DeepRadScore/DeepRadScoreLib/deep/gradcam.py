@@ -42,6 +42,16 @@ def gradcam_endpoints(model: DeepCT, x: torch.Tensor, endpoints: Sequence[int | 
     The class score depends on the activations only through pooling and the endpoint's head, so
     the backbone runs once without a graph and only the heads are differentiated.
     """
+    return gradcam_and_outputs(model, x, endpoints)[0]
+
+
+def gradcam_and_outputs(model: DeepCT, x: torch.Tensor, endpoints: Sequence[int | str]
+                        ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """:func:`gradcam_endpoints` and, from the same backbone pass, the network's outputs for
+    ``x``: ``(maps, features (1, E, k), class-1 probabilities (1, E))``, float32, the values
+    ``model(x)`` gives (its forward is ``from_activations(activations(x))`` too). One case's
+    prediction needs both; a second backbone pass for the features cost as much again (issue 13).
+    """
     indices = [model.endpoints.index(e) if isinstance(e, str) else int(e) for e in endpoints]
     if x.dim() == 3:
         x = x.unsqueeze(0)
@@ -51,10 +61,13 @@ def gradcam_endpoints(model: DeepCT, x: torch.Tensor, endpoints: Sequence[int | 
         activations = model.activations(x)
     activations.requires_grad_(True)
     with torch.enable_grad():
-        _, logits = model.from_activations(activations)
+        features, logits = model.from_activations(activations)
         gradients = [torch.autograd.grad(logits[0, i, 1], activations, retain_graph=True)[0]
                      for i in indices]
-    return [_cam(activations.detach(), g, x.shape[-2:]) for g in gradients]
+    maps = [_cam(activations.detach(), g, x.shape[-2:]) for g in gradients]
+    with torch.no_grad():
+        probabilities = torch.softmax(logits.detach().float(), dim=-1)[..., 1]
+    return maps, features.detach().float().cpu().numpy(), probabilities.cpu().numpy()
 
 
 def _cam(activations: torch.Tensor, gradients: torch.Tensor, size) -> np.ndarray:
