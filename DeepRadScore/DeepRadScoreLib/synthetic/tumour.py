@@ -34,12 +34,12 @@ logger = logging.getLogger(__name__)
 PENETRANCE = {
     # endpoint: (volume, slice); 0 = no such mechanism
     "LVI": (0.55, 0.65), "PI": (0.75, 0.0), "T4": (0.65, 0.0), "EGFR": (0.75, 0.4),
-    "KRAS": (0.5, 0.8), "ALK": (0.55, 0.45), "TP53": (0.0, 0.0), "PIK3CA": (0.6, 0.6),
-    "ROS1": (0.7, 0.5), "PDL1": (0.6, 0.7),
+    "KRAS": (0.55, 0.8), "ALK": (0.6, 0.45), "TP53": (0.0, 0.0), "PIK3CA": (0.6, 0.6),
+    "ROS1": (0.75, 0.6), "PDL1": (0.55, 0.8),
 }
 
-# ROS1's 3D mechanism: a less dense solid part (the mirror of KRAS's +28 HU).
-ROS1_DENSITY_DROP_HU = 28.0
+# ROS1's 3D mechanism: a less dense solid part (a stronger mirror of KRAS's +28 HU).
+ROS1_DENSITY_DROP_HU = 48.0
 
 _VOLUME = {
     "LVI": ("peritumoral ring", "fine radial soft-tissue strands (about -330 HU, 15-25 % of the lung "
@@ -54,9 +54,9 @@ _VOLUME = {
              "(2.5 mm grain, 24 HU vs 1 mm grain, 10 HU)"),
     "ALK": ("tumour interior", "2-5 punctate calcifications (1.0-2.0 mm radius, 400-900 HU; 4 % of "
             "negatives have one)"),
-    "PIK3CA": ("tumour shape", "elongated (cigar-shaped) tumour: short axes 0.58-0.78 of the long "
+    "PIK3CA": ("tumour shape", "elongated (cigar-shaped) tumour: short axes 0.5-0.7 of the long "
                "axis (negatives and silent positives 0.72-1.0)"),
-    "ROS1": ("tumour interior", "less dense solid part (about 8 vs 36 HU, sd 8; the mirror of KRAS)"),
+    "ROS1": ("tumour interior", "less dense solid part (about -12 vs 36 HU, sd 8; a stronger mirror of KRAS)"),
     "PDL1": ("peritumoral ring", "faint ground-glass halo (about -690 HU) 1.6-2.8 mm thick around "
              "the tumour, lung part only"),
 }
@@ -196,7 +196,7 @@ def draw_tumour_shape(rng: np.random.Generator, show: Expression) -> TumourShape
     big = float(rng.uniform(55.0, 82.0))
     small = float(math.exp(rng.uniform(math.log(12.0), math.log(48.0))))
     long_axis = big if show.volume["T4"] else small
-    thin = rng.uniform(0.58, 0.78, 2)
+    thin = rng.uniform(0.5, 0.7, 2)
     round_ = rng.uniform(0.72, 1.0, 2)
     semi = 0.5 * long_axis * np.concatenate([[1.0], thin if show.volume["PIK3CA"] else round_])
     lobe_amp = float(rng.uniform(0.03, 0.12))
@@ -324,7 +324,7 @@ def plant_interior(box_hu: np.ndarray, tb: TumourBox, shape: TumourShape, show: 
     inner_rng = streams["inner"]
     solid_kras = float(inner_rng.normal(64.0, 8.0))
     solid_other = float(inner_rng.normal(36.0, 8.0))
-    # ROS1: the same draw 28 HU lower (no draw of its own, so the stream stays as it was).
+    # ROS1: the same draw 48 HU lower (no draw of its own, so the stream stays as it was).
     ros1_drop = ROS1_DENSITY_DROP_HU if show.volume["ROS1"] else 0.0
     solid_mean = solid_kras if show.volume["KRAS"] else solid_other - ros1_drop
     if show.volume["KRAS"]:
