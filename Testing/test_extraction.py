@@ -188,3 +188,25 @@ def test_the_command_prints_no_pyradiomics_notes_and_leaves_its_logger_alone(coh
         "print(radiomics.handler.level == logging.WARNING)\n")], capture_output=True, text=True)
     assert library.returncode == 0, library.stderr
     assert library.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_main_process_of_a_cohort_run_imports_no_extraction_library(cohort, reference, tmp_path):
+    """With local processes the main process only reads, hashes and writes: pyradiomics,
+    SimpleITK and SciPy (~35 MB there) are imported by the workers alone, the backend's facts
+    (pyradiomics' version, the column names) come from one of them, and the table is the same."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "features.csv"
+    script = ("import sys\n"
+              "from DeepRadScoreLib.cli.main import main\n"
+              f"status = main(['extract', '--manifest', {str(cohort)!r}, '-o', {str(out)!r}, '--workers', '2'])\n"
+              "print(status, sorted(m for m in ('radiomics', 'SimpleITK', 'scipy', 'pywt') if m in sys.modules))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "0 []"
+    pd.testing.assert_frame_equal(pd.read_csv(out, dtype={"case_id": str}).set_index("case_id"), reference)
+    settings = (tmp_path / "features.settings.json").read_text()
+    import radiomics
+
+    assert f'"pyradiomics_version": "{radiomics.__version__}"' in settings  # as the worker found it

@@ -45,12 +45,25 @@ BIN = Path(sys.executable).parent
 ONE_BLAS_THREAD = {name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
+def process_kind(process: psutil.Process, root_pid: int) -> str:
+    """main, fork server, resource tracker or worker: what a process of a measured tree is."""
+    if process.pid == root_pid:
+        return "main"
+    command = " ".join(process.cmdline())
+    if "resource_tracker" in command:
+        return "resource tracker"
+    if "forkserver" in command and process.ppid() == root_pid:
+        return "fork server"
+    return "worker"
+
+
 def run_measured(command: list[str], env: dict | None = None, cwd: Path | None = None) -> dict:
-    """Run a command; wall seconds, CPU seconds and peak PSS / RSS bytes of its process tree."""
+    """Run a command; wall seconds, CPU seconds and peak PSS / RSS bytes of its process tree, and
+    each process's PSS (by kind) at the moment the tree's PSS peaked."""
     started = time.perf_counter()
     process = subprocess.Popen(command, env={**os.environ, **(env or {})}, cwd=cwd,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = {"pss": 0, "rss": 0}
+    peak = {"pss": 0, "rss": 0, "kinds": []}
     cpu: dict[int, float] = {}
     stop = threading.Event()
 
@@ -61,6 +74,7 @@ def run_measured(command: list[str], env: dict | None = None, cwd: Path | None =
             return
         while not stop.is_set():
             pss = rss = 0
+            kinds = []
             try:
                 tree = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
@@ -69,12 +83,16 @@ def run_measured(command: list[str], env: dict | None = None, cwd: Path | None =
                 try:
                     memory = p.memory_full_info()
                     times = p.cpu_times()
+                    kind = process_kind(p, root.pid)
                 except psutil.NoSuchProcess:
                     continue
                 pss += memory.pss
                 rss += memory.rss
+                kinds.append((kind, memory.pss))
                 cpu[p.pid] = max(cpu.get(p.pid, 0.0), times.user + times.system)
-            peak["pss"], peak["rss"] = max(peak["pss"], pss), max(peak["rss"], rss)
+            if pss > peak["pss"]:
+                peak["pss"], peak["kinds"] = pss, kinds
+            peak["rss"] = max(peak["rss"], rss)
             stop.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -265,6 +283,15 @@ def write_markdown(out: Path, single: dict, group: dict, before: str, after: str
         lines.append(f"| `{name}` | {m['wall']:.1f} | {60 * group['cases'] / m['wall']:.1f} | "
                      f"{reference_wall / m['wall']:.2f}x | {m['cpu']:.0f} | {m['pss'] / 2 ** 20:.0f} | "
                      f"{m['rss'] / 2 ** 20:.0f} |")
+    lines += ["", "PSS of each process at the moment its tree peaked (MiB):", ""]
+    for name in ("deepradscore extract --workers 2", "deepradscore extract --workers 2 --radiomics-backend native",
+                 "pyradiomics batch --jobs 2"):
+        by_kind: dict[str, list[float]] = {}
+        for kind, pss in group[name]["kinds"]:
+            by_kind.setdefault(kind, []).append(pss / 2 ** 20)
+        shown = "; ".join(f"{kind} {' + '.join(f'{v:.0f}' for v in sorted(values, reverse=True))}"
+                          for kind, values in sorted(by_kind.items()))
+        lines.append(f"- `{name}`: {shown}")
     lines += [
         "",
         "pyradiomics gets the 36 ROIs (18 tumours, 18 rings written beforehand, untimed) as its batch "

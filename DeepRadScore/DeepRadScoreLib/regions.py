@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.io.grid import check_same_grid
+
+# SimpleITK (and io.grid, which needs it) are imported in the functions that use them: a cohort's
+# main process checks the ring thickness here without loading SimpleITK (~30 MB it never uses).
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Im
     Optional, off by default as in the paper: ``constraint`` (a mask on the same grid, e.g. the body
     or lung) and ``hu_range`` (needs ``image``) drop voxels outside them, e.g. air outside the body.
     """
+    import SimpleITK as sitk
     from scipy import ndimage
+
+    from DeepRadScoreLib.io.grid import check_same_grid
 
     thickness_mm = check_thickness(thickness_mm)
     tumour = sitk.GetArrayViewFromImage(mask) > 0
@@ -140,6 +144,10 @@ def deep_roi_patch(image: sitk.Image, mask: sitk.Image, size: int = PATCH_SIZE) 
     the tumour's centroid in that slice, rounded half up to a voxel, lands on patch pixel
     ``[size // 2, size // 2]``. Pixels beyond the image are air (-1000 HU).
     """
+    import SimpleITK as sitk
+
+    from DeepRadScoreLib.io.grid import check_same_grid
+
     check_same_grid(image, mask, "tumour mask")
     tumour = sitk.GetArrayViewFromImage(mask) > 0
     areas = tumour.sum(axis=(1, 2))
@@ -166,6 +174,8 @@ def sample_patch(volume: sitk.Image, patch: DeepRoiPatch, fill: float = 0.0) -> 
 
     E.g. ``sample_patch(mask, patch)`` is the tumour outline in the patch.
     """
+    import SimpleITK as sitk
+
     plane = sitk.GetArrayViewFromImage(volume)[patch.slice_index]
     size = patch.size
     out = np.full((size, size), fill, dtype=np.float32)
@@ -197,6 +207,8 @@ def patch_to_volume(patch: DeepRoiPatch, values: np.ndarray, reference: sitk.Ima
 
     The inverse of :func:`sample_patch` on the pixels that lie inside the image.
     """
+    import SimpleITK as sitk
+
     values = np.asarray(values, dtype=np.float32)
     if values.shape != (patch.size, patch.size):
         raise ValueError(f"expected a {patch.size} x {patch.size} map, got {values.shape}")

@@ -12,13 +12,13 @@ import argparse
 import logging
 
 import numpy as np
-import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.io.images import load_case, read_constraint
 from DeepRadScoreLib.outputs import atomic_file, check_output_file
-from DeepRadScoreLib.regions import (WINDOWS, check_thickness, deep_roi_patch, peritumoral_ring,
-                                      sample_patch)
+from DeepRadScoreLib.regions import WINDOWS, check_thickness, deep_roi_patch, sample_patch
+
+# SimpleITK and the image readers are imported in the handlers: cli.main imports this module for
+# every command, and a cohort's `extract` main process never needs them (~30 MB).
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,11 @@ OUTLINE_RGB = (255, 40, 40)
 
 
 def run_ring(args: argparse.Namespace) -> int:
+    import SimpleITK as sitk
+
+    from DeepRadScoreLib.io.images import load_case, read_constraint
+    from DeepRadScoreLib.regions import peritumoral_ring
+
     # The cheap refusals first: a bad option or an unwritable -o must not cost the reading.
     check_thickness(args.thickness_mm)
     check_output_file(args.output)
@@ -47,6 +52,8 @@ def run_ring(args: argparse.Namespace) -> int:
 
 
 def run_patch(args: argparse.Namespace) -> int:
+    from DeepRadScoreLib.io.images import load_case
+
     check_output_file(args.output)
     case = load_case(args.image, args.mask, label=args.label, roi_name=args.roi_name)
     patch = deep_roi_patch(case.image, case.mask)
@@ -81,6 +88,8 @@ def patch_png_pixels(hu: np.ndarray, tumour: np.ndarray, scale: int = PNG_SCALE)
 
 
 def _write_image(image: sitk.Image, tmp, output) -> None:
+    import SimpleITK as sitk
+
     try:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     except RuntimeError:

@@ -14,6 +14,7 @@ recorded (``ExtractionSettings.backend``) for people, never compared.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
@@ -27,14 +28,27 @@ BACKENDS = ("auto", "pyradiomics", "native")
 DEFAULT_BACKEND = "auto"
 
 
-@lru_cache(maxsize=1)
+# What a worker process of this same interpreter found (:func:`adopt`): {"pyradiomics": version}.
+_ADOPTED: dict[str, Optional[str]] = {}
+
+
 def pyradiomics_version() -> Optional[str]:
     """pyradiomics' version when its feature extractor imports here, else ``None``."""
+    if "pyradiomics" in _ADOPTED:
+        return _ADOPTED["pyradiomics"]
+    return _imported_version()
+
+
+@lru_cache(maxsize=1)
+def _imported_version() -> Optional[str]:
     try:
         import radiomics
         from radiomics import featureextractor  # noqa: F401  (the part we use; its C extension)
     except Exception:  # ImportError, or a broken build failing inside its import
         return None
+    from DeepRadScoreLib.features.workers import pyradiomics_imported
+
+    pyradiomics_imported()
     return str(radiomics.__version__)
 
 
@@ -64,6 +78,40 @@ def describe(backend: str | None = None) -> str:
     from DeepRadScoreLib import __version__
 
     return f"native (DeepRadScore {__version__})"
+
+
+@dataclass(frozen=True)
+class BackendFacts:
+    """What a cohort's main process needs to know about the backend: the resolved name, its
+    :func:`describe` text, pyradiomics' version ("" where it does not import) and the column names.
+
+    A cohort run with local processes asks its first worker (:func:`backend_facts` there) and
+    :func:`adopt` s the answer, so that its own process never imports pyradiomics, SimpleITK or
+    SciPy (~35 MB of a process that only reads the manifest, hashes files and writes the table).
+    The worker runs the same interpreter on the same paths, so its answer is this process's.
+    """
+
+    backend: str
+    description: str
+    pyradiomics_version: str
+    names: tuple[str, ...]
+
+
+def backend_facts(params_path: str | Path | None = None, backend: str | None = None) -> BackendFacts:
+    """:class:`BackendFacts` of ``backend`` for the parameter file, found in this process.
+
+    :raises InputError: an unknown backend, pyradiomics asked for where it does not import, an
+        invalid parameter file.
+    """
+    resolved = resolve(backend)
+    return BackendFacts(resolved, describe(resolved), pyradiomics_version() or "",
+                        tuple(feature_names(params_path, resolved)))
+
+
+def adopt(facts: BackendFacts) -> None:
+    """Take pyradiomics' version from ``facts`` (found by a worker process of this interpreter),
+    so that :func:`resolve`, :func:`describe` and :func:`pyradiomics_version` need not import it."""
+    _ADOPTED["pyradiomics"] = facts.pyradiomics_version or None
 
 
 def feature_names(params_path: str | Path | None = None, backend: str | None = None) -> list[str]:

@@ -20,8 +20,11 @@ because it skips work that does not change a number (measured in benchmarks/benc
   (``_wavelet_reach``), so the band values on every ROI voxel are the same unless an ROI lies
   within that reach of a crop edge clamped at the image border, in which case that case is
   filtered per ROI exactly as pyradiomics does.
-* **Work split over processes.** Shape and each (image type, ROI) texture set are independent
-  tasks; ``jobs > 1`` runs them in a process pool while this process computes the wavelet.
+* **Work split over processes, or done as it comes.** Shape and each (image type, ROI) texture
+  set are independent tasks; ``jobs > 1`` runs them in a process pool while this process computes
+  the wavelet. ``jobs = 1`` runs each task as soon as its crop exists, and the default wavelet's
+  bands come one at a time from ``native.preprocess.wavelet_bands`` (pyradiomics' own pywt calls,
+  tested bit-equal), so a large case holds one band and its crops, not all of them.
 
 Parameter files whose settings this fast path does not reproduce (resampling, normalisation,
 resegmentation, 2D extraction, voxel-based) are run through plain pyradiomics per ROI, so any
@@ -32,9 +35,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import multiprocessing
 import os
-import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Optional
@@ -43,27 +44,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import Cancelled, InputError
+from DeepRadScoreLib.features.native.params import PARAMS_PATH, params_file  # noqa: F401 (the default file)
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
 logger = logging.getLogger(__name__)
 
-# The default 851-feature parameter file ships inside the package, so an installed wheel has it.
-PARAMS_PATH = Path(__file__).resolve().parent / "radiomics_params.yaml"
 ROI_PREFIXES = ("tumor", "peritumoral")
 
 # Settings that change the image or mask before extraction in ways the shared-crop path does not
 # reproduce; a parameter file using any of them is run through plain pyradiomics per ROI.
 _UNSUPPORTED_SETTINGS = ("normalize", "resampledPixelSpacing", "resegmentRange", "force2D")
-# Image types whose filtered value at a voxel depends only on a short neighbourhood we know.
-_SHAREABLE_IMAGE_TYPES = ("Original", "Wavelet")
-
-
-def params_file(params_path: str | Path | None = None) -> Path:
-    """The parameter file to use: the given one, or the bundled 851-feature one."""
-    path = Path(params_path) if params_path is not None else PARAMS_PATH
-    if not path.is_file():
-        raise InputError(f"{path}: radiomics parameter file not found")
-    return path
 
 
 @lru_cache(maxsize=8)
@@ -71,6 +61,9 @@ def _extractor(path: str):
     """One validated pyradiomics extractor per parameter file (per process)."""
     from radiomics import featureextractor
 
+    from DeepRadScoreLib.features.workers import pyradiomics_imported
+
+    pyradiomics_imported()  # a pending "errors only" of the command line, before any warning
     try:
         return featureextractor.RadiomicsFeatureExtractor(path)
     except Exception as err:  # pykwalify's SchemaError and friends: a bad file, not a bug
@@ -125,7 +118,7 @@ def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
     """
     path = str(params_file(params_path))
     extractor = _extractor(path)
-    rois = {"tumor": _as_label_map(mask), "peritumoral": _as_label_map(ring)}
+    rois = {"tumor": _label_source(mask), "peritumoral": _label_source(ring)}
     if _needs_plain_pyradiomics(extractor):
         return _plain_pyradiomics(extractor, image, rois, progress, cancel)
     plan = _Plan(extractor, image, rois)
@@ -161,6 +154,13 @@ _WORKER_LIMIT = None
 def _as_label_map(mask: sitk.Image) -> sitk.Image:
     # pyradiomics casts every mask to UInt32 (imageoperations.getMask); do the same once.
     return sitk.Cast(mask, sitk.sitkUInt32)
+
+
+def _label_source(mask: sitk.Image) -> sitk.Image:
+    """The mask to crop from: an unsigned integer one as it is (the UInt32 cast keeps its values,
+    and is made per crop, not of the whole image), any other cast now, as pyradiomics casts it."""
+    unsigned = (sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32)
+    return mask if mask.GetPixelID() in unsigned else _as_label_map(mask)
 
 
 def _needs_plain_pyradiomics(extractor) -> bool:
@@ -247,21 +247,13 @@ def _bounding_box(array: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def _wavelet_reach(settings: dict) -> int:
-    """How many voxels away an input voxel still changes a wavelet band (per axis, either side).
+    """How many voxels away an input voxel still changes a wavelet band (per axis, either side):
+    pyradiomics applies the level-1 filters (``native.preprocess.wavelet_reach``, measured on an
+    impulse) once per level, ``start_level + level`` times."""
+    from DeepRadScoreLib.features.native.preprocess import wavelet_reach
 
-    pyradiomics' stationary wavelet applies the undecimated level-1 filters once per level
-    (``start_level + level`` times), so the reach is that many times the level-1 filters'.
-    """
-    import pywt
-
-    wavelet = pywt.Wavelet(settings.get("wavelet", "coif1"))
-    n = 4 * wavelet.dec_len + 4
-    impulse = np.zeros(n)
-    impulse[n // 2] = 1.0
-    (approx, detail), = pywt.swt(impulse, wavelet, level=1)
-    touched = np.flatnonzero((approx != 0) | (detail != 0))
-    single = int(np.max(np.abs(touched - n // 2)))
-    return single * (int(settings.get("start_level", 0)) + int(settings.get("level", 1)))
+    levels = int(settings.get("start_level", 0)) + int(settings.get("level", 1))
+    return wavelet_reach(settings.get("wavelet", "coif1")) * levels
 
 
 # --- the tasks: plain functions of picklable arguments, run here or in a worker process -------
@@ -269,7 +261,7 @@ def _wavelet_reach(settings: dict) -> int:
 def _shape_task(path: str, image_bb: sitk.Image, mask_bb: sitk.Image) -> dict:
     """pyradiomics' ``computeShape`` on the ROI's bounding box, with the fast mesh diameters."""
     extractor = _extractor(path)
-    shape = _MeshShape(image_bb, mask_bb, **extractor.settings)
+    shape = _mesh_shape_class()(image_bb, mask_bb, **extractor.settings)
     for name in extractor.enabledFeatures["shape"] or ():
         shape.enableFeatureByName(name)
     return {f"original_shape_{name}": value for name, value in shape.execute().items()}
@@ -290,53 +282,55 @@ def _to_bounding_box(image: sitk.Image, mask: sitk.Image, lo_kji, hi_kji) -> tup
     return imageoperations.cropToTumorMask(image, mask, np.array([lo[0], hi[0], lo[1], hi[1], lo[2], hi[2]]))
 
 
-def process_context() -> multiprocessing.context.BaseContext:
-    """Where worker processes come from (:func:`workers.process_context`, which keeps them from
-    outliving a killed parent)."""
-    from DeepRadScoreLib.features.workers import process_context as context
-
-    return context()
-
-
 class _Tasks:
-    """Runs tasks inline (jobs=1) or in a process pool; results keep their submission slot."""
+    """Runs tasks in a process pool, or here (jobs=1) as soon as each is submitted, so that its crops
+    are freed before the next are made (made first, a 260k-voxel tumour's ~20 crop pairs held ~100
+    MB at once); results keep their submission slot."""
 
-    def __init__(self, jobs: int):
+    def __init__(self, jobs: int, progress=None, cancel=None, total: int = 1):
         self.pool = None
         if jobs > 1:
-            # forkserver: safe when the caller has threads (tqdm, Dask, torch); spawn elsewhere.
-            self.pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=process_context(),
+            # workers.process_context: a fork server (safe when the caller has threads: tqdm, Dask,
+            # torch), whose workers never outlive this process; spawn where there is none.
+            from DeepRadScoreLib.features.workers import process_context
+
+            self.pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=process_context("pyradiomics"),
                                                                initializer=_worker_start,
                                                                initargs=(os.getpid(),))
         self.pending: list = []
+        self.progress, self.cancel, self.total = progress, cancel, max(total, 1)
 
     def submit(self, slot, function, *args) -> None:
         if self.pool is None:
-            self.pending.append((slot, function, args))
+            report(self.progress, len(self.pending) / self.total, "radiomics", self.cancel)
+            self.pending.append((slot, function(*args)))
         else:
-            self.pending.append((slot, self.pool.submit(function, *args), None))
+            self.pending.append((slot, self.pool.submit(function, *args)))
 
     def abort(self) -> None:
         self.pending = []
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def results(self, progress, cancel, total: int) -> Iterable[tuple]:
-        done = 0
+    def results(self) -> Iterable[tuple]:
+        done = len(self.pending) if self.pool is None else 0
         try:
             if self.pool is None:
-                for slot, function, args in self.pending:
-                    report(progress, done / total, "radiomics", cancel)
-                    yield slot, function(*args)
-                    done += 1
+                yield from self.pending
             else:
-                futures = {future: slot for slot, future, _ in self.pending}
+                futures = {future: slot for slot, future in self.pending}
                 for future in concurrent.futures.as_completed(futures):
-                    report(progress, done / total, "radiomics", cancel)
+                    report(self.progress, done / self.total, "radiomics", self.cancel)
                     yield futures[future], future.result()
                     done += 1
         finally:
             self.abort()
+
+
+def _task_count(extractor, path: str) -> int:
+    """How many tasks :func:`_run` submits: shape per ROI, then one per (filtered image, ROI)."""
+    images = {n.split("_", 1)[0] for n in _roi_feature_names(path) if not n.startswith("original_shape_")}
+    return len(ROI_PREFIXES) * (("shape" in extractor.enabledFeatures) + len(images))
 
 
 def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[dict]]:
@@ -344,10 +338,10 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
 
     extractor = plan.extractor
     settings = plan.settings
-    tasks = _Tasks(jobs)
+    tasks = _Tasks(jobs, progress, cancel, _task_count(extractor, path))
     slots = {prefix: [] for prefix in ROI_PREFIXES}   # ROI -> ordered slot keys
     joint_image = plan.crop(plan.image, plan.joint)
-    joint_rois = {p: plan.crop(roi, plan.joint) for p, roi in plan.rois.items()}
+    joint_rois = {p: _as_label_map(plan.crop(roi, plan.joint)) for p, roi in plan.rois.items()}
     report(progress, 0.0, "radiomics: checking the regions", cancel)
     for prefix in ROI_PREFIXES:
         _check_roi(joint_image, joint_rois[prefix], settings, prefix)
@@ -366,7 +360,7 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
             generator = getattr(imageoperations, f"get{image_type}Image")
             if plan.shareable(image_type, kwargs_base):
                 # One filtering of the joint crop serves both ROIs.
-                filtered = generator(joint_image, joint_rois["tumor"], **kwargs_base)
+                filtered = _filtered_images(image_type, generator, joint_image, joint_rois["tumor"], kwargs_base)
                 for image, image_name, kwargs in filtered:
                     for prefix in ROI_PREFIXES:
                         image_bb, mask_bb = _to_bounding_box(image, joint_rois[prefix],
@@ -377,9 +371,10 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                 # Exactly pyradiomics' own path: filter each ROI's own crop.
                 for prefix in ROI_PREFIXES:
                     box = plan.crop_of[prefix]
-                    own_image, own_roi = plan.crop(plan.image, box), plan.crop(plan.rois[prefix], box)
+                    own_image, own_roi = plan.crop(plan.image, box), _as_label_map(plan.crop(plan.rois[prefix], box))
                     lo, hi = plan.relative(prefix, box)
-                    for image, image_name, kwargs in generator(own_image, own_roi, **kwargs_base):
+                    for image, image_name, kwargs in _filtered_images(image_type, generator, own_image, own_roi,
+                                                                      kwargs_base):
                         image_bb, mask_bb = _to_bounding_box(image, own_roi, lo, hi)
                         tasks.submit((prefix, image_name), _texture_task, path, image_bb, mask_bb, image_name, kwargs)
                         slots[prefix].append((prefix, image_name))
@@ -387,10 +382,28 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                 tasks.abort()
                 raise Cancelled("radiomics")
 
-    total = sum(len(v) for v in slots.values())
-    collected = dict(tasks.results(progress, cancel, max(total, 1)))
+    collected = dict(tasks.results())
     report(progress, 1.0, "radiomics done")
     return {prefix: [collected[slot] for slot in slots[prefix]] for prefix in ROI_PREFIXES}
+
+
+def _filtered_images(image_type: str, generator, image: sitk.Image, mask: sitk.Image, kwargs: dict):
+    """What pyradiomics' ``get<image_type>Image(image, mask, **kwargs)`` yields. A one-level wavelet
+    from level 0 (our file's) comes from ``native.preprocess.wavelet_bands``: the same pywt calls,
+    so the same bands, names and order (test_native_core compares them with ``getWaveletImage``
+    exactly), made one at a time, where pyradiomics' generator holds all of them twice."""
+    if not (image_type == "Wavelet" and int(kwargs.get("level", 1)) == 1 and int(kwargs.get("start_level", 0)) == 0
+            and not kwargs.get("force2D", False) and image.GetDimension() == 3):
+        yield from generator(image, mask, **kwargs)
+        return
+    from DeepRadScoreLib.features.native.preprocess import wavelet_bands
+
+    for name, band in wavelet_bands(sitk.GetArrayFromImage(image), kwargs.get("wavelet", "coif1")):
+        filtered = sitk.GetImageFromArray(np.ascontiguousarray(band))
+        del band
+        filtered.CopyInformation(image)  # as pyradiomics' _swt3 does
+        yield filtered, name, dict(kwargs)
+        del filtered
 
 
 def _check_roi(image: sitk.Image, roi: sitk.Image, settings: dict, prefix: str) -> None:
@@ -405,7 +418,9 @@ def _check_roi(image: sitk.Image, roi: sitk.Image, settings: dict, prefix: str) 
 
 # --- shape: pyradiomics' RadiomicsShape with its mesh coefficients computed without O(V^2) -----
 
+@lru_cache(maxsize=1)
 def _mesh_shape_class():
+    """The subclass, built on first use: importing this module does not import radiomics."""
     from radiomics.shape import RadiomicsShape
 
     class MeshShape(RadiomicsShape):
@@ -433,19 +448,6 @@ def _mesh_shape_class():
 
     return MeshShape
 
-
-class _LazyMeshShape:
-    """Builds the subclass on first use so that importing this module does not import radiomics."""
-
-    cls = None
-
-    def __call__(self, *args, **kwargs):
-        if _LazyMeshShape.cls is None:
-            _LazyMeshShape.cls = _mesh_shape_class()
-        return _LazyMeshShape.cls(*args, **kwargs)
-
-
-_MeshShape = _LazyMeshShape()
 
 # Corners of a marching cube as (k, j, i) offsets, in pyradiomics' bit order (cshape.c gridAngles).
 _CUBE_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0))
@@ -566,10 +568,14 @@ def _hull_vertices(points: np.ndarray) -> np.ndarray:
     return hull_vertices(points)
 
 
-def _max_squared_distance(half: np.ndarray, spacing: np.ndarray, block: int = 1024) -> float:
-    """Largest squared distance between two points, computed term by term as cshape.c does."""
+def _max_squared_distance(half: np.ndarray, spacing: np.ndarray) -> float:
+    """Largest squared distance between two points, computed term by term as cshape.c does (in
+    row blocks of ``native.shape.PAIRS_PER_BLOCK`` pairs: the same maximum in bounded memory)."""
+    from DeepRadScoreLib.features.native.shape import PAIRS_PER_BLOCK
+
     p = (half / 2.0) * spacing
     best = 0.0
+    block = max(1, PAIRS_PER_BLOCK // max(len(p), 1))
     for start in range(0, len(p), block):
         a = p[start:start + block]
         d = ((a[:, None, 0] - p[None, :, 0]) ** 2 + (a[:, None, 1] - p[None, :, 1]) ** 2

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
+# The bundled parameter file (an installed wheel has it), re-exported for the extraction.
+from DeepRadScoreLib.features.native.params import PARAMS_PATH, params_file  # noqa: F401
 from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,6 @@ class ExtractionSettings:
         :returns: the :class:`ExtractionSettings`.
         """
         from DeepRadScoreLib.features.backends import pyradiomics_version, resolve
-        from DeepRadScoreLib.features.radiomics import params_file
 
         if not (math.isfinite(float(thickness_mm)) and float(thickness_mm) > 0):
             raise InputError(f"--thickness-mm: the ring thickness must be a positive number of mm, "
@@ -94,7 +95,6 @@ class ExtractionSettings:
         """A parameter file holding :attr:`params_yaml` (the bundled file when it is that one;
         else a content-addressed copy in the temporary folder, reused across calls so that
         pyradiomics' per-file extractor cache keeps working)."""
-        from DeepRadScoreLib.features.radiomics import PARAMS_PATH
         from DeepRadScoreLib.outputs import atomic_file
 
         if PARAMS_PATH.is_file() and _sha256(PARAMS_PATH.read_text(encoding="utf-8")) == self.params_sha256:

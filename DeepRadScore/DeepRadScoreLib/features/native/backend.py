@@ -125,6 +125,17 @@ def _one_blas_thread():
     return threadpool_limits(limits=1)
 
 
+def _label_values(mask: sitk.Image) -> np.ndarray:
+    """The mask's values as pyradiomics compares them with the label: after a cast to UInt32.
+
+    An unsigned integer mask keeps its values through that cast, so its pixel buffer is read in
+    place (no whole-image UInt32 copy); any other type is cast as pyradiomics casts it.
+    """
+    if mask.GetPixelID() in (sitk.sitkUInt8, sitk.sitkUInt16, sitk.sitkUInt32):
+        return sitk.GetArrayViewFromImage(mask)
+    return sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32))
+
+
 def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
     """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
     if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
@@ -150,13 +161,14 @@ class _Case:
         self.rois, self.bbox, self.crop_box = {}, {}, {}
         for key, mask in masks.items():
             _check_grid(image, mask, labels[key])
-            # pyradiomics casts every mask to UInt32 before comparing it with the label.
-            roi = preprocess.roi_array(sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32)), settings.label)
+            roi = preprocess.roi_array(_label_values(mask), settings.label)
             self.bbox[key] = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
                                                   settings.minimum_roi_size)
             self.crop_box[key] = (preprocess.pad_box(self.bbox[key], settings.pad_distance, shape)
                                   if settings.pre_crop else (np.zeros(3, int), shape - 1))
-            self.rois[key] = preprocess.crop(roi, self.bbox[key])
+            # A copy of the bounding box, so that the whole-image boolean array is freed.
+            self.rois[key] = np.ascontiguousarray(preprocess.crop(roi, self.bbox[key]))
+            del roi
 
     # The units of work: shape per ROI, then (image type -> filtered images) x ROI.
     def tasks(self) -> list[tuple]:
@@ -172,19 +184,29 @@ class _Case:
         total = max(len(tasks), 1)
         for done, (slot, compute) in enumerate(self._work(tasks)):
             report(progress, done / total, "radiomics", cancel)
-            yield slot, compute()
+            values = compute()
+            del compute  # holds a filtered image: free it before the next one is computed
+            yield slot, values
 
     def _work(self, tasks: list[tuple]) -> Iterator[tuple]:
-        """(slot, a callable computing it) per task, filtering each image type once per case."""
+        """(slot, a callable computing it) per task, filtering each image type once per case.
+
+        Lazily: a filtered image is made when its first task is asked for and dropped after its
+        last, so only one wavelet band (and the pending halves of the transform) is alive at a
+        time instead of all 8 bands of every filtered box.
+        """
         by_type: dict[Optional[str], list[tuple]] = {}
         for task in tasks:
             by_type.setdefault(task[2], []).append(task)
         for slot, key, _, _ in by_type.pop(None, []):
             yield slot, (lambda key=key: self._shape(key))
         for image_type, group in by_type.items():
-            bands = dict(self._filtered(image_type, {task[1] for task in group}))
-            for slot, key, _, image_name in group:
-                yield slot, (lambda key=key, grey=bands[(key, image_name)], it=image_type: self._texture(key, grey, it))
+            slots = {(key, image_name): slot for slot, key, _, image_name in group}
+            for (key, image_name), grey in self._filtered(image_type, {task[1] for task in group}):
+                if (key, image_name) in slots:
+                    yield slots[(key, image_name)], (lambda key=key, grey=grey, it=image_type:
+                                                     self._texture(key, grey, it))
+                del grey
 
     def _shape(self, key: str) -> dict[str, float]:
         from DeepRadScoreLib.features.native import shape
@@ -203,6 +225,7 @@ class _Case:
             for name, band in preprocess.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
                 for key in members:
                     yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
+                del band  # before the transform computes the next band
 
     def _filter_boxes(self, keys: list[str]) -> list[tuple[list[str], preprocess.Box]]:
         """Which boxes to filter, and which ROIs take their bands from each (see module doc).

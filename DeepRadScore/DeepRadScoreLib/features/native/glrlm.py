@@ -12,7 +12,9 @@ Runs are found without a loop over voxels: a ROI voxel's run continues to its ne
 the direction when that neighbour is in the ROI with the same level (its successor), and a run
 starts at every voxel that is no voxel's successor; run lengths come from list ranking by
 pointer doubling over the successor links (O(n log L) for n ROI voxels and longest run L), and
-one ``np.bincount`` per direction builds the matrix.
+one ``np.bincount`` per direction builds that direction's (grey level x run length) counts at
+once, so that only one direction's per-voxel arrays are alive at a time (indices in int32 where
+the ROI allows: the memory peak of a large ROI, not its numbers).
 """
 from __future__ import annotations
 
@@ -42,14 +44,17 @@ def _run_lengths(successor: np.ndarray, starts: np.ndarray) -> np.ndarray:
     doubling: after step s every voxel knows the voxel 2^s links ahead and the count up to it.
     """
     n = len(successor)
-    succ = np.append(successor, n)
-    count = np.ones(n + 1, dtype=np.int64)
+    succ = np.empty(n + 1, dtype=successor.dtype)
+    succ[:n] = successor
+    succ[n] = n
+    count = np.ones(n + 1, dtype=np.int32)  # a run is at most one image side long
     count[n] = 0
     active = np.flatnonzero(succ[:n] != n)
     while active.size:
         nxt = succ[active]
         count[active] += count[nxt]
         succ[active] = succ[nxt]
+        del nxt
         active = active[succ[active] != n]
     return count[starts]
 
@@ -72,38 +77,45 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     l along direction ``a`` (all zero for a direction pyradiomics discards as flat).
     """
     padded_mask, padded_index, levels = roi_levels(q, mask)
-    flat_mask = padded_mask.ravel()
-    voxels = np.flatnonzero(flat_mask)
+    shape = padded_mask.shape
+    voxels = np.flatnonzero(padded_mask.ravel())
     n = len(voxels)
-    own = padded_index.ravel()[voxels]
-    own_or_none = np.append(own, -1)  # level by voxel number; -1 for "no ROI voxel" (n)
-    position = np.full(flat_mask.size, n, dtype=np.int64)  # voxel number among ROI voxels
-    position[voxels] = np.arange(n)
+    index = np.int32 if n < 2 ** 31 - 1 else np.int64
+    own = padded_index.ravel()[voxels].astype(index)
+    del padded_index
+    own_or_none = np.append(own, index(-1))  # level by voxel number; -1 for "no ROI voxel" (n)
+    position = np.full(padded_mask.size, n, dtype=index)  # voxel number among ROI voxels
+    position[voxels] = np.arange(n, dtype=index)
     coords = None
-    runs = []
-    for offset, direction in zip(flat_offsets(padded_mask.shape), directions_3d()):
+    per_direction = []  # (Ng, longest run of the direction) counts
+    for offset, direction in zip(flat_offsets(shape), directions_3d()):
         # The run goes on from v to v + direction when that voxel is in the ROI with v's level.
         ahead = position[voxels + offset]
-        successor = np.where(own_or_none[ahead] == own, ahead, n)
+        successor = np.where(own_or_none[ahead] == own, ahead, index(n))
+        del ahead
         # A run starts at every voxel that is nobody's successor.
         has_predecessor = np.zeros(n + 1, dtype=bool)
         has_predecessor[successor] = True
         starts = np.flatnonzero(~has_predecessor[:n])
+        del has_predecessor
         lengths = _run_lengths(successor, starts)
+        del successor
         if not (lengths > 1).any():
             # Only single-voxel runs: pyradiomics drops the direction when no line holds two
             # ROI voxels (a gap between them still counts them as two runs of length 1).
             if coords is None:
-                coords = np.column_stack(np.unravel_index(voxels, padded_mask.shape))
-            if not _has_multi_voxel_line(coords, direction, padded_mask.shape):
+                coords = np.column_stack(np.unravel_index(voxels, shape))
+            if not _has_multi_voxel_line(coords, direction, shape):
                 starts = starts[:0]
                 lengths = lengths[:0]
-        runs.append((own[starts], lengths))
-    longest = max((int(lengths.max()) for _, lengths in runs if lengths.size), default=1)
-    counts = np.zeros((len(runs), len(levels), longest), dtype=np.float64)
-    for a, (level, lengths) in enumerate(runs):
-        counts[a] = np.bincount(level * longest + lengths - 1,
-                                minlength=len(levels) * longest).reshape(len(levels), longest)
+        longest = int(lengths.max()) if lengths.size else 0
+        code = own[starts].astype(np.int64) * longest + lengths - 1
+        per_direction.append(np.bincount(code, minlength=len(levels) * longest).reshape(len(levels), longest))
+        del starts, lengths, code
+    longest = max((counts.shape[1] for counts in per_direction), default=0) or 1
+    counts = np.zeros((len(per_direction), len(levels), longest), dtype=np.float64)
+    for a, direction_counts in enumerate(per_direction):
+        counts[a, :, :direction_counts.shape[1]] = direction_counts
     return counts, levels
 
 

@@ -29,11 +29,15 @@ def grey_tone_differences(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray, np.
     entry per grey level with ``n_i > 0`` (ascending).
     """
     inside = grid.in_roi()
-    grey_or_zero = np.where(inside, grid.level, 0).astype(np.int64)
+    grey_or_zero = np.where(inside, grid.level, 0)
+    # int32 when 26 neighbours' grey levels cannot overflow it: the sums are exact integers in
+    # either type, so the smaller one only lowers the memory peak.
+    sums = np.int32 if 26 * int(grey_or_zero.max()) < 2 ** 31 else np.int64
+    grey_or_zero = grey_or_zero.astype(sums, copy=False)
     # Per voxel: how many of the 26 neighbours are in the ROI and the sum of their grey levels
     # (grey_or_zero is 0 off the ROI and on the padding, so a plain sum drops those).
     count = np.zeros(grid.level.size, dtype=np.int8)
-    total = np.zeros(grid.level.size, dtype=np.int64)
+    total = np.zeros(grid.level.size, dtype=sums)
     for o in grid.offsets:
         count[:-o] += inside[o:]
         count[o:] += inside[:-o]

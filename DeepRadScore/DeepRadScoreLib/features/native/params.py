@@ -23,8 +23,19 @@ from DeepRadScoreLib.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-# The bundled 851-feature file (the same file the pyradiomics path uses by default).
+# The bundled 851-feature file, the default of both backends. Defined here, in a module that
+# imports nothing heavy and no other engine module, so that a cohort's main process finds it
+# without importing SimpleITK (features.radiomics) and without an import cycle (features.settings
+# and features.radiomics re-export it).
 PARAMS_PATH = Path(__file__).resolve().parent.parent / "radiomics_params.yaml"
+
+
+def params_file(params_path: str | Path | None = None) -> Path:
+    """The parameter file to use: the given one, or the bundled 851-feature one."""
+    path = Path(params_path) if params_path is not None else PARAMS_PATH
+    if not path.is_file():
+        raise InputError(f"{path}: radiomics parameter file not found")
+    return path
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
 # order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
@@ -109,9 +120,7 @@ def load(params_path: str | Path | None = None) -> NativeSettings:
     the file is missing, is not valid YAML, or asks for something the native backend does not
     reproduce exactly.
     """
-    path = Path(params_path) if params_path is not None else PARAMS_PATH
-    if not path.is_file():
-        raise InputError(f"{path}: radiomics parameter file not found")
+    path = params_file(params_path)
     resolved = path.resolve()
     return _load_cached(str(resolved), os.stat(resolved).st_mtime_ns, str(path))
 

@@ -19,7 +19,10 @@ All arrays are numpy's (z, y, x) order (``sitk.GetArrayFromImage``); boxes are i
   low pass, H = high pass). An odd-sized axis is first extended by one periodic (wrap) sample and
   the result cut back, because ``swtn`` needs even sizes. The bands keep ``pywt``'s dtype
   (float32 for a float32 image, float64 otherwise), which is what pyradiomics' feature classes
-  then read back.
+  then read back. ``swtn`` is one ``pywt.swt`` along each axis in turn, applied to both halves of
+  the previous axis; we make the same calls depth first, so that a band is handed on as soon as
+  it exists and at most one pending half per axis is held (4 arrays of the crop's size instead
+  of ``swtn``'s 12), with the same numbers (Testing/test_native_core.py checks them exactly).
 """
 from __future__ import annotations
 
@@ -127,18 +130,34 @@ def wavelet_bands(image: np.ndarray, wavelet: str = "coif1") -> Iterator[tuple[s
 
     The 7 detail bands come in the order ``pywt.swtn`` returns them (``wavelet-LLH`` ...
     ``wavelet-HHH``), the approximation ``wavelet-LLL`` last. Each array has ``image``'s shape.
+    The bands are computed one after the other (see the module doc): a consumer that drops each
+    band before asking for the next never holds more than a few crop-sized arrays.
     """
     import pywt
 
     odd = [n % 2 for n in image.shape]
     data = np.pad(image, [(0, o) for o in odd], mode="wrap") if any(odd) else image
-    bands = pywt.swtn(data, wavelet, level=1, start_level=0, axes=AXES)[0]
     back = tuple(slice(0, n) for n in image.shape)
     approximation = "a" * len(AXES)
-    for key, band in bands.items():
-        if key != approximation:
-            yield _band_name(key), band[back]
-    yield _band_name(approximation), bands[approximation][back]
+    deferred = None  # the approximation comes first depth first, but pyradiomics names it last
+    pending = [("", data)]  # a stack: the low-pass half is split before its high-pass sibling
+    del data
+    while pending:
+        key, x = pending.pop()
+        if len(key) < len(AXES):
+            # Exactly what swtn does per axis (its _swt_axis behind pywt.swt, level 1 from level 0).
+            (low, high), = pywt.swt(x, wavelet, level=1, start_level=0, axis=AXES[len(key)])
+            del x
+            pending += [(key + "d", high), (key + "a", low)]
+            del low, high
+        elif key == approximation:
+            deferred = x
+        else:
+            band = x[back]
+            del x
+            yield _band_name(key), band
+            del band
+    yield _band_name(approximation), deferred[back]
 
 
 def _band_name(key: str) -> str:

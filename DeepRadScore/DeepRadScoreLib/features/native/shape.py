@@ -305,8 +305,14 @@ def _hull_vertices(points: np.ndarray) -> np.ndarray:
     return np.arange(len(points))
 
 
-def _max_squared_distance(points: np.ndarray, block: int = 2048) -> float:
+# Point pairs per block of the farthest-pair search: a hull of ~1500 vertices compared at once
+# made two (1500, 1500, 3) float64 arrays, over 100 MB; blocks of rows give the same maximum.
+PAIRS_PER_BLOCK = 1 << 18
+
+
+def _max_squared_distance(points: np.ndarray) -> float:
     best = 0.0
+    block = max(1, PAIRS_PER_BLOCK // max(len(points), 1))
     for start in range(0, len(points), block):
         a = points[start:start + block]
         d = ((a[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
