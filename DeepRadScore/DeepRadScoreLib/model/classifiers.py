@@ -36,6 +36,8 @@ import numpy as np
 
 from DeepRadScoreLib.errors import Cancelled
 from DeepRadScoreLib.progress import report
+# One rule for P(class 1) at training and prediction (NaN -> 0.5), kept with the numpy forms.
+from DeepRadScoreLib.model.inference import positive_probability  # noqa: F401  (re-exported)
 from DeepRadScoreLib.model.meta import CANDIDATES, MODELS  # noqa: F401  (re-exported)
 from DeepRadScoreLib.model.radscore import RadScorePair, auc
 
@@ -103,14 +105,6 @@ def fit_classifier(name: str, X: np.ndarray, y: np.ndarray, seed: int = 0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(X, np.asarray(y).astype(int))
-
-
-def positive_probability(model, X: np.ndarray) -> np.ndarray:
-    """P(class 1). Inputs that were constant in training leave some candidates (GaussianNB with
-    zero variance everywhere) without an answer: NaN becomes 0.5, "no information"."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        probability = model.predict_proba(X)[:, 1]
-    return np.nan_to_num(probability, nan=0.5)
 
 
 @dataclass

@@ -67,8 +67,8 @@ _HEAP_START = float(np.finfo(np.float64).max)
 
 def positive_probability(model, X: np.ndarray) -> np.ndarray:
     """P(class 1) of a fitted classifier (an :class:`InferenceClassifier` or a scikit-learn
-    pipeline); NaN (GaussianNB fitted on inputs without variance) becomes 0.5, "no information",
-    as in ``classifiers.positive_probability``."""
+    pipeline); NaN (GaussianNB fitted on inputs without variance) becomes 0.5, "no information".
+    Training uses this same function (``classifiers`` re-exports it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         probability = model.predict_proba(X)[:, 1]
     return np.nan_to_num(probability, nan=0.5)
