@@ -27,8 +27,9 @@ PLANTED_FEATURES = ("tumor_original_firstorder_Mean", "tumor_original_glcm_Contr
                     "peritumoral_original_firstorder_Median")
 
 
-def make_cohort(folder: Path, seed: int = 3) -> dict:
-    """manifest.csv + features.csv + features.patches.npz of a planted-signal cohort."""
+def make_cohort(folder: Path, seed: int = 3, write: bool = True) -> dict:
+    """manifest.csv + features.csv + features.patches.npz of a planted-signal cohort
+    (``write=False``: the same cohort's description only, its files already written)."""
     from DeepRadScoreLib.features.radiomics import feature_names
 
     rng = np.random.default_rng(seed)
@@ -53,6 +54,9 @@ def make_cohort(folder: Path, seed: int = 3) -> dict:
         patch = rng.normal(-820, 30, size=(160, 160)).astype(np.float32)
         patch[(yy - 80) ** 2 + (xx - 80) ** 2 <= radius ** 2] += 860
         patches[case] = patch
+    if not write:
+        return {"manifest": folder / "manifest.csv", "features": folder / "features.csv",
+                "ids": ids, "split": split, "PLANT": planted, "NULL": null, "patches": patches}
     folder.mkdir(parents=True, exist_ok=True)
     features = pd.DataFrame(X, columns=names)
     features.insert(0, "case_id", ids)
@@ -83,7 +87,11 @@ def trained(tmp_path_factory, worker_id) -> dict:
     root.mkdir(exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        cohort = make_cohort(root / "cohort")
+        # Written once: rewriting the files for a second xdist worker truncated features.csv
+        # while the first worker's tests were reading it (a clean-clone run failed so).
+        done = root / "cohort.done"
+        cohort = make_cohort(root / "cohort", write=not done.exists())
+        done.touch()
         bundle = root / "bundle"
         log = root / "train.log"
         if not (bundle / "bundle.json").exists():
