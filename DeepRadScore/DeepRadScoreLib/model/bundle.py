@@ -131,10 +131,9 @@ class Bundle:
             for key, model in self.classifiers.items():
                 if isinstance(model, InferenceClassifier):
                     name = self.meta.model(*key).file
-                    file = Path(self.path or ".") / name
-                    if name not in self.meta.files or sha256_file(file) != self.meta.files[name]:
-                        raise InputError(f"{file}: sha256 does not match bundle.json (tampered or damaged)")
-                    model = _load_skops(file, model.n_features_in_)
+                    folder = Path(self.path or ".")
+                    _check_hash(folder, self.meta, name)
+                    model = _load_skops(folder / name, model.n_features_in_)
                 pipelines[key] = model
             self._pipelines = pipelines
         return self._pipelines
@@ -363,14 +362,19 @@ def _load_networks(path: Path, meta: BundleMeta, endpoints: list[str], k: int, d
     # partial one reads, and so hashes, only the files it uses. Each before it is used.
     used = set(meta.files) if list(endpoints) == list(meta.endpoints) else {DEEP_FILE, *files.values()}
     for name in [n for n in meta.files if n in used]:
-        if sha256_file(path / name) != meta.files[name]:
-            raise InputError(f"{path / name}: sha256 does not match bundle.json (tampered or damaged)")
+        _check_hash(path, meta, name)
     with torch_threads(threads):
         deep = _load_deep(path, meta, device)
     if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
         raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
                          f"endpoints with k = {k} features")
     return deep
+
+
+def _check_hash(path: Path, meta: BundleMeta, name: str) -> None:
+    """``path / name`` is listed in bundle.json and its content matches the recorded sha256."""
+    if name not in meta.files or sha256_file(path / name) != meta.files[name]:
+        raise InputError(f"{path / name}: sha256 does not match bundle.json (tampered or damaged)")
 
 
 def _load_classifiers(path: Path, meta: BundleMeta, endpoints: list[str], k: int) -> dict:
