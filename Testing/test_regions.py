@@ -117,11 +117,16 @@ def test_ring_constraint_and_hu_range():
         peritumoral_ring(mask, 3.0, hu_range=(-900, 300))
     with pytest.raises(InputError, match="LOW < HIGH"):
         peritumoral_ring(mask, 3.0, image=image, hu_range=(300, -900))
-    for thickness in (0.0, -1.0, float("inf"), float("nan"), 50.01):
-        with pytest.raises(InputError, match=r"--thickness-mm .*: the ring thickness must be more than 0 "
-                                             r"and at most 50 mm"):
-            peritumoral_ring(mask, thickness)
-    assert sitk.GetArrayViewFromImage(peritumoral_ring(mask, 50.0)).any()  # the limit itself is fine
+    from DeepRadScoreLib.features.settings import SettingsRequest, check_thickness, resolve_settings
+
+    for thickness in (0.0, -1.0, 0.49, float("inf"), float("nan"), 50.01):
+        with pytest.raises(InputError, match=r"--thickness-mm .*: the ring thickness must be from 0.5 to 50 mm"):
+            check_thickness(thickness)
+        with pytest.raises(InputError, match=r"--thickness-mm .*: the ring thickness must be from 0.5 to 50 mm"):
+            resolve_settings(SettingsRequest(thickness_mm=thickness))
+    for limit in (0.5, 50.0):  # the limits themselves are fine
+        assert resolve_settings(SettingsRequest(thickness_mm=limit)).thickness_mm == limit
+    assert sitk.GetArrayViewFromImage(peritumoral_ring(mask, 50.0)).any()
     with pytest.raises(InputError, match="the tumour mask is empty"):
         peritumoral_ring(_on(mask, np.zeros(full.shape, np.uint8)), 3.0)
     wrong = image_from(body, (1.0, 1.0, 1.0))

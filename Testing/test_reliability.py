@@ -392,7 +392,7 @@ def test_killing_the_main_process_leaves_no_worker(tmp_path, signal_name):
 
 # --- s.7 of the issue: thickness, and errors that name their file ---------------------------
 
-@pytest.mark.parametrize("value", ["inf", "nan", "0", "-2", "50.5", "1e9"])
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "0.4", "-2", "50.5", "1e9"])
 def test_implausible_ring_thickness_is_refused_naming_the_option(one_case, tmp_path, capsys, value):
     image, mask = one_case
     for argv in (["ring", str(image), str(mask), "-o", str(tmp_path / "ring.nii.gz")],
@@ -400,7 +400,7 @@ def test_implausible_ring_thickness_is_refused_naming_the_option(one_case, tmp_p
         assert main(argv + ["--thickness-mm", value]) == 2
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1].startswith(f"error: --thickness-mm {float(value):g}: the ring "
-                                                       "thickness must be more than 0 and at most 50 mm"), err
+                                                       "thickness must be from 0.5 to 50 mm"), err
         assert "RuntimeWarning" not in err
     assert not any(tmp_path.glob("ring*")) and not any(tmp_path.glob("f.*"))
 

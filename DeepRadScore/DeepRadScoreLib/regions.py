@@ -9,7 +9,6 @@ the slicing axis, exactly as a radiologist's "slice" means the acquired one).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from DeepRadScoreLib.errors import InputError
 
 # SimpleITK (and io.grid, which needs it) are imported in the functions that use them: a cohort's
-# main process checks the ring thickness here without loading SimpleITK (~30 MB it never uses).
+# main process imports this module (PATCH_SIZE) without loading SimpleITK (~30 MB it never uses).
 
 logger = logging.getLogger(__name__)
 
@@ -37,29 +36,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 # Slack on the ring's distance test: the EDT's square root of a sum of squared spacings can land a
 # few ulp above a thickness it equals exactly.
 DISTANCE_TOLERANCE_MM = 1e-6
-# The widest ring accepted: peritumoral rings in the literature are 1-20 mm; a ring of several
-# centimetres describes the lung, not the tumour's border, and is almost surely a typo.
-MAX_RING_THICKNESS_MM = 50.0
-
-
-def check_thickness(thickness_mm) -> float:
-    """``thickness_mm`` as a float, or an :class:`InputError` naming the option and the range.
-
-    A ring is a few millimetres (3 mm in the paper); above ``MAX_RING_THICKNESS_MM`` it is no
-    longer peritumoral, and inf/NaN would reach the distance map as a numpy warning and then a
-    misleading "region is empty".
-    """
-    try:
-        value = float(thickness_mm)
-    except (TypeError, ValueError):
-        raise InputError(f"--thickness-mm {thickness_mm}: not a number") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_RING_THICKNESS_MM):
-        raise InputError(f"--thickness-mm {value:g}: the ring thickness must be more than 0 "
-                         f"and at most {MAX_RING_THICKNESS_MM:g} mm")
-    return value
-
-
-def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Image | None = None,
+def peritumoral_ring(mask: sitk.Image, thickness_mm: float, image: sitk.Image | None = None,
                      constraint: sitk.Image | None = None,
                      hu_range: tuple[float, float] | None = None) -> sitk.Image:
     """Voxels outside the tumour within ``thickness_mm`` of it (exact Euclidean distance in mm).
@@ -71,13 +48,13 @@ def peritumoral_ring(mask: sitk.Image, thickness_mm: float = 3.0, image: sitk.Im
     3 mm away (e.g. 5 x 0.6 mm) counts. The ring is clipped to the image (never padded beyond it).
     Optional, off by default as in the paper: ``constraint`` (a mask on the same grid, e.g. the body
     or lung) and ``hu_range`` (needs ``image``) drop voxels outside them, e.g. air outside the body.
+    ``thickness_mm`` comes checked (``features.settings.check_thickness``, or the settings object).
     """
     import SimpleITK as sitk
     from scipy import ndimage
 
     from DeepRadScoreLib.io.grid import check_same_grid
 
-    thickness_mm = check_thickness(thickness_mm)
     tumour = sitk.GetArrayViewFromImage(mask) > 0
     if not tumour.any():
         raise InputError("the tumour mask is empty")

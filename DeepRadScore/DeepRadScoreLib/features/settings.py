@@ -5,7 +5,13 @@ rings says nothing about 5 mm rings, and one fitted with other pyradiomics param
 numbers under the same column names. So ``extract`` writes, beside ``features.csv``,
 ``features.settings.json`` holding :class:`ExtractionSettings`; ``train`` copies it into
 bundle.json, and ``predict``, ``evaluate`` and the Slicer module extract with the bundle's settings
-and refuse an explicit one that contradicts them (:func:`check_settings`).
+and refuse an explicit one that contradicts them.
+
+One value, one way: what the user asks for is a :class:`SettingsRequest` (``None`` = not asked);
+:func:`resolve_settings` turns it, with the bundle's or table's recorded settings if there are
+any, into the :class:`ExtractionSettings` every engine function takes. The default thickness and
+the one range check (:func:`thickness_problem`, ``MIN_THICKNESS_MM``..``MAX_THICKNESS_MM``) live
+here and nowhere else.
 
 What is compared: the ring thickness, the parameter file by the SHA-256 of its content (the
 content itself is kept, so a bundle can be applied without the original file), and the rule that
@@ -23,6 +29,7 @@ import logging
 import math
 import tempfile
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
@@ -33,15 +40,73 @@ from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 logger = logging.getLogger(__name__)
 
 SETTINGS_FORMAT = 1
+# The ring thickness: the paper's default and the one range every entry point (command line,
+# Slicer's spin box, a bundle or table read back) accepts. Peritumoral rings in the literature are
+# 1-20 mm; below half a millimetre a ring is thinner than any CT voxel, and a ring of several
+# centimetres describes the lung, not the tumour's border (almost surely a typo).
 DEFAULT_THICKNESS_MM = 3.0
+MIN_THICKNESS_MM = 0.5
+MAX_THICKNESS_MM = 50.0
 # The rule of io.images.select_segment, recorded so that a change of it shows in every table.
 MASK_RULE = ("tumour = the segment named by the manifest's roi_name, else the region with its "
              "label value, else the only region of the mask")
 
 
+def thickness_problem(value) -> str | None:
+    """What is wrong with ``value`` as a ring thickness in mm, or ``None``: the one range check."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "not a number"
+    if not (math.isfinite(value) and MIN_THICKNESS_MM <= value <= MAX_THICKNESS_MM):
+        return f"the ring thickness must be from {MIN_THICKNESS_MM:g} to {MAX_THICKNESS_MM:g} mm"
+    return None
+
+
+def check_thickness(value, option: str = "--thickness-mm") -> float:
+    """``value`` as a float, or an :class:`InputError` naming ``option``, the value and the range."""
+    problem = thickness_problem(value)
+    if problem is not None:
+        shown = f"{float(value):g}" if problem != "not a number" else str(value)
+        raise InputError(f"{option} {shown}: {problem}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SettingsRequest:
+    """What the user asked for (command-line options, the Slicer module's request); ``None``:
+    not asked, so the bundle's or table's recorded value, else the default, is used
+    (:func:`resolve_settings`, which also checks the values).
+
+    :param thickness_mm: the ring thickness in mm.
+    :param params_path: a pyradiomics parameter file.
+    :param backend: the radiomics backend (``auto``, ``pyradiomics``, ``native``); never compared
+        with a recorded one: both give the same numbers.
+    """
+
+    thickness_mm: float | None = None
+    params_path: str | None = None
+    backend: str = "auto"
+
+    def to_json(self) -> dict:
+        return to_json(self)
+
+    @classmethod
+    def from_json(cls, value, where: str = "settings") -> "SettingsRequest":
+        """:raises InputError: ``<where>: ...`` for a malformed request."""
+        try:
+            return from_json(cls, value, where)
+        except SchemaError as err:
+            raise InputError(str(err)) from None
+
+
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """How a feature table's numbers were made (see the module doc for what is compared)."""
+    """How a feature table's numbers were made (see the module doc for what is compared).
+
+    Before a run ``backend`` is the one asked for (``auto`` too) and ``pyradiomics_version`` the
+    recorded one; a run records what it used with :meth:`ran_with`.
+    """
 
     thickness_mm: float
     params_sha256: str
@@ -52,31 +117,25 @@ class ExtractionSettings:
     backend: str = "pyradiomics"  # what computed the features (recorded, never compared)
 
     def __post_init__(self):
-        if not (math.isfinite(self.thickness_mm) and self.thickness_mm > 0):
-            raise ValueError(f"thickness_mm must be a positive number, got {self.thickness_mm}")
-        if hashlib.sha256(self.params_yaml.encode()).hexdigest() != self.params_sha256:
+        problem = thickness_problem(self.thickness_mm)
+        if problem is not None:
+            raise ValueError(f"thickness_mm {self.thickness_mm}: {problem}")
+        if _sha256(self.params_yaml) != self.params_sha256:
             raise ValueError("params_sha256 does not match params_yaml (edited or damaged)")
 
     @classmethod
     def current(cls, thickness_mm: float = DEFAULT_THICKNESS_MM, params_path=None,
                 backend: str | None = None) -> "ExtractionSettings":
-        """The settings an extraction with these arguments uses here.
-
-        :param thickness_mm: the peritumoral ring thickness.
-        :param params_path: a pyradiomics parameter file; ``None``: the bundled 851-feature one.
-        :param backend: the radiomics backend (``auto``/``None``, ``pyradiomics``, ``native``).
-        :returns: the :class:`ExtractionSettings`.
-        """
+        """The settings an extraction with these arguments records here (the backend resolved,
+        so pyradiomics is imported where it is the one)."""
         from DeepRadScoreLib.features.backends import pyradiomics_version, resolve
 
-        if not (math.isfinite(float(thickness_mm)) and float(thickness_mm) > 0):
-            raise InputError(f"--thickness-mm: the ring thickness must be a positive number of mm, "
-                             f"got {thickness_mm}")
-        path = params_file(params_path)
-        text = path.read_text(encoding="utf-8")
-        return cls(thickness_mm=float(thickness_mm), params_sha256=_sha256(text), params_yaml=text,
-                   mask_rule=MASK_RULE, pyradiomics_version=pyradiomics_version() or "",
-                   params_name=path.name, backend=resolve(backend))
+        asked = resolve_settings(SettingsRequest(thickness_mm, params_path, backend or "auto"))
+        return asked.ran_with(resolve(backend), pyradiomics_version() or "")
+
+    def ran_with(self, backend: str, pyradiomics_version: str) -> "ExtractionSettings":
+        """These settings as a run with ``backend`` (resolved) under that pyradiomics records them."""
+        return replace(self, backend=backend, pyradiomics_version=pyradiomics_version)
 
     def contradictions(self, other: "ExtractionSettings") -> list[str]:
         """What of ``other`` differs from these settings in a way that changes the numbers."""
@@ -91,13 +150,20 @@ class ExtractionSettings:
             out.append("another rule for choosing the tumour in the mask")
         return out
 
+    def summary(self) -> dict:
+        """What a result records of the settings it used: everything but the parameters' text
+        (their hash and file name identify them)."""
+        return {"thickness_mm": self.thickness_mm, "params_sha256": self.params_sha256,
+                "params_name": self.params_name, "mask_rule": self.mask_rule,
+                "backend": self.backend, "pyradiomics_version": self.pyradiomics_version}
+
     def params_path(self) -> Path:
         """A parameter file holding :attr:`params_yaml` (the bundled file when it is that one;
         else a content-addressed copy in the temporary folder, reused across calls so that
         pyradiomics' per-file extractor cache keeps working)."""
         from DeepRadScoreLib.outputs import atomic_file
 
-        if PARAMS_PATH.is_file() and _sha256(PARAMS_PATH.read_text(encoding="utf-8")) == self.params_sha256:
+        if PARAMS_PATH.is_file() and _bundled_sha256() == self.params_sha256:
             return PARAMS_PATH
         path = Path(tempfile.gettempdir()) / f"deepradscore-params-{self.params_sha256[:24]}.yaml"
         if not path.is_file() or _sha256(path.read_text(encoding="utf-8")) != self.params_sha256:
@@ -106,28 +172,42 @@ class ExtractionSettings:
         return path
 
 
+def resolve_settings(request: SettingsRequest | None = None, recorded: ExtractionSettings | None = None,
+                     where: str = "") -> ExtractionSettings:
+    """The settings to extract with: recorded (a bundle's, a table's) vs asked vs default.
+
+    :param request: what was asked for (``None``: nothing).
+    :param recorded: the settings of the bundle or feature table the features must match, or
+        ``None`` (a fresh extraction: the asked values, else the defaults).
+    :param where: the bundle or table path, named in the error.
+    :returns: ``recorded`` (or the asked/default values) with the asked backend; the parameter
+        file is read and hashed here, once.
+    :raises InputError: an asked value that contradicts ``recorded`` (``<where>: ...``), a
+        thickness out of range, a missing parameter file.
+    """
+    request = request or SettingsRequest()
+    if recorded is None:
+        thickness = DEFAULT_THICKNESS_MM if request.thickness_mm is None else request.thickness_mm
+        path, text = _read_params(request.params_path)
+        return ExtractionSettings(thickness_mm=check_thickness(thickness), params_sha256=_sha256(text),
+                                  params_yaml=text, mask_rule=MASK_RULE, pyradiomics_version="",
+                                  params_name=path.name, backend=request.backend)
+    checked = check_settings(recorded, where, request.thickness_mm, request.params_path)
+    return replace(checked, backend=request.backend)
+
+
 def check_settings(recorded: ExtractionSettings, where: str, thickness_mm: float | None = None,
                    params_path=None) -> ExtractionSettings:
-    """The settings to extract with for a bundle (or table) recorded with ``recorded``.
+    """``recorded``, once the explicitly given values (``None``: not given) agree with it.
 
-    :param recorded: the bundle's settings.
-    :param where: the bundle path, named in the error.
-    :param thickness_mm: an explicitly given thickness, or ``None`` (use the recorded one).
-    :param params_path: an explicitly given parameter file, or ``None`` (use the recorded one).
-    :returns: ``recorded`` when nothing contradicts it.
     :raises InputError: ``<where>: ...`` naming each contradicting setting.
     """
     given = recorded
     if thickness_mm is not None:
-        if not (math.isfinite(float(thickness_mm)) and float(thickness_mm) > 0):
-            raise InputError(f"--thickness-mm: the ring thickness must be a positive number of mm, "
-                             f"got {thickness_mm}")
-        given = replace(given, thickness_mm=float(thickness_mm))
+        given = replace(given, thickness_mm=check_thickness(thickness_mm))
     if params_path is not None:
-        text = Path(params_path).read_text(encoding="utf-8") if Path(params_path).is_file() else None
-        if text is None:
-            raise InputError(f"{params_path}: radiomics parameter file not found")
-        given = replace(given, params_yaml=text, params_sha256=_sha256(text), params_name=Path(params_path).name)
+        path, text = _read_params(params_path)
+        given = replace(given, params_yaml=text, params_sha256=_sha256(text), params_name=path.name)
     problems = recorded.contradictions(given)
     if problems:
         raise InputError(f"{where}: the bundle was trained on features extracted with other settings: "
@@ -184,6 +264,17 @@ def read_settings(features_csv) -> ExtractionSettings:
         return from_json(ExtractionSettings, document.get("settings"), "settings")
     except SchemaError as err:
         raise InputError(f"{path}: {err}") from None
+
+
+def _read_params(params_path) -> tuple[Path, str]:
+    """The parameter file to use (the given one, else the bundled one) and its text."""
+    path = params_file(params_path)
+    return path, path.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _bundled_sha256() -> str:
+    return _sha256(PARAMS_PATH.read_text(encoding="utf-8"))
 
 
 def _sha256(text: str) -> str:

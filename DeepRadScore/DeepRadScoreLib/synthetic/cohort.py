@@ -31,6 +31,7 @@ import numpy as np
 
 from DeepRadScoreLib import ENDPOINTS, __version__
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.settings import DEFAULT_THICKNESS_MM
 from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 from DeepRadScoreLib.outputs import atomic_dir
 from DeepRadScoreLib.progress import report
@@ -316,7 +317,7 @@ def _write_info(folder: Path, n_cases: int, seed: int, labels: CohortLabels) -> 
     (folder / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=2) + "\n")
 
 
-def save_montage(image_path, mask_path, png_path, thickness_mm: float = 3.0) -> Path:
+def save_montage(image_path, mask_path, png_path, thickness_mm: float = DEFAULT_THICKNESS_MM) -> Path:
     """A PNG of one case: the deep-ROI axial slice in lung and mediastinal windows with the
     tumour (red) and 3 mm ring (yellow) outlined, and the 160 x 160 deep-ROI patch.
 
