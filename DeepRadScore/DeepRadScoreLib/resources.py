@@ -2,7 +2,7 @@
 
 ``os.cpu_count()`` says what exists, not what is free: on a 2-core machine with another busy
 process, two torch intra-op threads plus two radiomics workers on the one free core made scoring
-15x and Grad-CAM 50x slower (issue 13). :func:`free_cores` counts the cores of this process's
+15x and Grad-CAM 50x slower. :func:`free_cores` counts the cores of this process's
 affinity set that other processes left idle over a window of ``/proc/stat``; where that file does
 not exist (macOS, Windows) it falls back to the 1-minute load average, and where that is missing
 too, to the affinity set. It never returns less than 1 nor more than the affinity set.
@@ -160,7 +160,7 @@ def freeze_at_exit() -> None:
     """Make the interpreter's exit skip garbage-collecting the objects alive at exit.
 
     Once torch, torchvision and scikit-learn are imported, the collections of Python's shutdown
-    walk ~450 000 objects and took 1.2-1.6 s of a 10 s ``predict`` (issue 13); ``gc.freeze()``
+    walk ~450 000 objects and took 1.2-1.6 s of a 10 s ``predict``; ``gc.freeze()``
     as the last exit handler leaves them out. Nothing is lost: memory goes back to the system
     with the process, and files are closed (or renamed into place) before then.
     """

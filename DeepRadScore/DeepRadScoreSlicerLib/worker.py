@@ -87,7 +87,7 @@ def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | N
 def load_result(folder: str | Path):
     """Read what :func:`save_result` wrote: ``(analysis.CaseResult, synthetic, thickness_mm)``
     (the ring thickness the engine used: the bundle's, or the one asked for)."""
-    from DeepRadScoreLib.analysis import CaseResult, EndpointPrediction
+    from DeepRadScoreLib.pipelines.case import CaseResult, EndpointPrediction
 
     folder = Path(folder)
     document = json.loads((folder / RESULT_FILE).read_text())
@@ -143,7 +143,7 @@ class BundleCache:
 
 
 def run(args, cache: BundleCache | None = None) -> int:
-    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.features.backends import describe
 
     # An unusable backend ("pyradiomics" where it does not import) is one error line, before
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     # The engine process is ours alone (Slicer's own process is never touched): keep
     # pyradiomics' per-GLCM notes out of the log that a crash message quotes.
-    from DeepRadScoreLib.features.workers import pyradiomics_errors_only
+    from DeepRadScoreLib.processes import pyradiomics_errors_only
 
     pyradiomics_errors_only()
     cache = BundleCache()

@@ -30,14 +30,14 @@ HANDLERS = {
 
 
 # Commands that run pyradiomics in this process. The command line is the application, so it
-# decides what reaches the terminal (features.workers.pyradiomics_errors_only says why).
+# decides what reaches the terminal (processes.pyradiomics_errors_only says why).
 RADIOMICS_COMMANDS = {"extract", "train", "predict", "evaluate", "compare-backbones", "demo"}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in RADIOMICS_COMMANDS:
-        from DeepRadScoreLib.features.workers import pyradiomics_errors_only
+        from DeepRadScoreLib.processes import pyradiomics_errors_only
 
         pyradiomics_errors_only()
     try:

@@ -46,7 +46,7 @@ def _imported_version() -> Optional[str]:
         from radiomics import featureextractor  # noqa: F401  (the part we use; its C extension)
     except Exception:  # ImportError, or a broken build failing inside its import
         return None
-    from DeepRadScoreLib.features.workers import pyradiomics_imported
+    from DeepRadScoreLib.processes import pyradiomics_imported
 
     pyradiomics_imported()
     return str(radiomics.__version__)

@@ -61,7 +61,7 @@ def _extractor(path: str):
     """One validated pyradiomics extractor per parameter file (per process)."""
     from radiomics import featureextractor
 
-    from DeepRadScoreLib.features.workers import pyradiomics_imported
+    from DeepRadScoreLib.processes import pyradiomics_imported
 
     pyradiomics_imported()  # a pending "errors only" of the command line, before any warning
     try:
@@ -141,7 +141,7 @@ def _one_blas_thread():
 
 
 def _worker_start(main_pid: int) -> None:
-    from DeepRadScoreLib.features.workers import guard_worker
+    from DeepRadScoreLib.processes import guard_worker
 
     global _WORKER_LIMIT
     guard_worker(main_pid)
