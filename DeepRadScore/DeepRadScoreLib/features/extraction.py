@@ -36,7 +36,7 @@ backend (:class:`backends.BackendFacts`), so it never imports pyradiomics, Simpl
 listed with its reason and the others go on; the run fails (``InputError``, CLI exit status 2)
 only when no case could be extracted. With some failures the CLI exits with status 1 after
 writing the table of the others, so scripts notice the missing rows. Local worker processes
-never outlive this one, however it ends (:mod:`DeepRadScoreLib.features.workers`).
+never outlive this one, however it ends (:mod:`DeepRadScoreLib.processes`).
 """
 from __future__ import annotations
 
@@ -55,11 +55,11 @@ import numpy as np
 
 from DeepRadScoreLib import __version__
 from DeepRadScoreLib.errors import Cancelled, InputError
-from DeepRadScoreLib.features.settings import ExtractionSettings, params_file, settings_path, write_settings
+from DeepRadScoreLib.features.settings import ExtractionSettings, resolve_settings, settings_path, write_settings
 from DeepRadScoreLib.filehash import update_with_file
 from DeepRadScoreLib.outputs import atomic_file, check_output_dir, check_output_file
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
-from DeepRadScoreLib.regions import PATCH_SIZE, check_thickness
+from DeepRadScoreLib.regions import PATCH_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -114,34 +114,47 @@ def check_outputs(output_csv: str | Path, cohort: bool) -> None:
         check_output_dir(cache)
 
 
-def extract_case(image_path, mask_path, label=None, roi_name=None, thickness_mm: float = 3.0,
-                 params_path=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelCheck] = None,
-                 backend: Optional[str] = None) -> tuple[dict[str, float], np.ndarray]:
-    """One case from files: its 1702 features and its deep-ROI patch (HU); ``backend``: the
-    radiomics backend (:mod:`DeepRadScoreLib.features.backends`)."""
-    from DeepRadScoreLib.io.images import load_case
+def backend_params(settings: ExtractionSettings):
+    """The radiomics parameters as the backends take them (every call into a backend goes
+    through this module, with this): today the path of a file holding them."""
+    return settings.params_path()
+
+
+def case_features(image, mask, ring, settings: ExtractionSettings, jobs: int = 1,
+                  progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[CancelCheck] = None) -> dict[str, float]:
+    """The tumour's and the ring's 1702 features with the settings' parameters and backend."""
     from DeepRadScoreLib.features.backends import extract_case_features
+
+    return extract_case_features(image, mask, ring, backend_params(settings), backend=settings.backend,
+                                 jobs=jobs, progress=progress, cancel=cancel)
+
+
+def extract_case(image_path, mask_path, settings: Optional[ExtractionSettings] = None, label=None,
+                 roi_name=None, jobs: int = 1, progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelCheck] = None) -> tuple[dict[str, float], np.ndarray]:
+    """One case from files: its 1702 features and its deep-ROI patch (HU), extracted with
+    ``settings`` (ring thickness, parameters, backend; ``None``: the defaults)."""
+    from DeepRadScoreLib.io.images import load_case
     from DeepRadScoreLib.regions import deep_roi_patch, peritumoral_ring
 
+    settings = settings or resolve_settings()
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
-    ring = peritumoral_ring(case.mask, thickness_mm)
+    ring = peritumoral_ring(case.mask, settings.thickness_mm)
     try:
-        features = extract_case_features(case.image, case.mask, ring, params_path, backend=backend,
-                                         jobs=jobs, progress=progress, cancel=cancel)
+        features = case_features(case.image, case.mask, ring, settings, jobs=jobs, progress=progress,
+                                 cancel=cancel)
     except InputError as err:  # "tumour mask: too small ...": say which file holds it
         raise InputError(f"{mask_path}: {err}") from None
     return features, deep_roi_patch(case.image, case.mask).hu.astype(np.float32)
 
 
-def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path, jobs=1, cancel=None,
-                        backend=None):
+def _extract_for_cohort(image, mask, label, roi_name, settings, jobs=1, cancel=None):
     """One cohort case, here, in a process or on a Dask worker: (features, patch, None) or
     (None, None, reason). Any error of one case is that case's failure, listed with its reason;
     the rest of the cohort goes on (a traceback would not help the user fix the file)."""
     try:
-        features, patch = extract_case(image, mask, label, roi_name, thickness_mm, params_path, jobs=jobs,
-                                       cancel=cancel, backend=backend)
+        features, patch = extract_case(image, mask, settings, label, roi_name, jobs=jobs, cancel=cancel)
     except Cancelled:
         raise
     except InputError as err:
@@ -153,12 +166,13 @@ def _extract_for_cohort(image, mask, label, roi_name, thickness_mm, params_path,
     return features, patch, None
 
 
-def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, workers: int = 1,
-                   scheduler: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
-                   progress: Optional[ProgressCallback] = None,
-                   cancel: Optional[CancelCheck] = None, backend: Optional[str] = None) -> ExtractionResult:
-    """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files);
-    ``backend``: the radiomics backend, chosen once here for every worker."""
+def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path,
+                   settings: Optional[ExtractionSettings] = None, workers: int = 1,
+                   scheduler: Optional[str] = None, progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelCheck] = None) -> ExtractionResult:
+    """Extract every case of ``manifest`` into ``output_csv`` (see the module doc for the files)
+    with ``settings`` (:func:`~DeepRadScoreLib.features.settings.resolve_settings`; ``None``:
+    the defaults); its backend is resolved once here for every worker."""
     from DeepRadScoreLib.io.manifest import Manifest, read_manifest
     from DeepRadScoreLib.features.backends import adopt, backend_facts
 
@@ -167,23 +181,24 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
         manifest = read_manifest(manifest)
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    thickness_mm = check_thickness(thickness_mm)
+    settings = settings or resolve_settings()
     check_outputs(output_csv, cohort=True)
-    params = params_file(params_path)
     cases = manifest.cases()
     # Local processes start first: the first one also finds the backend's facts, so that this
     # process imports none of the extraction's libraries (backends.BackendFacts says why).
     local = scheduler is None and workers > 1 and len(cases) > 1
-    pool = _LocalPool(min(workers, len(cases)), backend) if local else None
+    pool = _LocalPool(min(workers, len(cases)), settings.backend) if local else None
     try:
         if pool is not None:
             report(progress, 0.0, "starting the worker processes", cancel)
-            facts = pool.facts(params, backend)
+            facts = pool.facts(settings)
             adopt(facts)
         else:
-            facts = backend_facts(params, backend)
-        result = _extract_cases(manifest, cases, output_csv, pool, facts, workers, scheduler, thickness_mm,
-                                params, progress, cancel)
+            facts = backend_facts(backend_params(settings), settings.backend)
+        # Every worker runs the backend resolved here, and the table records it.
+        settings = settings.ran_with(facts.backend, facts.pyradiomics_version)
+        result = _extract_cases(manifest, cases, output_csv, pool, facts, workers, scheduler, settings,
+                                progress, cancel)
     finally:
         if pool is not None:
             pool.close()
@@ -192,16 +207,16 @@ def extract_cohort(manifest: Manifest | str | Path, output_csv: str | Path, work
 
 
 def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool, facts, workers: int,
-                   scheduler, thickness_mm: float, params: Path, progress, cancel) -> ExtractionResult:
+                   scheduler, settings: ExtractionSettings, progress, cancel) -> ExtractionResult:
     """:func:`extract_cohort` once the backend is known: cache, extraction, outputs."""
     import pandas as pd
 
-    backend, names = facts.backend, list(facts.names)
+    names = list(facts.names)
     features_csv, patches_npz, failures_csv, cache = output_paths(output_csv)
     result = ExtractionResult(features_csv, patches_npz, None)
 
     report(progress, 0.0, "hashing the input files", cancel)
-    fixed = _fixed_key_part(params, thickness_mm, backend)
+    fixed = _fixed_key_part(settings)
     keys = {c.case_id: _case_key(c, fixed) for c in cases}
     done: dict[str, tuple[dict, np.ndarray]] = {}
     for c in cases:
@@ -230,16 +245,16 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
     report(progress, len(done) / total, f"{len(done)}/{total} cases from the cache", cancel)
     if pending:
         if scheduler is not None:
-            _run_dask(scheduler, pending, thickness_mm, params, finished, backend)
+            _run_dask(scheduler, pending, settings, finished)
         elif pool is not None and len(pending) > 1:
-            pool.run(pending, thickness_mm, params, finished, backend)
+            pool.run(pending, settings, finished)
         else:
             if pool is not None:
                 pool.close()  # one case left: it runs here, on every worker (its own pool)
             for case in pending:
                 # A lone case may use every worker inside it (tumour and ring side by side).
                 finished(case, *_extract_for_cohort(case.image, case.mask, case.label, case.roi_name,
-                                                    thickness_mm, params, workers, cancel, backend))
+                                                    settings, workers, cancel))
 
     failures = [(c.case_id, c.row, result.failed[c.case_id]) for c in cases if c.case_id in result.failed]
     if pool is not None:
@@ -259,7 +274,6 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
     table.insert(0, "case_id", extracted)
     # The settings sidecar is renamed into place before the table, so a table never stands
     # beside the settings of another run.
-    settings = ExtractionSettings.current(thickness_mm, params, backend)
     with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
             atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)
@@ -273,7 +287,7 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
 def _extract_in_worker(*args, **kwargs):
     """:func:`_extract_for_cohort` in a pool process, which then returns the case's freed memory to
     the system (the other processes may need it now)."""
-    from DeepRadScoreLib.features.workers import release_memory
+    from DeepRadScoreLib.processes import release_memory
 
     try:
         return _extract_for_cohort(*args, **kwargs)
@@ -289,7 +303,8 @@ class _LocalPool:
     """
 
     def __init__(self, workers: int, backend: Optional[str]):
-        from DeepRadScoreLib.features.workers import guard_worker, preload_for, process_context
+        from DeepRadScoreLib.features.workers import preload_for, process_context
+        from DeepRadScoreLib.processes import guard_worker
 
         # guard_worker: the workers end when this process ends, however it ends (SIGKILL included).
         self.workers = workers
@@ -297,13 +312,11 @@ class _LocalPool:
             workers, mp_context=process_context(preload_for(backend)), initializer=guard_worker,
             initargs=(os.getpid(),))
 
-    def facts(self, params: Path, backend: Optional[str]):
+    def facts(self, settings: ExtractionSettings):
         """:func:`backends.backend_facts` in a worker (its InputError is raised here)."""
-        from DeepRadScoreLib.features.backends import backend_facts
+        return self.executor.submit(_facts_in_worker, settings).result()
 
-        return self.executor.submit(backend_facts, str(params), backend).result()
-
-    def run(self, pending: list[CaseEntry], thickness_mm, params, finished, backend) -> None:
+    def run(self, pending: list[CaseEntry], settings: ExtractionSettings, finished) -> None:
         queue = collections.deque(pending)  # largest first
         running: dict = {}  # future -> (case, lane)
         reserve = TAIL_CASES_PER_PROCESS * self.workers
@@ -318,7 +331,7 @@ class _LocalPool:
                 case = queue[-1 - reserve]
                 del queue[-1 - reserve]
             running[self.executor.submit(_extract_in_worker, str(case.image), str(case.mask), case.label,
-                                         case.roi_name, thickness_mm, str(params), backend=backend)] = (case, lane)
+                                         case.roi_name, settings)] = (case, lane)
 
         try:
             for lane in range(min(self.workers, len(queue))):
@@ -341,7 +354,13 @@ class _LocalPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, finished, backend) -> None:
+def _facts_in_worker(settings: ExtractionSettings):
+    from DeepRadScoreLib.features.backends import backend_facts
+
+    return backend_facts(backend_params(settings), settings.backend)
+
+
+def _run_dask(address: str, pending: list[CaseEntry], settings: ExtractionSettings, finished) -> None:
     from distributed import Client, as_completed
 
     try:
@@ -350,7 +369,7 @@ def _run_dask(address: str, pending: list[CaseEntry], thickness_mm, params, fini
         raise InputError(f"--scheduler {address}: cannot connect to a Dask scheduler ({err})") from None
     try:
         futures = {client.submit(_extract_for_cohort, str(c.image), str(c.mask), c.label, c.roi_name,
-                                 thickness_mm, str(params), backend=backend, pure=False,
+                                 settings, pure=False,
                                  key=f"deepradscore-{c.case_id}-{i}"): c
                    for i, c in enumerate(pending)}
         try:
@@ -374,15 +393,15 @@ def _outcome(future):
 
 # --- cache ---------------------------------------------------------------------------------
 
-def _fixed_key_part(params: Path, thickness_mm: float, backend: str) -> str:
+def _fixed_key_part(settings: ExtractionSettings) -> str:
     from DeepRadScoreLib.features.backends import describe
 
     digest = hashlib.sha256()
     # The backend (and pyradiomics' version) is part of the key: both backends give the same
     # numbers, but a cached value must never hide a difference between them.
-    digest.update(f"format {CACHE_FORMAT} engine {__version__} {describe(backend)} "
-                  f"ring {float(thickness_mm)!r}\n".encode())
-    digest.update(params.read_bytes())
+    digest.update(f"format {CACHE_FORMAT} engine {__version__} {describe(settings.backend)} "
+                  f"ring {float(settings.thickness_mm)!r}\n".encode())
+    digest.update(settings.params_yaml.encode())
     return digest.hexdigest()
 
 
@@ -456,38 +475,37 @@ def _prune_cache(cache: Path, keep: set[str]) -> None:
             entry.unlink()
 
 
-def extract_case_table(image_path, mask_path, output_csv: str | Path, label: Optional[int] = None,
-                       roi_name: Optional[str] = None, thickness_mm: float = 3.0, params_path=None,
-                       jobs: int = 1, progress: Optional[ProgressCallback] = None,
-                       cancel: Optional[CancelCheck] = None,
-                       backend: Optional[str] = None) -> tuple[Path, Path, str, int]:
+def extract_case_table(image_path, mask_path, output_csv: str | Path,
+                       settings: Optional[ExtractionSettings] = None, label: Optional[int] = None,
+                       roi_name: Optional[str] = None, jobs: int = 1,
+                       progress: Optional[ProgressCallback] = None,
+                       cancel: Optional[CancelCheck] = None) -> tuple[Path, Path, str, int]:
     """One case into a one-row feature table and its patches file (the cohort's format).
 
     :param image_path: CT file or DICOM folder; ``mask_path``: its tumour mask (see ``io.images``).
     :param output_csv: the features CSV; the patches go beside it (:func:`output_paths`).
+    :param settings: ring thickness, parameters and backend (``None``: the defaults).
     :param jobs: processes for the tumour and ring work of this one case.
-    :param backend: the radiomics backend (``auto``/``None``, ``pyradiomics``, ``native``).
     :returns: ``(features_csv, patches_npz, case_id, number of features)``.
     """
     import pandas as pd
 
-    from DeepRadScoreLib.features.backends import feature_names, resolve
+    from DeepRadScoreLib.features.backends import backend_facts
 
     if jobs < 1:
         raise InputError(f"--workers must be at least 1, got {jobs}")
-    thickness_mm = check_thickness(thickness_mm)
+    settings = settings or resolve_settings()
     check_outputs(output_csv, cohort=False)
-    params = params_file(params_path)
-    backend = resolve(backend)
+    facts = backend_facts(backend_params(settings), settings.backend)
+    settings = settings.ran_with(facts.backend, facts.pyradiomics_version)
     features_csv, patches_npz, _, _ = output_paths(output_csv)
     name = Path(image_path).name
     case_id = name.split(".")[0] if not Path(image_path).is_dir() else name
-    features, patch = extract_case(image_path, mask_path, label, roi_name, thickness_mm, params,
-                                   jobs=jobs, progress=progress, cancel=cancel, backend=backend)
-    names = feature_names(params, backend)
+    features, patch = extract_case(image_path, mask_path, settings, label, roi_name, jobs=jobs,
+                                   progress=progress, cancel=cancel)
+    names = list(facts.names)
     table = pd.DataFrame([[features[n] for n in names]], columns=names)
     table.insert(0, "case_id", [case_id])
-    settings = ExtractionSettings.current(thickness_mm, params, backend)
     with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
             atomic_file(settings_path(features_csv)) as tmp_settings:
         table.to_csv(tmp_csv, index=False)
