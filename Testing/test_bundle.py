@@ -13,7 +13,7 @@ from DeepRadScoreLib.model.bundle import Bundle, _content_hash
 from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.model.scoring import score_cases
-from DeepRadScoreLib.model.training import read_feature_table
+from DeepRadScoreLib.features.extraction import read_feature_table
 from test_training import trained  # noqa: F401  (the session's trained bundle)
 
 

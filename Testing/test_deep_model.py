@@ -494,7 +494,7 @@ def test_prediction_never_imports_the_training_code(planted_run, tmp_path):
 import json, sys
 import numpy as np
 from safetensors.torch import load_file
-import DeepRadScoreLib.analysis, DeepRadScoreLib.model.bundle, DeepRadScoreLib.model.scoring
+import DeepRadScoreLib.pipelines.case, DeepRadScoreLib.model.bundle, DeepRadScoreLib.model.scoring
 import DeepRadScoreLib.cli.predict
 from DeepRadScoreLib.deep.ensemble import DeepEnsemble
 folder = {str(tmp_path)!r}

@@ -22,6 +22,7 @@ from DeepRadScoreLib.cli import main as cli
 from DeepRadScoreLib.evaluation import delong
 from DeepRadScoreLib.evaluation import evaluate as evaluation
 from DeepRadScoreLib.evaluation import metrics
+from DeepRadScoreLib.pipelines.evaluate import evaluate_bundle
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
 
@@ -125,7 +126,8 @@ def write_cohort(folder, n=70, seed=0):
 def trained(tmp_path_factory):
     """A real bundle trained on the cohort's training rows (small but real settings)."""
     from DeepRadScoreLib.deep.ensemble import DeepConfig
-    from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
+    from DeepRadScoreLib.features.extraction import read_feature_table
+    from DeepRadScoreLib.pipelines.train import fit_bundle
 
     folder = tmp_path_factory.mktemp("cohort")
     manifest = write_cohort(folder)
@@ -147,7 +149,7 @@ def evaluated(trained, tmp_path_factory):
     folder, manifest, bundle = trained
     out = tmp_path_factory.mktemp("eval") / "report"
     seen = []
-    result = evaluation.evaluate_bundle(folder / "bundle", folder / "manifest.csv", out,
+    result = evaluate_bundle(folder / "bundle", folder / "manifest.csv", out,
                                         features_csv=folder / "features.csv", device="cpu",
                                         progress=lambda f, m: seen.append(f), gradcam_cases=2)
     return folder, manifest, bundle, out, result, seen
@@ -216,7 +218,7 @@ def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):
     shutil.copy(folder / "features.settings.json", tmp_path / "features.settings.json")
     out = tmp_path / "report"
     with pytest.raises(InputError, match=f"{test_case}"):
-        evaluation.evaluate_bundle(folder / "bundle", folder / "manifest.csv", out, features_csv=bad,
+        evaluate_bundle(folder / "bundle", folder / "manifest.csv", out, features_csv=bad,
                                    device="cpu")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]
     code = cli.main(["evaluate", str(tmp_path / "no-bundle"), "--manifest", str(folder / "manifest.csv"),

@@ -106,7 +106,7 @@ def test_the_real_proc_stat_gives_a_count_within_the_affinity_set():
 def test_analyse_case_resolves_a_callable_job_count_once_right_before_the_radiomics():
     from conftest import make_case
 
-    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.pipelines.case import analyse_case
 
     events = []
 

@@ -113,9 +113,9 @@ def tiny_bundle(tmp_path_factory, small_case):
     planted in one feature and in the patch brightness: enough for every model to be fitted
     and saved; the numbers mean nothing, and the bundle is marked synthetic.
     """
-    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.deep.ensemble import DeepConfig
-    from DeepRadScoreLib.model.training import fit_bundle
+    from DeepRadScoreLib.pipelines.train import fit_bundle
 
     base = analyse_case(*small_case)
     rng = np.random.default_rng(0)
@@ -423,7 +423,7 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
 
 def test_worker_result_is_the_predict_json_format(small_case, tiny_bundle, tmp_path):
     """One result format (#13): the worker's result.json is CaseResult.to_json plus the features."""
-    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.model.bundle import Bundle
     from DeepRadScoreSlicerLib import worker
 

@@ -145,7 +145,7 @@ def test_train_command_writes_bundle_and_skips_rare_endpoint(trained):
 def test_planted_separated_and_null_near_chance_on_held_out_cases(trained):
     from DeepRadScoreLib.model.bundle import Bundle
     from DeepRadScoreLib.model.scoring import score_cases
-    from DeepRadScoreLib.model.training import read_feature_table
+    from DeepRadScoreLib.features.extraction import read_feature_table
 
     bundle = Bundle.load(trained["bundle"], device="cpu")
     test_ids = [c for c, s in zip(trained["ids"], trained["split"]) if s == "test"]

@@ -66,7 +66,8 @@ def build_cohort(folder: Path, n_train: int, n_test: int, endpoints: list[str], 
 
 def build_bundle(folder: Path, mode: str, folds: int, endpoints: list[str]) -> Path:
     from DeepRadScoreLib.deep.ensemble import DeepConfig
-    from DeepRadScoreLib.model.training import fit_bundle, read_feature_table
+    from DeepRadScoreLib.features.extraction import read_feature_table
+    from DeepRadScoreLib.pipelines.train import fit_bundle
 
     bundle_dir = folder / f"bundle-{mode}-{folds}"
     if (bundle_dir / "bundle.json").exists():
@@ -96,7 +97,7 @@ def main() -> int:
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "evaluate.md"))
     args = parser.parse_args()
 
-    from DeepRadScoreLib.evaluation.evaluate import evaluate_bundle
+    from DeepRadScoreLib.pipelines.evaluate import evaluate_bundle
 
     endpoints = list(ENDPOINTS[:args.endpoints])
     work = Path(args.work) / f"{args.train_cases}-{args.test_cases}-{args.endpoints}"

@@ -1,7 +1,7 @@
 """The Deep-RadScore Logic: the Python-console API and everything the module's GUI calls.
 
 It turns volume and segment nodes into SimpleITK images (:mod:`mrml_images`), runs the engine
-(``DeepRadScoreLib.analysis.analyse_case``) in this process (:meth:`DeepRadScoreLogic.process`)
+(``DeepRadScoreLib.pipelines.case.analyse_case``) in this process (:meth:`DeepRadScoreLogic.process`)
 or in a child process (:meth:`~DeepRadScoreLogic.startBackground`, :mod:`background`), and puts
 the results into the scene (:mod:`scene_outputs`). It sets up the Python packages the engine
 needs (:meth:`~DeepRadScoreLogic.setupPythonRequirements`), so a console user gets the same
@@ -269,7 +269,7 @@ class DeepRadScoreLogic:
             works with either. ``pyradiomics`` where it is absent is refused (InputError).
         :returns: a :class:`DeepRadScoreOutput`; its ``radiomicsBackend`` says what ran.
         """
-        from DeepRadScoreLib.analysis import analyse_case
+        from DeepRadScoreLib.pipelines.case import analyse_case
         from DeepRadScoreLib.features.backends import describe
 
         start = time.time()

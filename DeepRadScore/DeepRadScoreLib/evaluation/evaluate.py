@@ -1,23 +1,17 @@
-"""``deepradscore evaluate``: the paper's results section for a trained bundle on held-out cases.
+"""The paper's results for a trained bundle on held-out cases: scores, metrics, figures.
 
-On the manifest's ``split=test`` rows (every row when there is no split column) it writes, into
-one report folder created atomically:
+What ``deepradscore evaluate`` (:mod:`DeepRadScoreLib.pipelines.evaluate`) writes into its
+report folder comes from here:
 
 - ``metrics.csv``: per endpoint and model (radiomics, deep, fusion) the AUC with its DeLong 95 %
   CI, the threshold metrics at the bundle's threshold (chosen on the training cases, never on
   these), and DeLong's paired p-value of each single model against the fused one (Table 3);
 - ``predictions.csv``: every scored case's score per endpoint and model, with its label;
-- ``table1.csv``: the cohort's characteristics by split (all rows of the manifest);
-- ``figures/``: ROC curves, CV AUC distributions, correlation heatmaps, SHAP and Grad-CAM;
-- ``report.html``: all of it in one self-contained page.
+- ``figures/``: ROC curves, CV AUC distributions, correlation heatmaps, SHAP and Grad-CAM.
 
-The test cases' features are extracted with the bundle's settings (ring thickness, radiomics
-parameters); a given feature table must have been extracted with them (its settings sidecar is
-compared), and an explicit setting that contradicts the bundle's is refused.
-
-The work is split on its seams: :func:`load_inputs` (bundle, cohort, labels, features),
-:func:`score_and_measure` (scores and metrics), :func:`make_figures` (the figure files and their
-report blocks) and the report's words in :mod:`DeepRadScoreLib.evaluation.captions`.
+The work is split on its seams: :class:`EvaluationInputs` (bundle, cohort, labels, features, read
+by the pipeline), :func:`score_and_measure` (scores and metrics), :func:`make_figures` (the figure
+files and their report blocks) and the report's words in :mod:`DeepRadScoreLib.evaluation.captions`.
 
 Cases with an unknown (blank) label for an endpoint are scored and listed in predictions.csv but
 left out of that endpoint's metrics. DeLong is run on the test cases only, each case once; the
@@ -36,12 +30,11 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.evaluation import captions
 from DeepRadScoreLib.evaluation.captions import MODEL_NAMES, MODELS, display_metrics  # noqa: F401
 from DeepRadScoreLib.evaluation.delong import delong_auc_ci, delong_roc_test
 from DeepRadScoreLib.evaluation.metrics import METRIC_NAMES, threshold_metrics
-from DeepRadScoreLib.progress import report, scaled
+from DeepRadScoreLib.progress import report
 
 logger = logging.getLogger(__name__)
 METRICS_COLUMNS = ["endpoint", "model", "classifier", "n", "n_pos", "auc", "auc_ci_low", "auc_ci_high",
@@ -101,7 +94,7 @@ def predictions_table(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFram
 
 @dataclass
 class EvaluationResult:
-    """What ``evaluate_bundle`` wrote (paths inside the final report folder) and its tables."""
+    """What ``pipelines.evaluate.evaluate_bundle`` wrote (paths inside the final report folder) and its tables."""
 
     output_dir: Path
     metrics: pd.DataFrame
@@ -119,7 +112,8 @@ def held_out_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["split"].astype(str).str.strip().str.lower() == "test"]
 
 
-def _labels(rows: pd.DataFrame, endpoints: list[str]) -> pd.DataFrame:
+def labels_table(rows: pd.DataFrame, endpoints: list[str]) -> pd.DataFrame:
+    """Index case_id, one 1/0/NaN column per endpoint, from manifest rows."""
     return pd.DataFrame({e: pd.to_numeric(rows[e], errors="coerce").to_numpy(dtype=float)
                          for e in endpoints}, index=rows["case_id"].astype(str).to_numpy())
 
@@ -154,54 +148,6 @@ class EvaluationInputs:
     patches: np.ndarray
     synthetic: bool
     skipped: dict[str, str] = field(default_factory=dict)
-
-
-def load_inputs(bundle_path: Path, manifest_path: Path, output_dir: Path, features_csv=None,
-                device: str = "auto", workers: int = 1, thickness_mm: float | None = None,
-                params_path=None, progress=None, cancel=None,
-                radiomics_backend: str | None = None) -> EvaluationInputs:
-    """The bundle, the manifest's test rows and their features (extracted with the bundle's
-    settings into ``<output_dir>.features.csv`` when no table is given)."""
-    from DeepRadScoreLib.features.extraction import read_feature_table
-    from DeepRadScoreLib.features.settings import read_settings
-    from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER, read_manifest
-    from DeepRadScoreLib.model.bundle import Bundle
-
-    report(progress, 0.0, "loading the bundle", cancel)
-    bundle = Bundle.load(bundle_path, device=device)
-    settings = bundle.extraction_settings(thickness_mm, params_path)
-    cohort = read_manifest(manifest_path)
-    present = [e for e in bundle.endpoints if e in cohort.table.columns]
-    if present and set(present) - set(cohort.endpoints):
-        # The bundle has endpoints named with --endpoints at training: read their columns as labels.
-        cohort = read_manifest(manifest_path, present)
-    rows = held_out_rows(cohort.table)
-    if rows.empty:
-        raise InputError(f"{manifest_path}: no row has split=test")
-    case_ids = list(rows["case_id"].astype(str))
-    skipped = {e: "no label column in the manifest" for e in bundle.endpoints if e not in rows.columns}
-    endpoints = [e for e in bundle.endpoints if e not in skipped]
-    if not endpoints:
-        raise InputError(f"{manifest_path}: none of the bundle's endpoints ({', '.join(bundle.endpoints)}) "
-                         f"is a column of the manifest")
-    synthetic = bundle.synthetic or (manifest_path.parent / SYNTHETIC_MARKER).exists()
-    if features_csv is None:
-        from DeepRadScoreLib.features.extraction import extract_cohort
-
-        features_csv = output_dir.parent / f"{output_dir.name}.features.csv"
-        report(progress, 0.02, f"extracting the test cases' features into {features_csv}", cancel)
-        extract_cohort(cohort.subset(case_ids), features_csv, workers=workers, scheduler=None,
-                       thickness_mm=settings.thickness_mm, params_path=settings.params_path(),
-                       progress=scaled(progress, 0.02, 0.5), backend=radiomics_backend)
-    else:
-        table_settings = read_settings(features_csv)
-        problems = settings.contradictions(table_settings)
-        if problems:
-            raise InputError(f"{features_csv}: extracted with other settings than the bundle "
-                             f"{bundle_path}: {'; '.join(problems)}")
-    features, patches = read_feature_table(features_csv, case_ids)
-    return EvaluationInputs(bundle, bundle_path, manifest_path, cohort, case_ids, endpoints,
-                            _labels(rows, endpoints), features, patches, synthetic, skipped)
 
 
 def score_and_measure(inputs: EvaluationInputs):
@@ -278,67 +224,3 @@ def make_figures(inputs: EvaluationInputs, scored, metrics: pd.DataFrame, fig_di
         explained.append(captions.gradcam_block(made["gradcam"]))
     seconds["gradcam"] = time.perf_counter() - t
     return made, results, training, explained
-
-
-def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, device: str = "auto",
-                    workers: int = 1, progress=None, cancel=None, gradcam_cases: int = 4,
-                    shap_cases: int = 60, thickness_mm: float | None = None,
-                    params_path=None, radiomics_backend: str | None = None) -> EvaluationResult:
-    """Evaluate a bundle on the manifest's test rows; write the report folder atomically.
-
-    :param bundle_path: the bundle directory.
-    :param manifest_path: the cohort CSV; its ``split=test`` rows are evaluated.
-    :param output_dir: the report folder to create (see the module doc for its files).
-    :param features_csv: the test cases' feature table (its settings must be the bundle's);
-        ``None``: extracted here with the bundle's settings.
-    :param thickness_mm: / ``params_path``: explicit settings; refused if they contradict the bundle's.
-    :param radiomics_backend: the radiomics backend when extracting here (``auto``/``None``:
-        pyradiomics where it imports, else native; both give the same numbers).
-    :param gradcam_cases: / ``shap_cases``: how many Grad-CAM panels / SHAP cases to draw.
-    :returns: an :class:`EvaluationResult` (paths inside the final folder, tables, timings).
-    :raises InputError: bad input, named by file; nothing is left behind.
-    """
-    from DeepRadScoreLib.evaluation import cohort_table as table1
-    from DeepRadScoreLib.evaluation.report import ReportContent, write_report
-    from DeepRadScoreLib.outputs import atomic_dir
-
-    t0 = time.perf_counter()
-    seconds: dict[str, float] = {}
-    bundle_path, manifest_path, output_dir = Path(bundle_path), Path(manifest_path), Path(output_dir)
-    inputs = load_inputs(bundle_path, manifest_path, output_dir, features_csv, device, workers,
-                         thickness_mm, params_path, progress, cancel, radiomics_backend)
-    if features_csv is None:
-        progress = scaled(progress, 0.5, 1.0)
-    seconds["load"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    report(progress, 0.05, f"scoring {len(inputs.case_ids)} test cases", cancel)
-    scored, metrics, predictions = score_and_measure(inputs)
-    seconds["score"] = time.perf_counter() - t
-    cohort_summary = table1.cohort_table(inputs.cohort.table)
-    bundle, params = inputs.bundle, inputs.bundle.meta.parameters
-
-    with atomic_dir(output_dir) as tmp:
-        made, results, training, explained = make_figures(inputs, scored, metrics, tmp / "figures",
-                                                          gradcam_cases, shap_cases, seconds,
-                                                          progress, cancel)
-        report(progress, 0.96, "writing the tables and the report", cancel)
-        metrics.to_csv(tmp / "metrics.csv", index=False)
-        predictions.to_csv(tmp / "predictions.csv", index=False)
-        cohort_summary.to_csv(tmp / "table1.csv", index=False)
-        content = ReportContent(
-            title="Deep-RadScore evaluation", synthetic=inputs.synthetic,
-            subtitle=f"{len(inputs.case_ids)} test cases, endpoints {', '.join(inputs.endpoints)}",
-            provenance=captions.bundle_provenance(bundle, bundle_path, inputs.synthetic),
-            notes=captions.notes(len(inputs.case_ids), manifest_path.name, inputs.synthetic, inputs.skipped),
-            blocks=[captions.metrics_block(display_metrics(metrics)), *results,
-                    captions.training_cv_block(captions.training_cv_table(bundle, inputs.endpoints),
-                                               params.cv_repeats, params.nested_cv.outer_repeats),
-                    *training, captions.cohort_block(cohort_summary), *explained])
-        write_report(content, tmp / "report.html")
-    seconds["total"] = time.perf_counter() - t0
-    report(progress, 1.0, "evaluation done", None)
-    return EvaluationResult(output_dir=output_dir, metrics=metrics, predictions=predictions,
-                            cohort_table=cohort_summary,
-                            figures={k: output_dir / "figures" / v.name for k, v in made.items()},
-                            skipped=inputs.skipped, seconds=seconds)

@@ -17,6 +17,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.settings import ExtractionSettings, SettingsRequest, resolve_settings
 from DeepRadScoreLib.progress import report, scaled
 from DeepRadScoreLib.regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
 from DeepRadScoreLib.resources import torch_threads
@@ -43,6 +44,7 @@ class CaseResult:
     features: dict
     ring: sitk.Image
     patch: DeepRoiPatch
+    settings: ExtractionSettings | None = None  # what the case was extracted with
     predictions: dict[str, EndpointPrediction] = field(default_factory=dict)
     heatmaps: dict[str, sitk.Image] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -51,6 +53,7 @@ class CaseResult:
     def to_json(self, bundle=None) -> dict:
         """The result as plain JSON (what ``predict -o result.json`` writes)."""
         out = {
+            "settings": self.settings.summary() if self.settings is not None else None,
             "patch": self.patch.to_dict(),
             "predictions": {e: asdict(p) for e, p in self.predictions.items()},
             "seconds": self.seconds,
@@ -59,26 +62,30 @@ class CaseResult:
             out["bundle"] = {"path": str(bundle.path) if bundle.path else None,
                              "synthetic": bundle.synthetic,
                              "deep_weights": bundle.deep.provenance.get("weights"),
-                             "skipped_endpoints": bundle.skipped,
-                             "thickness_mm": bundle.settings.thickness_mm,
-                             "params_sha256": bundle.settings.params_sha256}
+                             "skipped_endpoints": bundle.skipped}
             if bundle.synthetic:
                 out["note"] = ("trained on a synthetic cohort: these numbers demonstrate the "
                                "software and have no clinical meaning")
         return out
 
 
-def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float | None = None,
+def analyse_case(image, mask, bundle=None, endpoints=None,
+                 settings: SettingsRequest | ExtractionSettings | None = None,
                  gradcam=True, device: str = "auto", radiomics_jobs: int | Callable[[], int] = 1, progress=None,
-                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None,
-                 backend: str | None = None) -> CaseResult:
+                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None, *,
+                 thickness_mm: float | None = None, backend: str | None = None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
     models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
     Grad-CAM heatmap on the CT grid.
 
-    ``thickness_mm``: the ring thickness; ``None``: the bundle's (3 mm without a bundle). With a
-    bundle the case is extracted with the bundle's settings (``Bundle.settings``): a thickness
-    that contradicts them is refused (:class:`InputError`), never silently used.
+    ``settings``: what was asked for (ring thickness, parameter file, radiomics backend; ``None``
+    values: the bundle's, else the defaults), resolved once by
+    :func:`~DeepRadScoreLib.features.settings.resolve_settings`: with a bundle the case is
+    extracted with the bundle's settings, and an asked value that contradicts them is refused
+    (:class:`InputError`), never silently used; an :class:`ExtractionSettings` is taken as
+    already resolved for this bundle. ``CaseResult.settings`` records what was used.
+    ``thickness_mm`` / ``backend``: the same two values as separate keywords, for the Slicer
+    module's current call only (the rest of the engine passes ``settings``).
     ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
     is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
     processes (the command line does; inside Slicer the engine keeps to its one worker process);
@@ -89,15 +96,16 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
     writes); "patch" gives a one-slice ``size`` x ``size`` image at the patch (the Slicer module).
     ``threads``: torch intra-op threads for the Deep-CT networks and Grad-CAM, which run in a
     thread beside the radiomics (``None``: one, since the radiomics have the cores).
-    ``backend``: the radiomics backend (``auto``/``None``: pyradiomics where it imports, else the
-    native one; both give the same numbers, so any bundle works with either).
     A bundle loaded with ``background=True`` is waited for only when it is needed, so its
     loading overlaps the radiomics (``seconds["bundle_wait"]``: what was left of it then;
     ``seconds["deep"]``: the Deep-CT's own time, ``seconds["deep_wait"]``: what of it was left
     after the radiomics).
     """
-    from DeepRadScoreLib.features.backends import extract_case_features
+    from DeepRadScoreLib.features.backends import pyradiomics_version, resolve
+    from DeepRadScoreLib.features.extraction import case_features
 
+    if thickness_mm is not None or backend is not None:
+        settings = SettingsRequest(thickness_mm, None, backend or "auto")
     seconds = {}
     if bundle is not None and not hasattr(bundle, "meta"):
         from DeepRadScoreLib.model.bundle import Bundle
@@ -105,18 +113,17 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
         t0 = time.perf_counter()
         bundle = Bundle.load(bundle, device=device, endpoints=endpoints)
         seconds["load_bundle"] = time.perf_counter() - t0
-    params_path = None
     if bundle is not None:
         endpoints = list(endpoints) if endpoints else bundle.endpoints
         for endpoint in endpoints:
             bundle.check_endpoint(endpoint)
-        settings = bundle.extraction_settings(thickness_mm)
-        thickness_mm, params_path = settings.thickness_mm, settings.params_path()
-    elif thickness_mm is None:
-        thickness_mm = 3.0
+    used = settings if isinstance(settings, ExtractionSettings) else resolve_settings(
+        settings, bundle.settings if bundle is not None else None,
+        str(bundle.path or "bundle") if bundle is not None else "")
+    used = used.ran_with(resolve(used.backend), pyradiomics_version() or "")
     report(progress, 0.0, "peritumoral ring and deep-ROI patch", cancel)
     t0 = time.perf_counter()
-    ring = peritumoral_ring(mask, thickness_mm)
+    ring = peritumoral_ring(mask, used.thickness_mm)
     patch = deep_roi_patch(image, mask)
     seconds["regions"] = time.perf_counter() - t0
     heat_endpoints = []
@@ -125,7 +132,7 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
         for endpoint in heat_endpoints:
             bundle.check_endpoint(endpoint)
     # The Deep-CT needs only the patch: its networks (and Grad-CAM) run in a thread while the
-    # radiomics run, once the bundle has loaded (issue 13: they were 0.5 s after the radiomics).
+    # radiomics run, once the bundle has loaded (they took 0.5 s after the radiomics).
     deep_job = _DeepJob(bundle, patch, heat_endpoints, threads) if bundle is not None else None
     report(progress, 0.05, "radiomics features (tumour and ring)", cancel)
     t0 = time.perf_counter()
@@ -137,14 +144,15 @@ def analyse_case(image, mask, bundle=None, endpoints=None, thickness_mm: float |
             t0 = time.perf_counter()
         else:
             jobs = int(radiomics_jobs)
-        features = extract_case_features(image, mask, ring, params_path, backend=backend, jobs=jobs,
-                                         progress=scaled(progress, 0.05, 0.8), cancel=cancel)
+        features = case_features(image, mask, ring, used, jobs=jobs, progress=scaled(progress, 0.05, 0.8),
+                                 cancel=cancel)
     except BaseException:
         if deep_job is not None:
             deep_job.abandon()
         raise
     seconds["radiomics"] = time.perf_counter() - t0
-    result = CaseResult(features=features, ring=ring, patch=patch, seconds=seconds, radiomics_jobs=jobs)
+    result = CaseResult(features=features, ring=ring, patch=patch, settings=used, seconds=seconds,
+                        radiomics_jobs=jobs)
     if bundle is None:
         report(progress, 1.0, "done", cancel)
         return result
@@ -192,7 +200,7 @@ class _DeepJob:
     ``heat_endpoints``), computed in a thread that starts at once and first waits for the bundle.
 
     ``threads`` torch threads (default one: it overlaps the radiomics, which have the cores); more
-    threads than free cores made scoring 15x slower (issue 13). Errors reach the caller in
+    threads than free cores made scoring 15x slower. Errors reach the caller in
     :meth:`result`, in its own thread.
     """
 
@@ -225,7 +233,7 @@ class _DeepJob:
         """The case failed or was cancelled: compute nothing more, and return once the thread
         is out of torch. A process that ends while a thread is inside torch's C++ code can be
         aborted ("terminate called without an active exception") instead of exiting with its
-        own status (seen in the test suite, issue 13)."""
+        own status (seen in the test suite)."""
         self._abandoned.set()
         self._thread.join()
 
@@ -255,9 +263,8 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
                      label: int | None = None, roi_name: str | None = None,
                      radiomics_jobs: int | Callable[[], int] = 1,
                      earlier_seconds: dict[str, float] | None = None, progress=None,
-                     cancel=None, thickness_mm: float | None = None,
-                     params_path=None, threads: int | None = None,
-                     backend: str | None = None) -> tuple[CaseResult, dict]:
+                     cancel=None, settings: SettingsRequest | None = None,
+                     threads: int | None = None) -> tuple[CaseResult, dict]:
     """One case from files to ``output_json`` (and its heatmap volume), both or neither.
 
     :param bundle: a loaded :class:`~DeepRadScoreLib.model.bundle.Bundle`.
@@ -265,19 +272,19 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
         the first endpoint); ``None`` for no heatmap.
     :param earlier_seconds: stages timed before this call (e.g. ``{"load_bundle": 1.2}``): they
         go into the JSON's ``seconds`` and its total.
-    :param thickness_mm: / ``params_path``: settings the user gave explicitly (``None``: the
-        bundle's); one that contradicts the bundle's is refused before the case is read.
+    :param settings: what the user asked for (``None`` values: the bundle's); a value that
+        contradicts the bundle's is refused before the case is read.
     :param radiomics_jobs: processes for the radiomics, or a callable giving them right before
         the radiomics start (see :func:`analyse_case`).
     :param threads: torch intra-op threads for scoring and Grad-CAM (see :func:`analyse_case`).
-    :param backend: the radiomics backend (see :func:`analyse_case`).
     :returns: the :class:`CaseResult` and the JSON document written.
     """
     from DeepRadScoreLib.io.images import load_case
     from DeepRadScoreLib.outputs import atomic_file
 
     started = time.perf_counter()
-    thickness_mm = bundle.extraction_settings(thickness_mm, params_path).thickness_mm
+    # Resolved (or refused) once, before the case is read.
+    settings = resolve_settings(settings, bundle.settings, str(bundle.path or "bundle"))
     case = load_case(image_path, mask_path, label=label, roi_name=roi_name)
     endpoints = list(endpoints) if endpoints else bundle.endpoints
     heat_endpoint = None
@@ -287,10 +294,10 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
     elif gradcam_endpoint:
         raise InputError("--gradcam-endpoint needs --gradcam FILE")
     try:
-        result = analyse_case(case.image, case.mask, bundle, endpoints, thickness_mm=thickness_mm,
+        result = analyse_case(case.image, case.mask, bundle, endpoints, settings,
                               gradcam=[heat_endpoint] if heat_endpoint else False,
                               radiomics_jobs=radiomics_jobs, progress=progress, cancel=cancel,
-                              threads=threads, backend=backend)
+                              threads=threads)
     except InputError as err:  # "tumour mask: too small ...": say which file holds it
         if str(err).startswith(("tumour mask", "peritumoral ring")):
             raise InputError(f"{mask_path}: {err}") from None
@@ -299,7 +306,7 @@ def predict_to_files(bundle, image_path, mask_path, output_json, gradcam_path=No
 
     out = result.to_json(bundle)
     out["image"], out["mask"] = str(image_path), str(mask_path)
-    out["radiomics_backend"] = describe(backend)
+    out["radiomics_backend"] = describe(result.settings.backend)
     earlier = dict(earlier_seconds or {})
     out["seconds"].update(earlier)
     out["seconds"]["total"] = time.perf_counter() - started + sum(earlier.values())
