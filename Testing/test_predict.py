@@ -108,19 +108,24 @@ def test_predict_uses_the_bundle_settings_and_refuses_contradicting_ones(trained
         assert not out.exists()
     assert main(["predict", bundle, str(ct), str(mask), "-o", str(out), "--thickness-mm", "nan"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == "error: --thickness-mm: the ring thickness must be a positive number of mm, got nan"
+    assert err[-1] == "error: --thickness-mm nan: the ring thickness must be from 0.5 to 50 mm"
     # The explicit value equal to the bundle's is fine, and the JSON says what was used.
     assert main(["predict", bundle, str(ct), str(mask), "-o", str(out), "--device", "cpu",
                  "--thickness-mm", "3"]) == 0
     result = json.loads(out.read_text())
-    assert result["bundle"]["thickness_mm"] == 3.0
+    meta = json.loads((trained["bundle"] / "bundle.json").read_text())
+    # The settings used are recorded once, and they are the bundle's.
+    assert out.read_text().count('"thickness_mm"') == 1 and "params_yaml" not in result["settings"]
+    assert result["settings"]["thickness_mm"] == 3.0
+    assert result["settings"]["params_sha256"] == meta["settings"]["params_sha256"]
+    assert result["radiomics_backend"] == f"pyradiomics {result['settings']['pyradiomics_version']}"
     assert "ring 3 mm" in capsys.readouterr().out
 
 
 def test_a_5mm_bundle_extracts_5mm_rings(trained, tmp_path):  # noqa: F811
     import shutil
 
-    from DeepRadScoreLib.analysis import analyse_case
+    from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.model.bundle import Bundle
     from DeepRadScoreLib.regions import peritumoral_ring
     from test_bundle import _rewrite_meta

@@ -128,7 +128,8 @@ def _overview(case: dict, heatmap: Path, png: Path) -> Path:
     endpoint = result["gradcam"]["endpoint"]
     title = (f"{case['case_id']} (held-out synthetic case): Grad-CAM of {endpoint} - "
              "synthetic data, not for clinical use")
-    return case_overview_figure(loaded.image, loaded.mask, peritumoral_ring(loaded.mask),
+    ring = peritumoral_ring(loaded.mask, result["settings"]["thickness_mm"])  # the ring predict used
+    return case_overview_figure(loaded.image, loaded.mask, ring,
                                 sitk.ReadImage(str(heatmap)), deep_roi_patch(loaded.image, loaded.mask),
                                 title, png)
 

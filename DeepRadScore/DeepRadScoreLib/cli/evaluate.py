@@ -13,13 +13,13 @@ logger = logging.getLogger(__name__)
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """A progress bar, the test AUCs, then where the report is."""
-    from DeepRadScoreLib.evaluation.evaluate import evaluate_bundle
+    from DeepRadScoreLib.cli.parser import settings_request
+    from DeepRadScoreLib.pipelines.evaluate import evaluate_bundle
 
     with terminal_bar("evaluate") as progress:
         result = evaluate_bundle(args.bundle, args.manifest, args.output, features_csv=args.features,
                                  device=args.device, workers=args.workers, progress=progress,
-                                 thickness_mm=args.thickness_mm, params_path=args.params,
-                                 radiomics_backend=args.radiomics_backend)
+                                 settings=settings_request(args))
     fusion = result.metrics[result.metrics.model == "fusion"]
     for row in fusion.itertuples():
         print(f"{row.endpoint}: Deep-RadScore test AUC {row.auc:.3f} [{row.auc_ci_low:.3f}, "
@@ -31,7 +31,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_compare_backbones(args: argparse.Namespace) -> int:
-    from DeepRadScoreLib.evaluation.backbones import compare_backbones
+    from DeepRadScoreLib.pipelines.backbones import compare_backbones
 
     with terminal_bar("compare-backbones") as progress:
         result = compare_backbones(args.manifest, args.endpoint, args.output, backbones=args.backbones,

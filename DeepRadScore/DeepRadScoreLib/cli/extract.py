@@ -40,7 +40,9 @@ def run_extract(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    from DeepRadScoreLib.cli.parser import settings_request
     from DeepRadScoreLib.features.extraction import ONE_CASE_JOBS, extract_case_table, extract_cohort
+    from DeepRadScoreLib.features.settings import resolve_settings
     from DeepRadScoreLib.io.manifest import read_manifest
 
     if args.manifest is not None and (args.image or args.mask):
@@ -53,20 +55,20 @@ def _extract(args: argparse.Namespace) -> int:
         # One case splits its tumour and ring work over processes: --workers N, else up to
         # ONE_CASE_JOBS cores (beyond that the ~20 tasks of a case leave processes idle).
         jobs = args.workers if args.workers > 1 else min(os.cpu_count() or 1, ONE_CASE_JOBS)
+        settings = resolve_settings(settings_request(args))
         with terminal_bar("extract") as callback:
             features_csv, patches_npz, case_id, n = extract_case_table(
-                args.image, args.mask, args.output, label=args.label, roi_name=args.roi_name,
-                thickness_mm=args.thickness_mm, params_path=args.params, jobs=jobs, progress=callback,
-                backend=args.radiomics_backend)
+                args.image, args.mask, args.output, settings, label=args.label, roi_name=args.roi_name,
+                jobs=jobs, progress=callback)
         print(f"{n} features of {case_id} -> {features_csv}, patch -> {patches_npz}", file=sys.stderr)
         return 0
     if args.label is not None or args.roi_name is not None:
         raise InputError("--label/--roi-name are per case: put them in the manifest's label/roi_name columns")
+    settings = resolve_settings(settings_request(args))
     manifest = read_manifest(args.manifest)
     with terminal_bar("extract", total=len(manifest.case_ids), unit="cases") as callback:
-        result = extract_cohort(manifest, args.output, workers=args.workers, scheduler=args.scheduler,
-                                thickness_mm=args.thickness_mm, params_path=args.params, progress=callback,
-                                backend=args.radiomics_backend)
+        result = extract_cohort(manifest, args.output, settings, workers=args.workers,
+                                scheduler=args.scheduler, progress=callback)
     if result.broken_cache:
         print(f"note: {len(result.broken_cache)} unreadable cache entries (first: case {result.broken_cache[0]}) "
               f"were computed again", file=sys.stderr)

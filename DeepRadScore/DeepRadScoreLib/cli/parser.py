@@ -5,6 +5,8 @@ import argparse
 import logging
 
 from DeepRadScoreLib import ENDPOINTS, __version__
+from DeepRadScoreLib.features.settings import (DEFAULT_THICKNESS_MM, MAX_THICKNESS_MM, MIN_THICKNESS_MM,
+                                               SettingsRequest)
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +25,37 @@ def _add_mask_options(p: argparse.ArgumentParser) -> None:
                    help="ROI / segment name in a DICOM RTSTRUCT, DICOM SEG or .seg.nrrd")
 
 
-def _add_backend_option(p: argparse.ArgumentParser) -> None:
+def _add_settings_options(p: argparse.ArgumentParser, recorded: str | None = None,
+                          radiomics: bool = True) -> None:
+    """The extraction settings' options, the same for every command (read back by
+    :func:`settings_request`).
+
+    :param recorded: the recorded settings the options must agree with ("the bundle's"), or
+        ``None``: the options are the settings (their defaults included).
+    :param radiomics: also the parameter file and the backend (not for ``ring``).
+    """
+    where = f"; {MIN_THICKNESS_MM:g}-{MAX_THICKNESS_MM:g} mm"
+    if recorded is None:
+        p.add_argument("--thickness-mm", type=float, default=DEFAULT_THICKNESS_MM,
+                       help=f"peritumoral ring thickness (default {DEFAULT_THICKNESS_MM:g}{where})")
+    else:
+        p.add_argument("--thickness-mm", type=float, default=None,
+                       help=f"ring thickness (default: {recorded}; a different one is refused{where})")
+    if not radiomics:
+        return
+    p.add_argument("--params", default=None,
+                   help="pyradiomics parameter file (default: the 851-feature one)" if recorded is None else
+                        f"pyradiomics parameter file (default: {recorded}; different content is refused)")
     p.add_argument("--radiomics-backend", default="auto", choices=["auto", "pyradiomics", "native"],
                    help="what computes the radiomics features: pyradiomics, or DeepRadScore's native "
                         "numpy backend (the same numbers, no compiler needed); auto (default): "
                         "pyradiomics where it is installed, else native")
+
+
+def settings_request(args: argparse.Namespace) -> SettingsRequest:
+    """What the options of :func:`_add_settings_options` asked for."""
+    return SettingsRequest(thickness_mm=args.thickness_mm, params_path=getattr(args, "params", None),
+                           backend=getattr(args, "radiomics_backend", "auto"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="features CSV to write")
     p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--thickness-mm", type=float, default=3.0, help="peritumoral ring thickness")
-    p.add_argument("--params", default=None, help="pyradiomics parameter file (default: the 851-feature one)")
-    _add_backend_option(p)
+    _add_settings_options(p)
     _add_mask_options(p)
 
     p = sub.add_parser("ring", help="write the peritumoral ring mask")
     p.add_argument("image")
     p.add_argument("mask")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--thickness-mm", type=float, default=3.0)
+    _add_settings_options(p, radiomics=False)
     p.add_argument("--hu-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
                    help="keep only ring voxels within this HU range (e.g. -900 300 drops air)")
     p.add_argument("--constraint", default=None, help="mask the ring must stay inside (e.g. body)")
@@ -97,11 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default=None,
                    help="feature table from `deepradscore extract` (with its .settings.json beside it)")
     p.add_argument("--workers", type=int, default=1, help="extraction processes when --features is not given")
-    p.add_argument("--thickness-mm", type=float, default=None,
-                   help="ring thickness when extracting here (default 3); with --features, must match the table's")
-    p.add_argument("--params", default=None,
-                   help="pyradiomics parameter file when extracting here; with --features, must match the table's")
-    _add_backend_option(p)
+    _add_settings_options(p, recorded="the --features table's, else the defaults of extract")
 
     p = sub.add_parser("predict", help="predict all endpoints for one case")
     p.add_argument("bundle")
@@ -112,11 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradcam-endpoint", default=None, help="endpoint of the heatmap (default: first)")
     p.add_argument("--endpoints", type=_endpoints, default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--thickness-mm", type=float, default=None,
-                   help="ring thickness (default: the bundle's; a different one is refused)")
-    p.add_argument("--params", default=None,
-                   help="pyradiomics parameter file (default: the bundle's; different content is refused)")
-    _add_backend_option(p)
+    _add_settings_options(p, recorded="the bundle's")
     _add_mask_options(p)
 
     p = sub.add_parser("evaluate", help="metrics, DeLong tests, figures and HTML report on split=test")
@@ -127,11 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature table from `deepradscore extract` (its settings must be the bundle's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--thickness-mm", type=float, default=None,
-                   help="ring thickness (default: the bundle's; a different one is refused)")
-    p.add_argument("--params", default=None,
-                   help="pyradiomics parameter file (default: the bundle's; different content is refused)")
-    _add_backend_option(p)
+    _add_settings_options(p, recorded="the bundle's")
 
     p = sub.add_parser("compare-backbones", help="Table 2: the five backbones on one endpoint")
     p.add_argument("--manifest", required=True)

@@ -13,7 +13,8 @@ logger = logging.getLogger(__name__)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from DeepRadScoreLib.analysis import predict_to_files
+    from DeepRadScoreLib.cli.parser import settings_request
+    from DeepRadScoreLib.pipelines.case import predict_to_files
     from DeepRadScoreLib.features.extraction import ONE_CASE_JOBS
     from DeepRadScoreLib.outputs import check_output_file
     from DeepRadScoreLib.resources import CoreWindow, freeze_at_exit
@@ -24,7 +25,7 @@ def run_predict(args: argparse.Namespace) -> int:
     freeze_at_exit()
     # OpenMP threads that spin while waiting for each other made scoring 5.0 s instead of 0.3 s
     # and Grad-CAM 2.4 s instead of 0.15 s when another process took a core after the cores were
-    # counted (measured, issue 13). Read when torch is first imported, i.e. by the bundle loader
+    # counted (measured). Read when torch is first imported, i.e. by the bundle loader
     # below (set only then, so an embedding process's environment stays as it is); a value the
     # user set is kept.
     if "torch" not in sys.modules:
@@ -33,7 +34,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # that opens here: reading bundle.json and the case and computing the ring and the patch are
     # done meanwhile, and this process's own CPU (its loading thread too) is left out. Other
     # processes' load decides how many workers pay off; os.cpu_count() oversubscribed 2 busy
-    # cores and made scoring 15x slower, and a window of its own was 0.3 s idle (issue 13).
+    # cores and made scoring 15x slower, and a window of its own was 0.3 s idle.
     window = CoreWindow()
     started = time.perf_counter()
     from DeepRadScoreLib.model.bundle import Bundle
@@ -57,10 +58,10 @@ def run_predict(args: argparse.Namespace) -> int:
                                      # which have the free cores.
                                      threads=1,
                                      earlier_seconds={"load_bundle": load_seconds},
-                                     progress=progress, thickness_mm=args.thickness_mm,
-                                     params_path=args.params, backend=args.radiomics_backend)
-    print(f"ring {bundle.settings.thickness_mm:g} mm and radiomics parameters "
-          f"{bundle.settings.params_name or bundle.settings.params_sha256[:12]}, as the bundle was trained; "
+                                     progress=progress, settings=settings_request(args))
+    used = result.settings
+    print(f"ring {used.thickness_mm:g} mm and radiomics parameters "
+          f"{used.params_name or used.params_sha256[:12]}, as the bundle was trained; "
           f"radiomics by {document['radiomics_backend']}")
     for endpoint, p in result.predictions.items():
         print(f"{endpoint}: Deep-RadScore {p.probability:.3f} -> class {p.predicted_class} "

@@ -15,7 +15,8 @@ import numpy as np
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.outputs import atomic_file, check_output_file
-from DeepRadScoreLib.regions import WINDOWS, check_thickness, deep_roi_patch, sample_patch
+from DeepRadScoreLib.features.settings import check_thickness
+from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, sample_patch
 
 # SimpleITK and the image readers are imported in the handlers: cli.main imports this module for
 # every command, and a cohort's `extract` main process never needs them (~30 MB).

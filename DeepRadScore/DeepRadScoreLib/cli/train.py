@@ -29,8 +29,9 @@ def summary(bundle) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """``deepradscore train``: the arguments to :func:`train_bundle`, then the CV summary."""
+    from DeepRadScoreLib.cli.parser import settings_request
     from DeepRadScoreLib.deep.ensemble import DeepConfig
-    from DeepRadScoreLib.model.training import train_bundle
+    from DeepRadScoreLib.pipelines.train import train_bundle
 
     config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
                         k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
@@ -39,8 +40,7 @@ def run_train(args: argparse.Namespace) -> int:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, nested_repeats=args.nested_repeats,
-                              thickness_mm=args.thickness_mm, params_path=args.params, progress=progress,
-                              radiomics_backend=args.radiomics_backend)
+                              settings=settings_request(args), progress=progress)
     for endpoint, why in bundle.skipped.items():
         print(f"skipped {endpoint}: {why}", file=sys.stderr)
     print(summary(bundle))
