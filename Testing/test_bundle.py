@@ -149,7 +149,7 @@ MALFORMED = {
     "a model missing": (lambda m: m["models"]["NULL"]["models"].pop("fusion"), "models.NULL: models must be"),
     "settings missing": (lambda m: m.pop("settings"), "settings: missing"),
     "thickness negative": (lambda m: m["settings"].update(thickness_mm=-3),
-                           "settings: thickness_mm must be a positive number"),
+                           "settings: thickness_mm -3: the ring thickness must be from 0.5 to 50 mm"),
     "feature not in table": (lambda m: m["models"]["PLANT"]["radscore"]["tumor"]["features"][0].update(name="x"),
                              "feature x is not among feature_names"),
     "endpoints disagree": (lambda m: m.update(endpoints=["PLANT"]), "endpoints and models must name"),

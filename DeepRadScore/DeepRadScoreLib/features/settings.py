@@ -67,9 +67,15 @@ def check_thickness(value, option: str = "--thickness-mm") -> float:
     """``value`` as a float, or an :class:`InputError` naming ``option``, the value and the range."""
     problem = thickness_problem(value)
     if problem is not None:
-        shown = f"{float(value):g}" if problem != "not a number" else str(value)
-        raise InputError(f"{option} {shown}: {problem}")
+        raise InputError(f"{option} {_shown(value)}: {problem}")
     return float(value)
+
+
+def _shown(value) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,7 @@ class ExtractionSettings:
     def __post_init__(self):
         problem = thickness_problem(self.thickness_mm)
         if problem is not None:
-            raise ValueError(f"thickness_mm {self.thickness_mm}: {problem}")
+            raise ValueError(f"thickness_mm {_shown(self.thickness_mm)}: {problem}")
         if _sha256(self.params_yaml) != self.params_sha256:
             raise ValueError("params_sha256 does not match params_yaml (edited or damaged)")
 
