@@ -25,13 +25,13 @@ bounding box, as in pyradiomics.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features import filters
 from DeepRadScoreLib.features.native import params as native_params
 from DeepRadScoreLib.features.native import preprocess
 from DeepRadScoreLib.features.native.params import NativeSettings
@@ -49,7 +49,7 @@ def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
     """The filtered images an image type yields, named as pyradiomics names them."""
     if image_type == "Original":
         return ("original",)
-    return preprocess.wavelet_band_names(settings.wavelet)
+    return filters.wavelet_band_names(settings.wavelet)
 
 
 def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
@@ -62,10 +62,10 @@ def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
     return tuple(names)
 
 
-def feature_names(params_path: str | Path | None = None) -> list[str]:
+def feature_names(params: native_params.ParamsLike = None) -> list[str]:
     """The case's column names (``tumor_*`` then ``peritumoral_*``), as
     :func:`DeepRadScoreLib.features.radiomics.feature_names` gives them."""
-    names = roi_feature_names(native_params.load(params_path))
+    names = roi_feature_names(native_params.load(params))
     return [f"{prefix}_{name}" for prefix in ROI_PREFIXES for name in names]
 
 
@@ -86,13 +86,14 @@ def extract_roi(image: sitk.Image, mask: sitk.Image, settings: NativeSettings | 
 
 
 def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
-                          params_path: str | Path | None = None, *, jobs: int = 1,
+                          params: native_params.ParamsLike = None, *, jobs: int = 1,
                           progress: Optional[ProgressCallback] = None,
                           cancel: Optional[CancelCheck] = None) -> dict[str, float]:
     """The tumour's and the ring's features: ``tumor_<name>``, ``peritumoral_<name>``.
 
-    Parameters: ``image`` the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params_path`` a
-    pyradiomics parameter file the native backend supports (default: the bundled one), ``jobs``
+    Parameters: ``image`` the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params`` the
+    pyradiomics parameters (a ``RadiomicsParameters``, a parsed mapping or a file path; default:
+    the bundled file) in a form the native backend supports, ``jobs``
     accepted for the pyradiomics path's contract (the native work runs in this thread: a case
     takes seconds, and threads over its many small numpy calls were slower, measured, while a
     cohort is spread over processes per case by ``extraction``), ``progress(fraction, message)``
@@ -101,7 +102,7 @@ def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
     :class:`InputError` when an ROI is too small for pyradiomics or the parameter file asks for
     something the native backend does not reproduce, :class:`Cancelled` when cancelled.
     """
-    settings = native_params.load(params_path)
+    settings = native_params.load(params)
     report(progress, 0.0, "radiomics: checking the regions", cancel)
     case = _Case(image, {"tumor": mask, "peritumoral": ring}, settings, _ROI_LABELS)
     with _one_blas_thread():
@@ -222,7 +223,7 @@ class _Case:
                 yield (key, "original"), preprocess.crop(self.array, self.bbox[key])
             return
         for members, box in self._filter_boxes(keys):
-            for name, band in preprocess.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
+            for name, band in filters.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
                 for key in members:
                     yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
                 del band  # before the transform computes the next band
@@ -234,7 +235,7 @@ class _Case:
         values there as from its own preCrop box. One that does not (its preCrop box was clamped
         at the image border, so the periodic wrap reaches it) needs exactly its own box.
         """
-        reach = preprocess.wavelet_reach(self.settings.wavelet)
+        reach = filters.wavelet_reach(self.settings.wavelet)
 
         def inside(key, box):
             (lo, hi), (b_lo, b_hi) = self.bbox[key], box

@@ -13,48 +13,21 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Optional
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features import params as shared
+# The bundled file and its lookup, re-exported for the extraction settings.
+from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, ParamsLike, params_file  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-# The bundled 851-feature file, the default of both backends. Defined here, in a module that
-# imports nothing heavy and no other engine module, so that a cohort's main process finds it
-# without importing SimpleITK (features.radiomics) and without an import cycle (features.settings
-# and features.radiomics re-export it).
-PARAMS_PATH = Path(__file__).resolve().parent.parent / "radiomics_params.yaml"
-
-
-def params_file(params_path: str | Path | None = None) -> Path:
-    """The parameter file to use: the given one, or the bundled 851-feature one."""
-    path = Path(params_path) if params_path is not None else PARAMS_PATH
-    if not path.is_file():
-        raise InputError(f"{path}: radiomics parameter file not found")
-    return path
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
 # order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
 FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
 IMAGE_TYPES = ("Original", "Wavelet")
 
-# pyradiomics' defaults, in one place: the extractor's ``_getDefaultSettings``, the filters'
-# (``getWaveletImage``: coif1, level 1, start level 0), the discretisation's (binWidth 25) and the
-# feature classes' (symmetricalGLCM, weightingNorm, gldm_a, voxelArrayShift, distances).
-DEFAULTS: dict[str, Any] = {
-    "minimumROIDimensions": 2, "minimumROISize": None, "normalize": False, "normalizeScale": 1,
-    "removeOutliers": None, "resampledPixelSpacing": None, "interpolator": "sitkBSpline",
-    "preCrop": False, "padDistance": 5, "distances": [1], "force2D": False, "force2Ddimension": 0,
-    "resegmentRange": None, "resegmentMode": "absolute", "resegmentShape": False, "label": 1,
-    "additionalInfo": True, "binWidth": 25, "binCount": None, "label_channel": 0,
-    "correctMask": False, "geometryTolerance": None, "voxelArrayShift": 0,
-    "symmetricalGLCM": True, "weightingNorm": None, "gldm_a": 0,
-    "wavelet": "coif1", "level": 1, "start_level": 0,
-}
 # Settings the native backend follows for any valid value.
 REPRODUCED = ("binWidth", "label", "preCrop", "padDistance", "minimumROIDimensions", "minimumROISize",
               "additionalInfo")
@@ -68,7 +41,6 @@ ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normali
 UNUSED = ("sigma", "gradientUseSpacing", "lbp2DRadius", "lbp2DSamples", "lbp2DMethod", "lbp3DLevels",
           "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision", "kernelRadius", "maskedKernel",
           "initValue", "voxelBatch")
-TOP_LEVEL = ("imageType", "featureClass", "setting", "voxelSetting")
 
 
 @dataclass(frozen=True)
@@ -112,39 +84,34 @@ def feature_module(class_name: str):
     return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name}")
 
 
-def load(params_path: str | Path | None = None) -> NativeSettings:
-    """The native settings of a parameter file (default: the bundled one).
+def load(params: ParamsLike = None) -> NativeSettings:
+    """The native settings of a parameter set (default: the bundled file).
 
-    Parameters: ``params_path``, a pyradiomics YAML parameter file or None.
-    Returns: a :class:`NativeSettings`. Raises :class:`InputError` (one line naming the file) when
-    the file is missing, is not valid YAML, or asks for something the native backend does not
-    reproduce exactly.
+    Parameters: ``params``, a :class:`~DeepRadScoreLib.features.params.RadiomicsParameters`, a
+    parsed mapping, a pyradiomics YAML parameter file or None.
+    Returns: a :class:`NativeSettings` (cached by the parameters' SHA-256). Raises
+    :class:`InputError` (one line naming the file) when the file is missing, is not valid YAML,
+    or asks for something the native backend does not reproduce exactly.
     """
-    path = params_file(params_path)
-    resolved = path.resolve()
-    return _load_cached(str(resolved), os.stat(resolved).st_mtime_ns, str(path))
+    parameters = shared.parameters(params)
+    cached = _CACHE.get(parameters.sha256)
+    if cached is None:
+        cached = from_dict(parameters.mapping, parameters.source)
+        if len(_CACHE) >= 16:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[parameters.sha256] = cached
+    return cached
 
 
-@lru_cache(maxsize=16)
-def _load_cached(resolved: str, _mtime_ns: int, shown: str) -> NativeSettings:
-    import yaml
-
-    try:
-        with open(resolved, encoding="utf-8") as handle:
-            params = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{shown}: invalid pyradiomics parameter file ({first})") from None
-    return from_dict(params if params is not None else {}, shown)
+_CACHE: dict[str, NativeSettings] = {}
 
 
 def unsupported(source: str, what: str) -> InputError:
-    return InputError(f"{source}: the native radiomics backend does not support {what}; "
-                      "install pyradiomics or use the default parameter file")
+    return InputError(f"{source}: the native radiomics backend does not reproduce {what}; "
+                      "use --radiomics-backend pyradiomics for it")
 
 
-def invalid(source: str, what: str) -> InputError:
-    return InputError(f"{source}: invalid pyradiomics parameter file ({what})")
+invalid = shared.invalid
 
 
 def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
