@@ -66,7 +66,7 @@ def resolve(backend: str | None = None) -> str:
         raise InputError(f"--radiomics-backend: unknown backend '{backend}' (choose one of "
                          f"{', '.join(BACKENDS)})")
     if backend == "auto":
-        return "pyradiomics" if pyradiomics_version() is not None else "native"
+        return "native"
     if backend == "pyradiomics" and pyradiomics_version() is None:
         raise InputError("--radiomics-backend pyradiomics: pyradiomics is not installed here (or "
                          "does not import); use --radiomics-backend native, which gives the same "
