@@ -88,3 +88,117 @@ def wavelet_reach(wavelet: str = "coif1") -> int:
     (low, high), = pywt.swt(impulse, w, level=1)
     touched = np.flatnonzero((low != 0) | (high != 0))
     return int(np.max(np.abs(touched - n // 2)))
+
+
+# --- every image type, per pyradiomics' generators ------------------------------------------
+
+def wavelet_levels(image: np.ndarray, wavelet: str = "coif1", level: int = 1,
+                   start_level: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """pyradiomics' ``getWaveletImage`` for any ``level`` / ``start_level`` (numpy (z, y, x) axes).
+
+    A quirk of pyradiomics, kept: every level applies the *level-1* filters (``swtn`` with
+    ``level=1, start_level=0``) to the previous level's approximation, instead of the
+    upsampled filters of a true stationary transform of that level; ``start_level`` levels are
+    so applied and dropped first. Names: ``wavelet-<band>`` for the first kept level,
+    ``wavelet<n>-<band>`` for the n-th, the last approximation after all details, named with
+    the number of kept levels (``wavelet-LLL`` for one).
+    """
+    import pywt
+
+    odd = [n % 2 for n in image.shape]
+    data = np.pad(image, [(0, o) for o in odd], mode="wrap")
+    back = tuple(slice(0, n) for n in image.shape)
+    approximation = "a" * image.ndim
+    for _ in range(start_level):
+        data = pywt.swtn(data, wavelet, level=1, start_level=0, axes=AXES)[0][approximation]
+    for n in range(1, level + 1):
+        bands = pywt.swtn(data, wavelet, level=1, start_level=0, axes=AXES)[0]
+        data = bands.pop(approximation)
+        prefix = "wavelet-" if n == 1 else f"wavelet{n}-"
+        for key, band in bands.items():
+            yield prefix + key.replace("a", "L").replace("d", "H"), band[back]
+        del bands
+    yield ("wavelet-" if level == 1 else f"wavelet{level}-") + "L" * image.ndim, data[back]
+
+
+@lru_cache(maxsize=32)
+def wavelet_names(wavelet: str = "coif1", level: int = 1, start_level: int = 0) -> tuple[str, ...]:
+    return tuple(name for name, _ in wavelet_levels(np.zeros((2, 2, 2)), wavelet, level, start_level))
+
+
+def log_name(sigma) -> str:
+    """pyradiomics' name of a LoG image: the sigma as Python prints it, '.' made '-'."""
+    return "log-sigma-%s-mm-3D" % str(sigma).replace(".", "-")
+
+
+SINGLE = {"Original": "original", "Square": "square", "SquareRoot": "squareroot",
+          "Logarithm": "logarithm", "Exponential": "exponential", "Gradient": "gradient"}
+
+
+def image_names(image_type: str, settings: dict) -> tuple[str, ...]:
+    """The filtered images an image type yields under ``settings``, named as pyradiomics names them
+    (LoG: one per positive sigma, in the list's order; pyradiomics skips the others)."""
+    if image_type in SINGLE:
+        return (SINGLE[image_type],)
+    if image_type == "Wavelet":
+        return wavelet_names(settings["wavelet"], int(settings["level"]), int(settings["start_level"]))
+    if image_type == "LoG":
+        return tuple(log_name(s) for s in settings["sigma"] if s > 0)
+    raise ValueError(f"no filter for image type {image_type!r}")
+
+
+def filtered_images(image_type: str, image, settings: dict, what: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, array) of each image ``image_type`` makes of ``image`` (a SimpleITK image: the crop
+    pyradiomics filters), as its ``get<image_type>Image`` does; arrays in numpy (z, y, x) order.
+
+    Raises ``ValueError`` (one line, starting with ``what``) where pyradiomics would skip an image
+    (a LoG sigma too large for the crop): the table's columns could not be filled.
+    """
+    import SimpleITK as sitk
+
+    if image_type == "Original":
+        yield "original", sitk.GetArrayFromImage(image)
+    elif image_type == "Wavelet":
+        yield from wavelet_levels(sitk.GetArrayFromImage(image), settings["wavelet"], int(settings["level"]),
+                                  int(settings["start_level"]))
+    elif image_type == "LoG":
+        size = np.array(image.GetSize())
+        spacing = np.array(image.GetSpacing())
+        for sigma in settings["sigma"]:
+            if sigma <= 0:
+                continue
+            if np.min(size) < 4 or not np.all(size >= np.ceil(sigma / spacing) + 1):
+                raise ValueError(f"{what}: the image around the ROI ({tuple(int(s) for s in size)} voxels) is "
+                                 f"too small for LoG sigma {sigma} mm, which pyradiomics then skips")
+            log = sitk.LaplacianRecursiveGaussianImageFilter()
+            log.SetNormalizeAcrossScale(True)
+            log.SetSigma(float(sigma))
+            yield log_name(sigma), sitk.GetArrayFromImage(log.Execute(image))
+    elif image_type == "Gradient":
+        gradient = sitk.GradientMagnitudeImageFilter()
+        gradient.SetUseImageSpacing(bool(settings["gradientUseSpacing"]))
+        yield "gradient", sitk.GetArrayFromImage(gradient.Execute(image))
+    else:
+        yield SINGLE[image_type], intensity_filter(image_type, sitk.GetArrayFromImage(image))
+
+
+def intensity_filter(image_type: str, array: np.ndarray) -> np.ndarray:
+    """pyradiomics' voxel-wise filters (float64), each scaled by the crop's largest |value|:
+    Square ``(x / sqrt(M))^2``; SquareRoot ``sign(x) sqrt(|x| M)``; Logarithm
+    ``sign(x) log(|x| + 1)`` rescaled to the range ``M``; Exponential ``exp(x log(M) / M)``."""
+    x = np.asarray(array, dtype=np.float64).copy()
+    top = np.max(np.abs(x))
+    positive, negative = x > 0, x < 0
+    if image_type == "Square":
+        return (x * (1 / np.sqrt(top))) ** 2
+    if image_type == "SquareRoot":
+        x[positive] = np.sqrt(x[positive] * top)
+        x[negative] = -np.sqrt(-x[negative] * top)
+        return x
+    if image_type == "Logarithm":
+        x[positive] = np.log(x[positive] + 1)
+        x[negative] = -np.log(-(x[negative] - 1))
+        return x * (top / np.max(np.abs(x)))
+    if image_type == "Exponential":
+        return np.exp((np.log(top) / top) * x)
+    raise ValueError(f"no filter for image type {image_type!r}")

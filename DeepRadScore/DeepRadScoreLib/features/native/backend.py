@@ -47,9 +47,7 @@ _ROI_LABELS = {"tumor": "tumour mask", "peritumoral": "peritumoral ring"}
 
 def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
     """The filtered images an image type yields, named as pyradiomics names them."""
-    if image_type == "Original":
-        return ("original",)
-    return filters.wavelet_band_names(settings.wavelet)
+    return filters.image_names(image_type, settings.for_image(image_type))
 
 
 def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
@@ -155,6 +153,7 @@ class _Case:
     def __init__(self, image: sitk.Image, masks: dict[str, sitk.Image], settings: NativeSettings,
                  labels: dict[str, str]):
         self.settings = settings
+        self.labels = labels
         self.image = image
         self.array = sitk.GetArrayViewFromImage(image)
         self.spacing = tuple(image.GetSpacing())
@@ -222,8 +221,23 @@ class _Case:
             for key in keys:
                 yield (key, "original"), preprocess.crop(self.array, self.bbox[key])
             return
+        own = self.settings.for_image(image_type)
+        if not (image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0):
+            # Any other filter reads its whole input (a recursive Gaussian, a crop-wide maximum):
+            # each ROI's own crop is filtered, exactly as pyradiomics filters it.
+            for key in keys:
+                box = self.crop_box[key]
+                (k0, j0, i0), (k1, j1, i1) = box
+                crop = self.image[int(i0):int(i1) + 1, int(j0):int(j1) + 1, int(k0):int(k1) + 1]
+                try:
+                    for name, grey in filters.filtered_images(image_type, crop, own, self.labels[key]):
+                        yield (key, name), preprocess.crop(grey, preprocess.relative(self.bbox[key], box))
+                        del grey
+                except ValueError as err:
+                    raise InputError(str(err)) from None
+            return
         for members, box in self._filter_boxes(keys):
-            for name, band in filters.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
+            for name, band in filters.wavelet_bands(preprocess.crop(self.array, box), own["wavelet"]):
                 for key in members:
                     yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
                 del band  # before the transform computes the next band
@@ -235,7 +249,7 @@ class _Case:
         values there as from its own preCrop box. One that does not (its preCrop box was clamped
         at the image border, so the periodic wrap reaches it) needs exactly its own box.
         """
-        reach = filters.wavelet_reach(self.settings.wavelet)
+        reach = filters.wavelet_reach(self.settings.for_image("Wavelet")["wavelet"])
 
         def inside(key, box):
             (lo, hi), (b_lo, b_hi) = self.bbox[key], box
@@ -258,16 +272,17 @@ class _Case:
         from DeepRadScoreLib.features.native import params
 
         roi = self.rois[key]
-        bin_width = self.settings.bin_width_for(image_type)
+        own = self.settings.for_image(image_type)
+        bin_width, bin_count = own["binWidth"], own["binCount"]
         q = None
         values: dict[str, float] = {}
         for class_name, enabled in self.settings.texture_classes:
             module = params.feature_module(class_name)
             if class_name == "firstorder":
-                computed = module.features(grey, roi, self.spacing, bin_width)
+                computed = module.features(grey, roi, self.spacing, bin_width, bin_count, own["voxelArrayShift"])
             else:
                 if q is None:
-                    q = preprocess.discretise(grey, roi, bin_width)
+                    q = preprocess.discretise(grey, roi, bin_width, bin_count)
                 computed = module.features(q, roi)
             values.update({(class_name, name): float(computed[name]) for name in enabled})
         return values

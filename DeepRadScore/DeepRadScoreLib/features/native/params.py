@@ -26,21 +26,29 @@ logger = logging.getLogger(__name__)
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
 # order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
 FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
-IMAGE_TYPES = ("Original", "Wavelet")
+# The image types reproduced (``features.filters`` makes them), in pyradiomics' own order.
+IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm", "Exponential",
+               "Gradient")
 
 # Settings the native backend follows for any valid value.
-REPRODUCED = ("binWidth", "label", "preCrop", "padDistance", "minimumROIDimensions", "minimumROISize",
-              "additionalInfo")
+REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "padDistance",
+              "minimumROIDimensions", "minimumROISize", "additionalInfo")
+# Settings read per filtered image (an image type may override them): the discretisation's, the
+# feature classes' and the filters' own.
+PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "sigma", "wavelet", "level", "start_level",
+             "gradientUseSpacing")
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
              "removeOutliers": "normalize", "force2Ddimension": "force2D",
              "resegmentMode": "resegmentRange", "resegmentShape": "resegmentRange"}
-# Settings of filters the native backend refuses anyway (LoG, LBP, gradient) and of voxel-based
-# extraction (never run here): with those off they change nothing.
-UNUSED = ("sigma", "gradientUseSpacing", "lbp2DRadius", "lbp2DSamples", "lbp2DMethod", "lbp3DLevels",
-          "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision", "kernelRadius", "maskedKernel",
-          "initValue", "voxelBatch")
+# Filter settings: checked where their image type is on (``_check_filter``), no-ops otherwise.
+FILTER_SETTINGS = {"sigma": "LoG", "wavelet": "Wavelet", "level": "Wavelet", "start_level": "Wavelet",
+                   "gradientUseSpacing": "Gradient", "lbp2DRadius": "LBP2D", "lbp2DSamples": "LBP2D",
+                   "lbp2DMethod": "LBP2D", "lbp3DLevels": "LBP3D", "lbp3DIcosphereRadius": "LBP3D",
+                   "lbp3DIcosphereSubdivision": "LBP3D"}
+# Settings of voxel-based extraction (never run here): they change nothing.
+UNUSED = ("kernelRadius", "maskedKernel", "initValue", "voxelBatch")
 
 
 @dataclass(frozen=True)
@@ -48,26 +56,32 @@ class NativeSettings:
     """What one parameter file asks for, in the terms the native backend computes.
 
     ``classes`` lists (class name, enabled feature names) in the file's order, shape included;
-    ``image_types`` the enabled image types in the file's order. ``bin_widths`` holds the bin width
-    per image type (pyradiomics lets an image type override the global ``binWidth``).
+    ``image_types`` the enabled image types in the file's order; ``image_settings`` per image type
+    the settings its filter and its feature classes read (pyradiomics' global settings updated by
+    the image type's own, as ``execute`` merges them).
     """
 
     source: str
     image_types: tuple[str, ...] = ("Original",)
     classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     bin_width: float = DEFAULTS["binWidth"]
-    bin_widths: tuple[tuple[str, float], ...] = ()
     label: int = DEFAULTS["label"]
     pre_crop: bool = DEFAULTS["preCrop"]
     pad_distance: int = DEFAULTS["padDistance"]
     minimum_roi_dimensions: int = DEFAULTS["minimumROIDimensions"]
     minimum_roi_size: Optional[int] = DEFAULTS["minimumROISize"]
-    wavelet: str = DEFAULTS["wavelet"]
-    level: int = DEFAULTS["level"]
-    start_level: int = DEFAULTS["start_level"]
+    image_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def for_image(self, image_type: str) -> dict[str, Any]:
+        """The settings of one image type (all of :data:`DEFAULTS`' keys)."""
+        return {**DEFAULTS, **dict(dict(self.image_settings).get(image_type, ()))}
 
     def bin_width_for(self, image_type: str) -> float:
-        return dict(self.bin_widths).get(image_type, self.bin_width)
+        return self.for_image(image_type)["binWidth"]
+
+    @property
+    def wavelet(self) -> str:
+        return self.for_image("Wavelet")["wavelet"]
 
     @property
     def texture_classes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -124,12 +138,14 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
     settings = _section(params, "setting", source)
     for name, value in _section(params, "voxelSetting", source).items():
         _check_setting(name, value, settings, source, voxel=True)
+    image_section = _section(params, "imageType", source) or {"Original": {}}
     for name, value in settings.items():
+        if name in FILTER_SETTINGS:
+            continue  # checked below, per image type that reads it
         _check_setting(name, value, settings, source)
     merged = {**DEFAULTS, **settings}
 
-    image_section = _section(params, "imageType", source) or {"Original": {}}
-    bin_widths = []
+    image_settings = []
     for image_type, custom in image_section.items():
         if image_type not in IMAGE_TYPES:
             raise unsupported(source, f"image type {image_type!r}")
@@ -138,22 +154,29 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
         if not isinstance(custom, dict):
             raise invalid(source, f"imageType {image_type!r} must map to settings")
         for name, value in custom.items():
-            if name in REPRODUCED and name != "binWidth":
-                # Per image type these would change the mask or crop of one filter only, while
-                # pyradiomics crops and checks once for all image types: only a no-op is safe.
-                if not _same(value, merged[name]):
-                    raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
+            if name in FILTER_SETTINGS or name in PER_IMAGE:
                 continue
-            _check_setting(name, value, {**settings, **custom}, source)
-        if "binWidth" in custom:
-            bin_widths.append((image_type, custom["binWidth"]))
+            if name not in DEFAULTS:
+                raise invalid(source, f"unknown setting {name!r} under imageType {image_type!r}")
+            # Others would change the mask or crop of one filter only, while pyradiomics crops and
+            # checks once for all image types: only a no-op is safe.
+            if not _same(value, merged[name]):
+                raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
+        own = {**merged, **custom}
+        for name in PER_IMAGE:
+            if name in FILTER_SETTINGS:
+                if FILTER_SETTINGS[name] == image_type:
+                    _check_value(name, own[name], source)
+            else:
+                _check_value(name, own[name], source)
+        image_settings.append((image_type, tuple(sorted(own.items()))))
 
     return NativeSettings(
         source=source, image_types=tuple(image_section), classes=_classes(params, source),
-        bin_width=merged["binWidth"], bin_widths=tuple(bin_widths), label=int(merged["label"]),
+        bin_width=merged["binWidth"], label=int(merged["label"]),
         pre_crop=bool(merged["preCrop"]), pad_distance=int(merged["padDistance"]),
         minimum_roi_dimensions=int(merged["minimumROIDimensions"]),
-        minimum_roi_size=merged["minimumROISize"])
+        minimum_roi_size=merged["minimumROISize"], image_settings=tuple(image_settings))
 
 
 def _section(params: dict, key: str, source: str) -> dict:
@@ -170,7 +193,7 @@ def _check_setting(name: str, value: Any, settings: dict, source: str, voxel: bo
         if name not in ("kernelRadius", "maskedKernel", "initValue", "voxelBatch"):
             raise invalid(source, f"unknown voxel setting {name!r}")
         return  # only voxel-based extraction reads these, which the engine never runs
-    if name not in DEFAULTS and name not in UNUSED:
+    if name not in DEFAULTS and name not in UNUSED and name not in FILTER_SETTINGS:
         raise invalid(source, f"unknown setting {name!r}")
     if name in REPRODUCED:
         _check_value(name, value, source)
@@ -195,6 +218,27 @@ def _check_value(name: str, value: Any, source: str) -> None:
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if name == "sigma":
+        ok = isinstance(value, list) and all(number(v) for v in value)
+    elif name == "wavelet":
+        ok = isinstance(value, str) and value in _wavelet_names()
+    elif name in ("level", "start_level"):
+        ok = integer(value) and value >= (1 if name == "level" else 0)
+    elif name == "gradientUseSpacing":
+        ok = isinstance(value, bool)
+    elif name == "binCount":
+        ok = value is None or (integer(value) and value > 0)
+    elif name == "voxelArrayShift":
+        ok = number(value)
+    else:
+        ok = None
+    if ok is not None:
+        if not ok:
+            raise invalid(source, f"setting {name!r} has the invalid value {value!r}")
+        return
     ok = {
         "binWidth": number(value) and value > 0,
         "label": isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -206,6 +250,12 @@ def _check_value(name: str, value: Any, source: str) -> None:
     }[name]
     if not ok:
         raise invalid(source, f"setting {name!r} has the invalid value {value!r}")
+
+
+def _wavelet_names() -> list[str]:
+    import pywt
+
+    return pywt.wavelist(kind="discrete")
 
 
 def _classes(params: dict, source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:

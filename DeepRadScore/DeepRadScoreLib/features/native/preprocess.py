@@ -88,8 +88,17 @@ def relative(box: Box, within: Box) -> Box:
     return box[0] - within[0], box[1] - within[0]
 
 
-def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
-    """The fixed-width bin edges of the ROI's grey values (see the module docstring)."""
+def bin_edges(values: np.ndarray, bin_width: float, bin_count: Optional[int] = None) -> np.ndarray:
+    """The bin edges of the ROI's grey values (see the module docstring).
+
+    With ``bin_count`` set: numpy's ``histogram`` edges of that many equal bins over the values'
+    range, the top edge raised by 1 so that ``np.digitize`` puts the maximum in the top bin
+    (pyradiomics' rule, whatever the scale of the values).
+    """
+    if bin_count is not None:
+        edges = np.histogram(values, int(bin_count))[1]
+        edges[-1] += 1
+        return edges
     low = values.min()
     high = values.max()
     # In the values' own dtype (numpy scalars), exactly as the definition is evaluated upstream.
@@ -101,12 +110,13 @@ def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
     return edges
 
 
-def discretise(image: np.ndarray, roi: np.ndarray, bin_width: float) -> np.ndarray:
+def discretise(image: np.ndarray, roi: np.ndarray, bin_width: float, bin_count: Optional[int] = None) -> np.ndarray:
     """Bin indices (>= 1) of the ROI's voxels; voxels outside the ROI are 0.
 
-    ``image`` is a grey-level array, ``roi`` a boolean array of the same shape.
+    ``image`` is a grey-level array, ``roi`` a boolean array of the same shape; ``bin_count``
+    (when set) takes the place of ``bin_width``, as in pyradiomics.
     """
     values = image[roi]
     q = np.zeros(image.shape, dtype=int)
-    q[roi] = np.digitize(values, bin_edges(values, bin_width))
+    q[roi] = np.digitize(values, bin_edges(values, bin_width, bin_count))
     return q

@@ -1,0 +1,109 @@
+"""The native backend against live pyradiomics for the parameter files users write.
+
+Each test builds a parameter mapping, runs pyradiomics' ``RadiomicsFeatureExtractor(mapping)``
+and the native backend's ``extract_roi`` on the same image and mask in this process, and requires
+the same names in the same order and values equal to relative 1e-6 (``native_cases.compare``;
+a wider tolerance is named where interpolation makes 1e-6 impossible). The cases are small (the
+generated 24 x 32 x 32 ones and crops of the phantom) so that the matrix stays quick; long sweeps
+over the STS cases are ``benchmarks/bench_native.py``'s.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import native_cases as cases
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.native import backend, params
+
+# Texture classes on every image: small, fast, and every class's code path.
+ALL_CLASSES = {"firstorder": [], "glcm": [], "glrlm": [], "glszm": [], "gldm": [], "ngtdm": []}
+
+
+def _generated(*names):
+    return [c for c in cases.generated_cases() if c[0] in names]
+
+
+def _phantom_crop():
+    _, image, mask = cases.phantom()
+    array = sitk.GetArrayFromImage(mask)
+    k = np.flatnonzero(array.any(axis=(1, 2)))
+    lo = max(int(k[0]) - 2, 0)
+    image, mask = image[:, :, lo:lo + 8], mask[:, :, lo:lo + 8]
+    return "phantom_8_slices", image, mask
+
+
+def pyradiomics_features(mapping: dict, image, mask) -> dict[str, float]:
+    from radiomics import featureextractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(mapping))
+    result = extractor.execute(image, mask)
+    return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+
+def check(mapping: dict, image, mask, rtol: float = 1e-6, atol: float = 1e-9) -> dict[str, float]:
+    reference = pyradiomics_features(mapping, image, mask)
+    settings = params.from_dict(copy.deepcopy(mapping), "matrix")
+    ours = backend.extract_roi(image, mask, settings)
+    assert list(ours) == list(reference)
+    assert list(backend.roi_feature_names(settings)) == list(reference)
+    assert cases.compare(reference, ours, rtol=rtol, atol=atol) == []
+    return ours
+
+
+def _mapping(setting=None, image_type=None, classes=None):
+    return {"setting": {"binWidth": 25, "label": 1, **(setting or {})},
+            "imageType": image_type or {"Original": {}},
+            "featureClass": classes or dict(ALL_CLASSES)}
+
+
+@pytest.mark.parametrize("setting", [
+    {"binCount": 16}, {"binCount": 7, "preCrop": True}, {"voxelArrayShift": 1000},
+    {"voxelArrayShift": 300, "binCount": 32},
+])
+def test_discretisation_and_shift_settings(setting):
+    for name, image, mask in _generated("border", "flat", "many_zones"):
+        check(_mapping(setting, classes={"firstorder": [], "glcm": [], "glszm": []}), image, mask)
+
+
+@pytest.mark.parametrize("image_type", [
+    {"Square": {}}, {"SquareRoot": {}}, {"Logarithm": {}}, {"Exponential": {}},
+    {"Gradient": {}}, {"Gradient": {"gradientUseSpacing": False}},
+    {"LoG": {"sigma": [1.0, 2, 0.5]}},
+    {"Wavelet": {"wavelet": "haar"}}, {"Wavelet": {"wavelet": "db2", "level": 2}},
+    {"Wavelet": {"start_level": 1}},
+])
+@pytest.mark.parametrize("pre_crop", [True, False])
+def test_image_types(image_type, pre_crop):
+    for name, image, mask in _generated("anisotropic", "border"):
+        check(_mapping({"preCrop": pre_crop}, image_type, {"firstorder": [], "glcm": ["Contrast", "Idmn"],
+                                                          "glrlm": ["RunEntropy"]}), image, mask)
+
+
+def test_exponential_of_a_ct_in_hounsfield_units():
+    """CT values up to ~3000: Exponential's scale log(M) / M, on the phantom itself."""
+    name, image, mask = _phantom_crop()
+    check(_mapping({"preCrop": True}, {"Exponential": {}, "Logarithm": {}, "Square": {}, "SquareRoot": {}},
+                   dict(ALL_CLASSES)), image, mask)
+
+
+def test_per_image_type_overrides():
+    mapping = _mapping({"preCrop": True, "sigma": [3.0], "binWidth": 10},
+                       {"Original": {"binCount": 12}, "LoG": {"sigma": [1.5], "binWidth": 5},
+                        "Wavelet": {"wavelet": "sym2", "voxelArrayShift": 50}, "Square": {}},
+                       {"firstorder": [], "glcm": ["Contrast"], "ngtdm": [], "shape": []})
+    for name, image, mask in _generated("shell"):
+        check(mapping, image, mask)
+
+
+def test_a_sigma_pyradiomics_would_skip_is_refused_with_one_line():
+    name, image, mask = _generated("tiny")[0]
+    mapping = _mapping({"preCrop": True, "padDistance": 1}, {"LoG": {"sigma": [5.0]}})
+    with pytest.raises(InputError, match=r"^mask: .* too small for LoG sigma 5.0 mm") as err:
+        backend.extract_roi(image, mask, params.from_dict(mapping))
+    assert "\n" not in str(err.value)
