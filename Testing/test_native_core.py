@@ -93,14 +93,11 @@ def test_module_names_are_pyradiomics_non_deprecated(cls):
 
 
 @pytest.mark.parametrize("section, key, value, message", [
-    ("setting", "normalize", True, "setting 'normalize'"),
-    ("setting", "resampledPixelSpacing", [1, 1, 1], "setting 'resampledPixelSpacing'"),
     ("setting", "force2D", True, "setting 'force2D'"),
     ("setting", "distances", [1, 2], "setting 'distances'"),
     ("setting", "symmetricalGLCM", False, "setting 'symmetricalGLCM'"),
     ("setting", "weightingNorm", "euclidean", "setting 'weightingNorm'"),
     ("setting", "gldm_a", 1, "setting 'gldm_a'"),
-    ("setting", "resegmentRange", [-100, 300], "setting 'resegmentRange'"),
     ("imageType", "LBP3D", {}, "image type 'LBP3D'"),
     ("imageType", "Wavelet", {"label": 2}, "setting 'label' under imageType 'Wavelet'"),
     ("featureClass", "shape2D", [], "feature class 'shape2D'"),

@@ -135,6 +135,10 @@ def _label_values(mask: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32))
 
 
+def _as_uint32(mask: sitk.Image) -> sitk.Image:
+    return mask if mask.GetPixelID() == sitk.sitkUInt32 else sitk.Cast(mask, sitk.sitkUInt32)
+
+
 def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
     """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
     if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
@@ -152,23 +156,52 @@ class _Case:
 
     def __init__(self, image: sitk.Image, masks: dict[str, sitk.Image], settings: NativeSettings,
                  labels: dict[str, str]):
+        """pyradiomics' ``loadImage`` and ``execute`` up to the filters, per ROI: normalise the
+        image, resample image and mask (or preCrop), check the mask, resegment it."""
         self.settings = settings
         self.labels = labels
+        if settings.get("normalize"):
+            image = preprocess.normalised(image, settings.get("normalizeScale"), settings.get("removeOutliers"))
+        # Resampled, each ROI has its own grid; otherwise all share the image (and its filtering).
+        self.shared = not settings.resampling
         self.image = image
         self.array = sitk.GetArrayViewFromImage(image)
-        self.spacing = tuple(image.GetSpacing())
-        shape = np.array(self.array.shape)
-        self.rois, self.bbox, self.crop_box = {}, {}, {}
+        self.images, self.spacings = {}, {}
+        self.rois, self.shape_rois, self.bbox, self.crop_box = {}, {}, {}, {}
+        reseg = settings.get("resegmentRange")
         for key, mask in masks.items():
             _check_grid(image, mask, labels[key])
-            roi = preprocess.roi_array(_label_values(mask), settings.label)
-            self.bbox[key] = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
-                                                  settings.minimum_roi_size)
-            self.crop_box[key] = (preprocess.pad_box(self.bbox[key], settings.pad_distance, shape)
-                                  if settings.pre_crop else (np.zeros(3, int), shape - 1))
-            # A copy of the bounding box, so that the whole-image boolean array is freed.
-            self.rois[key] = np.ascontiguousarray(preprocess.crop(roi, self.bbox[key]))
-            del roi
+            own = image
+            if settings.resampling:
+                own, own_mask = preprocess.resampled(image, _as_uint32(mask), settings.get("resampledPixelSpacing"),
+                                                     settings.get("interpolator"), settings.pad_distance,
+                                                     settings.label, labels[key])
+                values = sitk.GetArrayViewFromImage(own_mask)
+            else:
+                values = _label_values(mask)
+            array = sitk.GetArrayViewFromImage(own)
+            shape = np.array(array.shape)
+            roi = preprocess.roi_array(values, settings.label)
+            box = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions, settings.minimum_roi_size)
+            self.crop_box[key] = (preprocess.pad_box(box, settings.pad_distance, shape)
+                                  if settings.pre_crop and not settings.resampling else (np.zeros(3, int), shape - 1))
+            shape_roi = roi
+            if reseg is not None:
+                roi = preprocess.resegmented(array, roi, reseg, settings.get("resegmentMode"), settings.label,
+                                             labels[key])
+                # A quirk of pyradiomics, kept: the shape class sees the mask cropped to the
+                # *resegmented* ROI's bounding box (the un-resegmented mask unless resegmentShape).
+                box = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
+                                           settings.minimum_roi_size)
+                if settings.get("resegmentShape"):
+                    shape_roi = roi
+            self.bbox[key] = box
+            self.images[key], self.spacings[key] = own, tuple(own.GetSpacing())
+            # Copies of the bounding box, so that the whole-image boolean arrays are freed.
+            self.rois[key] = np.ascontiguousarray(preprocess.crop(roi, box))
+            self.shape_rois[key] = (self.rois[key] if shape_roi is roi
+                                    else np.ascontiguousarray(preprocess.crop(shape_roi, box)))
+            del roi, shape_roi
 
     # The units of work: shape per ROI, then (image type -> filtered images) x ROI.
     def tasks(self) -> list[tuple]:
@@ -211,7 +244,7 @@ class _Case:
     def _shape(self, key: str) -> dict[str, float]:
         from DeepRadScoreLib.features.native import shape
 
-        values = shape.features(self.rois[key], self.spacing)
+        values = shape.features(self.shape_rois[key], self.spacings[key])
         return {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
 
     def _filtered(self, image_type: str, keys: Iterable[str]) -> Iterator[tuple]:
@@ -219,16 +252,16 @@ class _Case:
         keys = [k for k in self.rois if k in set(keys)]
         if image_type == "Original":
             for key in keys:
-                yield (key, "original"), preprocess.crop(self.array, self.bbox[key])
+                yield (key, "original"), preprocess.crop(sitk.GetArrayViewFromImage(self.images[key]), self.bbox[key])
             return
         own = self.settings.for_image(image_type)
-        if not (image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0):
+        if not (self.shared and image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0):
             # Any other filter reads its whole input (a recursive Gaussian, a crop-wide maximum):
             # each ROI's own crop is filtered, exactly as pyradiomics filters it.
             for key in keys:
                 box = self.crop_box[key]
                 (k0, j0, i0), (k1, j1, i1) = box
-                crop = self.image[int(i0):int(i1) + 1, int(j0):int(j1) + 1, int(k0):int(k1) + 1]
+                crop = self.images[key][int(i0):int(i1) + 1, int(j0):int(j1) + 1, int(k0):int(k1) + 1]
                 try:
                     for name, grey in filters.filtered_images(image_type, crop, own, self.labels[key]):
                         yield (key, name), preprocess.crop(grey, preprocess.relative(self.bbox[key], box))
@@ -279,7 +312,8 @@ class _Case:
         for class_name, enabled in self.settings.texture_classes:
             module = params.feature_module(class_name)
             if class_name == "firstorder":
-                computed = module.features(grey, roi, self.spacing, bin_width, bin_count, own["voxelArrayShift"])
+                computed = module.features(grey, roi, self.spacings[key], bin_width, bin_count,
+                                           own["voxelArrayShift"])
             else:
                 if q is None:
                     q = preprocess.discretise(grey, roi, bin_width, bin_count)

@@ -32,7 +32,9 @@ IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm"
 
 # Settings the native backend follows for any valid value.
 REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "padDistance",
-              "minimumROIDimensions", "minimumROISize", "additionalInfo")
+              "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
+              "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
+              "resegmentMode", "resegmentShape")
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
 PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "sigma", "wavelet", "level", "start_level",
@@ -71,6 +73,16 @@ class NativeSettings:
     minimum_roi_dimensions: int = DEFAULTS["minimumROIDimensions"]
     minimum_roi_size: Optional[int] = DEFAULTS["minimumROISize"]
     image_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    setting: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, name: str) -> Any:
+        """A global setting (pyradiomics' default where the file does not set it)."""
+        return dict(self.setting).get(name, DEFAULTS[name])
+
+    @property
+    def resampling(self) -> bool:
+        # pyradiomics resamples only with both set (an interpolator of None switches it off).
+        return self.get("resampledPixelSpacing") is not None and self.get("interpolator") is not None
 
     def for_image(self, image_type: str) -> dict[str, Any]:
         """The settings of one image type (all of :data:`DEFAULTS`' keys)."""
@@ -176,7 +188,8 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
         bin_width=merged["binWidth"], label=int(merged["label"]),
         pre_crop=bool(merged["preCrop"]), pad_distance=int(merged["padDistance"]),
         minimum_roi_dimensions=int(merged["minimumROIDimensions"]),
-        minimum_roi_size=merged["minimumROISize"], image_settings=tuple(image_settings))
+        minimum_roi_size=merged["minimumROISize"], image_settings=tuple(image_settings),
+        setting=tuple(sorted(settings.items())))
 
 
 def _section(params: dict, key: str, source: str) -> dict:
@@ -233,6 +246,20 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = value is None or (integer(value) and value > 0)
     elif name == "voxelArrayShift":
         ok = number(value)
+    elif name in ("normalize", "resegmentShape"):
+        ok = isinstance(value, bool)
+    elif name in ("normalizeScale",):
+        ok = number(value) and value > 0
+    elif name == "removeOutliers":
+        ok = value is None or (number(value) and value > 0)
+    elif name == "resampledPixelSpacing":
+        ok = value is None or (isinstance(value, list) and len(value) == 3 and all(number(v) and v >= 0 for v in value))
+    elif name == "interpolator":
+        ok = value is None or (isinstance(value, str) and value in _INTERPOLATORS) or integer(value)
+    elif name == "resegmentRange":
+        ok = value is None or (isinstance(value, list) and 1 <= len(value) <= 2 and all(number(v) for v in value))
+    elif name == "resegmentMode":
+        ok = value in ("absolute", "relative", "sigma")
     else:
         ok = None
     if ok is not None:
@@ -250,6 +277,12 @@ def _check_value(name: str, value: Any, source: str) -> None:
     }[name]
     if not ok:
         raise invalid(source, f"setting {name!r} has the invalid value {value!r}")
+
+
+# pyradiomics' schema's interpolator names (an integer is SimpleITK's enum value).
+_INTERPOLATORS = ("sitkNearestNeighbor", "sitkLinear", "sitkBSpline", "sitkGaussian",
+                  "sitkLabelGaussian", "sitkHammingWindowedSinc", "sitkCosineWindowedSinc",
+                  "sitkWelchWindowedSinc", "sitkLanczosWindowedSinc", "sitkBlackmanWindowedSinc")
 
 
 def _wavelet_names() -> list[str]:

@@ -120,3 +120,104 @@ def discretise(image: np.ndarray, roi: np.ndarray, bin_width: float, bin_count: 
     q = np.zeros(image.shape, dtype=int)
     q[roi] = np.digitize(values, bin_edges(values, bin_width, bin_count))
     return q
+
+
+# --- image preparation before the mask checks: normalisation, resampling, resegmentation --------
+
+def normalised(image, scale=1, outliers=None):
+    """pyradiomics' ``normalize``: SimpleITK's ``Normalize`` (zero mean, unit standard deviation
+    over the whole image, not the ROI), values beyond +/- ``outliers`` clipped, times ``scale``."""
+    import SimpleITK as sitk
+
+    image = sitk.Normalize(image)
+    if outliers is not None:
+        array = sitk.GetArrayFromImage(image)
+        np.clip(array, -outliers, outliers, out=array)
+        clipped = sitk.GetImageFromArray(array)
+        clipped.CopyInformation(image)
+        image = clipped
+    return image * scale
+
+
+def _interpolator(name):
+    import SimpleITK as sitk
+
+    # pyradiomics falls back to B-spline for a name SimpleITK does not know.
+    return getattr(sitk, name, sitk.sitkBSpline) if isinstance(name, str) else name
+
+
+def resampled(image, mask, spacing, interpolator, pad_distance: int, label: int, what: str):
+    """pyradiomics' ``resampleImage``: the image (its pixel type kept) and the UInt32 mask on a
+    grid of ``spacing`` (0 keeps the mask's spacing; so does an axis the ROI spans one voxel of)
+    that covers the ROI's bounding box grown by ``pad_distance`` new voxels, clamped at the image.
+
+    The new grid's first voxel centre sits half the spacing difference in from the old grid's
+    first voxel's edge, as pyradiomics puts it; the image is interpolated with ``interpolator``
+    (a SimpleITK name), the mask with nearest neighbour. With the image's own spacing the mask is
+    only cropped (pyradiomics' shortcut, which then crops both with ``cropToTumorMask``).
+    """
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayViewFromImage(mask)
+    lo, hi = bounding_box(values == label, what)
+    index, size = lo[::-1].astype(float), (hi - lo + 1)[::-1].astype(float)
+    mask_spacing = np.array(mask.GetSpacing())
+    new_spacing = np.array(spacing, dtype=float)
+    if len(new_spacing) != len(mask_spacing):
+        raise InputError(f"{what}: resampledPixelSpacing needs {len(mask_spacing)} values")
+    new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
+    new_spacing = np.where(size != 1, new_spacing, mask_spacing)
+    if np.allclose(np.array(image.GetSpacing()), new_spacing):
+        lo_b = np.maximum(lo - pad_distance, 0)
+        hi_b = np.minimum(hi + pad_distance, np.array(values.shape) - 1)
+        (k0, j0, i0), (k1, j1, i1) = lo_b, hi_b
+        box = (slice(int(i0), int(i1) + 1), slice(int(j0), int(j1) + 1), slice(int(k0), int(k1) + 1))
+        return image[box], mask[box]
+    ratio = mask_spacing / new_spacing
+    new_lo = np.floor((index - 0.5) * ratio - pad_distance)
+    new_hi = np.ceil((index + size - 0.5) * ratio + pad_distance)
+    top = np.ceil(np.array(mask.GetSize()) * ratio) - 1
+    new_lo = np.where(new_lo < 0, 0, new_lo)
+    new_hi = np.where(new_hi > top, top, new_hi)
+    new_size = np.array(new_hi - new_lo + 1, dtype="int").tolist()
+    origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + new_lo / ratio
+    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index.tolist())
+    resample = sitk.ResampleImageFilter()
+    resample.SetOutputSpacing(new_spacing.tolist())
+    resample.SetOutputDirection(mask.GetDirection())
+    resample.SetSize(new_size)
+    resample.SetOutputOrigin(origin)
+    resample.SetOutputPixelType(image.GetPixelID())
+    resample.SetInterpolator(_interpolator(interpolator))
+    image = resample.Execute(image)
+    resample.SetOutputPixelType(mask.GetPixelID())
+    resample.SetInterpolator(sitk.sitkNearestNeighbor)
+    return image, resample.Execute(mask)
+
+
+def resegmented(array: np.ndarray, roi: np.ndarray, value_range, mode: str, label: int, what: str) -> np.ndarray:
+    """pyradiomics' ``resegmentMask``: the ROI voxels whose grey value lies within the range's
+    thresholds (sorted; one value: a lower bound only), read as grey values (``absolute``), as
+    fractions of the ROI's maximum (``relative``) or as standard deviations from its mean
+    (``sigma``, population standard deviation). Raises :class:`InputError` when at most one voxel
+    is left, as pyradiomics refuses it."""
+    values = array[roi]
+    ordered = sorted(value_range)
+    if mode == "absolute":
+        thresholds = ordered
+    elif mode == "relative":
+        top = np.max(values)
+        thresholds = [top * t for t in ordered]
+    else:  # sigma
+        mean, sd = np.mean(values), np.std(values)
+        thresholds = [mean + sd * t for t in ordered]
+    keep = values >= thresholds[0]
+    if len(thresholds) == 2:
+        keep &= values <= thresholds[1]
+    kept = int(np.count_nonzero(keep))
+    if kept <= 1:
+        raise InputError(f"{what}: Resegmentation excluded too many voxels with label {label} (retained "
+                         f"{kept} voxel(s))! Cannot extract features")
+    out = np.zeros(roi.shape, dtype=bool)
+    out[roi] = keep
+    return out
