@@ -94,10 +94,6 @@ def test_module_names_are_pyradiomics_non_deprecated(cls):
 
 @pytest.mark.parametrize("section, key, value, message", [
     ("setting", "force2D", True, "setting 'force2D'"),
-    ("setting", "distances", [1, 2], "setting 'distances'"),
-    ("setting", "symmetricalGLCM", False, "setting 'symmetricalGLCM'"),
-    ("setting", "weightingNorm", "euclidean", "setting 'weightingNorm'"),
-    ("setting", "gldm_a", 1, "setting 'gldm_a'"),
     ("imageType", "LBP3D", {}, "image type 'LBP3D'"),
     ("imageType", "Wavelet", {"label": 2}, "setting 'label' under imageType 'Wavelet'"),
     ("featureClass", "shape2D", [], "feature class 'shape2D'"),

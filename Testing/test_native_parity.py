@@ -135,3 +135,15 @@ def test_resampling(setting):
     image_types = {"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0]}}
     for name, image, mask in _generated("anisotropic", "border", "one_voxel_thick"):
         check(_mapping(setting, image_types, {"firstorder": [], "glcm": ["Idmn"], "shape": []}), image, mask)
+
+
+@pytest.mark.parametrize("setting", [
+    {"distances": [2]}, {"distances": [1, 3]}, {"symmetricalGLCM": False},
+    {"symmetricalGLCM": False, "distances": [1, 2]},
+    {"weightingNorm": "infinity"}, {"weightingNorm": "euclidean"}, {"weightingNorm": "manhattan"},
+    {"weightingNorm": "no_weighting", "distances": [2]}, {"gldm_a": 1}, {"gldm_a": 2, "distances": [1, 2]},
+])
+def test_texture_class_settings(setting):
+    classes = {"glcm": [], "glrlm": [], "gldm": [], "ngtdm": [], "glszm": ["ZoneEntropy"]}
+    for name, image, mask in _generated("anisotropic", "many_zones", "one_voxel_thick"):
+        check(_mapping({**setting, "binWidth": 10}, classes=classes), image, mask)

@@ -135,6 +135,23 @@ def _label_values(mask: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32))
 
 
+def _texture_options(class_name: str, own: dict, spacing) -> dict:
+    """The keyword arguments a texture module takes from pyradiomics' settings (none at their
+    defaults, so that the default path is the one the modules are tested on most)."""
+    distances = tuple(int(d) for d in own["distances"])
+    spacing_kji = tuple(float(s) for s in spacing)[::-1]
+    if class_name == "glcm":
+        return {"distances": distances, "symmetrical": bool(own["symmetricalGLCM"]),
+                "weighting": own["weightingNorm"], "spacing_kji": spacing_kji}
+    if class_name == "glrlm":
+        return {"weighting": own["weightingNorm"], "spacing_kji": spacing_kji}
+    if class_name == "gldm":
+        return {"distances": distances, "alpha": own["gldm_a"]}
+    if class_name == "ngtdm":
+        return {"distances": distances}
+    return {}
+
+
 def _as_uint32(mask: sitk.Image) -> sitk.Image:
     return mask if mask.GetPixelID() == sitk.sitkUInt32 else sitk.Cast(mask, sitk.sitkUInt32)
 
@@ -317,7 +334,7 @@ class _Case:
             else:
                 if q is None:
                     q = preprocess.discretise(grey, roi, bin_width, bin_count)
-                computed = module.features(q, roi)
+                computed = module.features(q, roi, **_texture_options(class_name, own, self.spacings[key]))
             values.update({(class_name, name): float(computed[name]) for name in enabled})
         return values
 

@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from DeepRadScoreLib.features.native.glcm import _nanmean, directions_3d, flat_offsets, roi_levels
+from DeepRadScoreLib.features.native.glcm import _nanmean, directions_3d, flat_offsets, roi_levels, weights
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return counts, levels
 
 
-def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """pyradiomics' 16 GLRLM features of one ROI.
+def features(q: np.ndarray, mask: np.ndarray, weighting: str | None = None,
+             spacing_kji=(1.0, 1.0, 1.0)) -> dict[str, float]:
+    """pyradiomics' 16 GLRLM features of one ROI (``weighting``: its ``weightingNorm``, the
+    directions' matrices summed with weights of their length in mm at ``spacing_kji``).
 
     Parameters: ``q`` the discretised image (bin indices >= 1 inside the ROI, as pyradiomics'
     ``binImage`` gives them; values outside ``mask`` are ignored), ``mask`` the ROI (bool, same
@@ -128,6 +130,9 @@ def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     Returns: ``{name: value}`` for every name in :data:`NAMES`.
     """
     counts, levels = matrices(q, mask)
+    if weighting is not None:
+        w = weights(directions_3d(), spacing_kji, weighting, "glrlm")
+        counts = np.sum(counts * w[:, None, None], axis=0, keepdims=True)
     n_runs = counts.sum(axis=(1, 2))
     counts = counts[n_runs > 0]
     n_runs = n_runs[n_runs > 0]

@@ -34,11 +34,12 @@ IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm"
 REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "padDistance",
               "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
               "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
-              "resegmentMode", "resegmentShape")
+              "resegmentMode", "resegmentShape", "distances", "symmetricalGLCM", "weightingNorm",
+              "gldm_a")
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
-PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "sigma", "wavelet", "level", "start_level",
-             "gradientUseSpacing")
+PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
+             "gldm_a", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing")
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
@@ -246,7 +247,13 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = value is None or (integer(value) and value > 0)
     elif name == "voxelArrayShift":
         ok = number(value)
-    elif name in ("normalize", "resegmentShape"):
+    elif name == "distances":
+        ok = isinstance(value, list) and len(value) > 0 and all(integer(v) and v >= 1 for v in value)
+    elif name == "weightingNorm":
+        ok = value is None or value in ("manhattan", "euclidean", "infinity", "no_weighting")
+    elif name == "gldm_a":
+        ok = integer(value) and value >= 0
+    elif name in ("normalize", "resegmentShape", "symmetricalGLCM"):
         ok = isinstance(value, bool)
     elif name in ("normalizeScale",):
         ok = number(value) and value > 0
