@@ -93,11 +93,9 @@ def test_module_names_are_pyradiomics_non_deprecated(cls):
 
 
 @pytest.mark.parametrize("section, key, value, message", [
-    ("setting", "force2D", True, "setting 'force2D'"),
     ("imageType", "LBP3D", {}, "image type 'LBP3D'"),
     ("imageType", "Wavelet", {"label": 2}, "setting 'label' under imageType 'Wavelet'"),
     ("featureClass", "shape2D", [], "feature class 'shape2D'"),
-    ("featureClass", "firstorder", ["StandardDeviation"], "feature firstorder/StandardDeviation"),
     ("featureClass", "glcm", ["NoSuchFeature"], "feature glcm/NoSuchFeature"),
 ])
 def test_unsupported_parameters_are_one_line_errors(tmp_path, section, key, value, message):

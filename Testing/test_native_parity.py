@@ -147,3 +147,26 @@ def test_texture_class_settings(setting):
     classes = {"glcm": [], "glrlm": [], "gldm": [], "ngtdm": [], "glszm": ["ZoneEntropy"]}
     for name, image, mask in _generated("anisotropic", "many_zones", "one_voxel_thick"):
         check(_mapping({**setting, "binWidth": 10}, classes=classes), image, mask)
+
+
+def test_deprecated_features_listed_by_name():
+    """pyradiomics computes deprecated shape and first-order features listed by name, and yields
+    nothing for those whose method only raises a DeprecationWarning."""
+    classes = {"shape": ["Compactness1", "VoxelVolume", "Compactness2", "SphericalDisproportion"],
+               "firstorder": ["StandardDeviation", "Mean"],
+               "glcm": ["Dissimilarity", "Contrast", "Homogeneity1", "Homogeneity2", "SumVariance"],
+               "gldm": ["DependencePercentage", "GrayLevelNonUniformityNormalized", "DependenceEntropy"]}
+    for name, image, mask in _generated("anisotropic", "flat"):
+        ours = check(_mapping(classes=classes), image, mask)
+        assert "original_glcm_Dissimilarity" not in ours and "original_shape_Compactness1" in ours
+
+
+@pytest.mark.parametrize("setting", [
+    {"force2D": True}, {"force2D": True, "force2Ddimension": 1, "distances": [1, 2]},
+    {"force2D": True, "force2Ddimension": 2, "weightingNorm": "euclidean", "symmetricalGLCM": False},
+])
+def test_force2d(setting):
+    image_types = {"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0]}}
+    classes = {"firstorder": ["Mean"], "glcm": [], "glrlm": [], "glszm": [], "gldm": [], "ngtdm": []}
+    for name, image, mask in _generated("anisotropic", "shell", "one_voxel_thick"):
+        check(_mapping({**setting, "preCrop": True}, image_types, classes), image, mask)

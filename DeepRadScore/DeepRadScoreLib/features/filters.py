@@ -92,8 +92,8 @@ def wavelet_reach(wavelet: str = "coif1") -> int:
 
 # --- every image type, per pyradiomics' generators ------------------------------------------
 
-def wavelet_levels(image: np.ndarray, wavelet: str = "coif1", level: int = 1,
-                   start_level: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+def wavelet_levels(image: np.ndarray, wavelet: str = "coif1", level: int = 1, start_level: int = 0,
+                   plane: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """pyradiomics' ``getWaveletImage`` for any ``level`` / ``start_level`` (numpy (z, y, x) axes).
 
     A quirk of pyradiomics, kept: every level applies the *level-1* filters (``swtn`` with
@@ -101,29 +101,36 @@ def wavelet_levels(image: np.ndarray, wavelet: str = "coif1", level: int = 1,
     upsampled filters of a true stationary transform of that level; ``start_level`` levels are
     so applied and dropped first. Names: ``wavelet-<band>`` for the first kept level,
     ``wavelet<n>-<band>`` for the n-th, the last approximation after all details, named with
-    the number of kept levels (``wavelet-LLL`` for one).
+    the number of kept levels (``wavelet-LLL`` for one). ``plane`` (the numpy axis of
+    ``force2Ddimension`` under ``force2D``) is left unfiltered: 4 bands with two letters.
     """
     import pywt
 
     odd = [n % 2 for n in image.shape]
     data = np.pad(image, [(0, o) for o in odd], mode="wrap")
     back = tuple(slice(0, n) for n in image.shape)
-    approximation = "a" * image.ndim
+    axes = tuple(a for a in AXES if a != plane)
+    approximation = "a" * len(axes)
     for _ in range(start_level):
-        data = pywt.swtn(data, wavelet, level=1, start_level=0, axes=AXES)[0][approximation]
+        data = pywt.swtn(data, wavelet, level=1, start_level=0, axes=axes)[0][approximation]
     for n in range(1, level + 1):
-        bands = pywt.swtn(data, wavelet, level=1, start_level=0, axes=AXES)[0]
+        bands = pywt.swtn(data, wavelet, level=1, start_level=0, axes=axes)[0]
         data = bands.pop(approximation)
         prefix = "wavelet-" if n == 1 else f"wavelet{n}-"
         for key, band in bands.items():
             yield prefix + key.replace("a", "L").replace("d", "H"), band[back]
         del bands
-    yield ("wavelet-" if level == 1 else f"wavelet{level}-") + "L" * image.ndim, data[back]
+    yield ("wavelet-" if level == 1 else f"wavelet{level}-") + "L" * len(axes), data[back]
 
 
 @lru_cache(maxsize=32)
-def wavelet_names(wavelet: str = "coif1", level: int = 1, start_level: int = 0) -> tuple[str, ...]:
-    return tuple(name for name, _ in wavelet_levels(np.zeros((2, 2, 2)), wavelet, level, start_level))
+def wavelet_names(wavelet: str = "coif1", level: int = 1, start_level: int = 0,
+                  plane: int | None = None) -> tuple[str, ...]:
+    return tuple(name for name, _ in wavelet_levels(np.zeros((2, 2, 2)), wavelet, level, start_level, plane))
+
+
+def _plane(settings: dict) -> int | None:
+    return int(settings["force2Ddimension"]) if settings.get("force2D") else None
 
 
 def log_name(sigma) -> str:
@@ -141,7 +148,8 @@ def image_names(image_type: str, settings: dict) -> tuple[str, ...]:
     if image_type in SINGLE:
         return (SINGLE[image_type],)
     if image_type == "Wavelet":
-        return wavelet_names(settings["wavelet"], int(settings["level"]), int(settings["start_level"]))
+        return wavelet_names(settings["wavelet"], int(settings["level"]), int(settings["start_level"]),
+                             _plane(settings))
     if image_type == "LoG":
         return tuple(log_name(s) for s in settings["sigma"] if s > 0)
     raise ValueError(f"no filter for image type {image_type!r}")
@@ -160,7 +168,7 @@ def filtered_images(image_type: str, image, settings: dict, what: str) -> Iterat
         yield "original", sitk.GetArrayFromImage(image)
     elif image_type == "Wavelet":
         yield from wavelet_levels(sitk.GetArrayFromImage(image), settings["wavelet"], int(settings["level"]),
-                                  int(settings["start_level"]))
+                                  int(settings["start_level"]), _plane(settings))
     elif image_type == "LoG":
         size = np.array(image.GetSize())
         spacing = np.array(image.GetSpacing())

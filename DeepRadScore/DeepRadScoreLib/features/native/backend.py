@@ -140,16 +140,17 @@ def _texture_options(class_name: str, own: dict, spacing) -> dict:
     defaults, so that the default path is the one the modules are tested on most)."""
     distances = tuple(int(d) for d in own["distances"])
     spacing_kji = tuple(float(s) for s in spacing)[::-1]
+    plane = int(own["force2Ddimension"]) if own["force2D"] else None
     if class_name == "glcm":
         return {"distances": distances, "symmetrical": bool(own["symmetricalGLCM"]),
-                "weighting": own["weightingNorm"], "spacing_kji": spacing_kji}
+                "weighting": own["weightingNorm"], "spacing_kji": spacing_kji, "plane": plane}
     if class_name == "glrlm":
-        return {"weighting": own["weightingNorm"], "spacing_kji": spacing_kji}
+        return {"weighting": own["weightingNorm"], "spacing_kji": spacing_kji, "plane": plane}
     if class_name == "gldm":
-        return {"distances": distances, "alpha": own["gldm_a"]}
+        return {"distances": distances, "alpha": own["gldm_a"], "plane": plane}
     if class_name == "ngtdm":
-        return {"distances": distances}
-    return {}
+        return {"distances": distances, "plane": plane}
+    return {"plane": plane}  # glszm
 
 
 def _as_uint32(mask: sitk.Image) -> sitk.Image:
@@ -261,7 +262,8 @@ class _Case:
     def _shape(self, key: str) -> dict[str, float]:
         from DeepRadScoreLib.features.native import shape
 
-        values = shape.features(self.shape_rois[key], self.spacings[key])
+        values = shape.features(self.shape_rois[key], self.spacings[key],
+                                deprecated=bool(set(self.settings.shape_features) & set(shape.DEPRECATED)))
         return {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
 
     def _filtered(self, image_type: str, keys: Iterable[str]) -> Iterator[tuple]:
@@ -272,7 +274,8 @@ class _Case:
                 yield (key, "original"), preprocess.crop(sitk.GetArrayViewFromImage(self.images[key]), self.bbox[key])
             return
         own = self.settings.for_image(image_type)
-        if not (self.shared and image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0):
+        if not (self.shared and image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0
+                and not own["force2D"]):
             # Any other filter reads its whole input (a recursive Gaussian, a crop-wide maximum):
             # each ROI's own crop is filtered, exactly as pyradiomics filters it.
             for key in keys:
@@ -330,7 +333,7 @@ class _Case:
             module = params.feature_module(class_name)
             if class_name == "firstorder":
                 computed = module.features(grey, roi, self.spacings[key], bin_width, bin_count,
-                                           own["voxelArrayShift"])
+                                           own["voxelArrayShift"], deprecated="StandardDeviation" in enabled)
             else:
                 if q is None:
                     q = preprocess.discretise(grey, roi, bin_width, bin_count)

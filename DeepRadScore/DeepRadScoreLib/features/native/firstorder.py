@@ -28,9 +28,12 @@ NAMES = ("10Percentile", "90Percentile", "Energy", "Entropy", "InterquartileRang
          "RobustMeanAbsoluteDeviation", "RootMeanSquared", "Skewness", "TotalEnergy", "Uniformity",
          "Variance")
 
+# Deprecated in pyradiomics, yet computed when listed by name: the population standard deviation.
+DEPRECATED = ("StandardDeviation",)
+
 
 def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float, bin_count=None,
-             shift: float = 0) -> dict[str, float]:
+             shift: float = 0, deprecated: bool = False) -> dict[str, float]:
     """The first-order features of the ROI ``mask`` (boolean) of ``image`` (grey levels).
 
     ``spacing`` is the voxel size in SimpleITK (x, y, z) order (for TotalEnergy), ``bin_width``
@@ -77,4 +80,5 @@ def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float, bin
         "Uniformity": np.sum(p * p),
         "Variance": m2,
     }
-    return {name: float(values[name]) for name in NAMES}
+    values["StandardDeviation"] = np.sqrt(m2)
+    return {name: float(values[name]) for name in NAMES + (DEPRECATED if deprecated else ())}

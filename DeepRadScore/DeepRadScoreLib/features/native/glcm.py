@@ -43,16 +43,18 @@ def directions_3d() -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def directions(distances=(1,)) -> np.ndarray:
+def directions(distances=(1,), plane: int | None = None) -> np.ndarray:
     """pyradiomics' angles for ``distances``: every offset (dz, dy, dx) whose largest absolute
     component is one of the distances, one of each +/- pair (first non-zero component > 0),
-    shape (n, 3). Distance 1 alone gives :func:`directions_3d`."""
+    shape (n, 3); with ``plane`` (``force2Ddimension`` under ``force2D``) only those that stay
+    in that axis' plane. Distance 1 alone gives :func:`directions_3d`."""
     reach = int(max(distances))
     wanted = {int(d) for d in distances}
     span = range(-reach, reach + 1)
     keep = [(dz, dy, dx) for dz in span for dy in span for dx in span
             if max(abs(dz), abs(dy), abs(dx)) in wanted
-            and [c for c in (dz, dy, dx) if c != 0][0] > 0]
+            and [c for c in (dz, dy, dx) if c != 0][0] > 0
+            and (plane is None or (dz, dy, dx)[plane] == 0)]
     return np.array(keep, dtype=np.int64).reshape(-1, 3)
 
 
@@ -105,15 +107,15 @@ def flat_offsets(shape: tuple[int, ...], offsets: np.ndarray | None = None) -> n
     return (directions_3d() if offsets is None else offsets) @ strides
 
 
-def matrices(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool = True
-             ) -> tuple[np.ndarray, np.ndarray]:
+def matrices(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool = True,
+             plane: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Symmetrical co-occurrence counts per direction and the ROI's grey levels.
 
     Returns ``(P, levels)``: ``P`` of shape (13, Ng, Ng) over the Ng grey levels present in the
     ROI (``levels``, ascending), ``P[a, i, j]`` the number of pairs with levels i and j along
     direction ``a`` in either orientation.
     """
-    offsets = directions(distances)
+    offsets = directions(distances, plane)
     padded_mask, padded_index, levels = roi_levels(q, mask, int(max(distances)))
     n = len(levels)
     flat_mask = padded_mask.ravel()
@@ -142,19 +144,21 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 def features(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool = True,
-             weighting: str | None = None, spacing_kji=(1.0, 1.0, 1.0)) -> dict[str, float]:
+             weighting: str | None = None, spacing_kji=(1.0, 1.0, 1.0), plane: int | None = None
+             ) -> dict[str, float]:
     """pyradiomics' 24 GLCM features of one ROI.
 
     Parameters: ``q`` the discretised image (bin indices >= 1 inside the ROI, as pyradiomics'
     ``binImage`` gives them; values outside ``mask`` are ignored), ``mask`` the ROI (bool, same
     3D shape, numpy (z, y, x) order); ``distances``, ``symmetrical`` (``symmetricalGLCM``) and
-    ``weighting`` (``weightingNorm``, with the voxel ``spacing_kji``) as pyradiomics' settings.
+    ``weighting`` (``weightingNorm``, with the voxel ``spacing_kji``) and ``plane`` (the numpy
+    axis of ``force2Ddimension`` under ``force2D``, else None) as pyradiomics' settings.
     Returns: ``{name: value}`` for every name in :data:`NAMES`.
     """
-    counts, levels = matrices(q, mask, distances, symmetrical)
+    counts, levels = matrices(q, mask, distances, symmetrical, plane)
     if weighting is not None:
         # One matrix: the angles' matrices summed with their weights (pyradiomics' order).
-        w = weights(directions(distances), spacing_kji, weighting, "glcm")
+        w = weights(directions(distances, plane), spacing_kji, weighting, "glcm")
         counts = np.sum(counts * w[:, None, None], axis=0, keepdims=True)
     totals = counts.sum(axis=(1, 2))
     # Directions along which no two ROI voxels neighbour each other carry no information.

@@ -55,10 +55,11 @@ class PaddedGrid:
     ``q[mask]``) and ``offsets`` (the 13 forward steps, all positive).
     """
 
-    def __init__(self, q: np.ndarray, mask: np.ndarray, distances=(1,)):
+    def __init__(self, q: np.ndarray, mask: np.ndarray, distances=(1,), plane: int | None = None):
         """Parameters: ``q`` and ``mask`` as :func:`check_inputs` returns them; ``distances``
         pyradiomics' setting (the neighbours are its angles, :func:`glcm.directions`; the grid is
-        padded by the largest distance)."""
+        padded by the largest distance); ``plane`` keeps the neighbours in that axis' plane
+        (``force2D``)."""
         pad = int(max(distances))
         shape = tuple(n + 2 * pad for n in q.shape)
         size = int(np.prod(shape))
@@ -69,8 +70,8 @@ class PaddedGrid:
         self.shape = shape
         self.level = level.ravel()
         self.roi = np.flatnonzero(self.level > 0)
-        forward = FORWARD_OFFSETS if tuple(distances) == (1,) else [tuple(int(c) for c in o)
-                                                                    for o in directions(distances)]
+        forward = (FORWARD_OFFSETS if tuple(distances) == (1,) and plane is None
+                   else [tuple(int(c) for c in o) for o in directions(distances, plane)])
         self.offsets = tuple((dz * shape[1] + dy) * shape[2] + dx for dz, dy, dx in forward)
 
     def in_roi(self) -> np.ndarray:
@@ -115,7 +116,8 @@ def dependence_counts(grid: PaddedGrid, alpha: float = 0) -> np.ndarray:
     return counts[grid.roi].astype(np.int64)
 
 
-def features(q: np.ndarray, mask: np.ndarray, distances=(1,), alpha: float = 0) -> dict[str, float]:
+def features(q: np.ndarray, mask: np.ndarray, distances=(1,), alpha: float = 0,
+             plane: int | None = None) -> dict[str, float]:
     """The 14 GLDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``
     (``distances`` and ``alpha``: pyradiomics' ``distances`` and ``gldm_a``).
 
@@ -123,7 +125,7 @@ def features(q: np.ndarray, mask: np.ndarray, distances=(1,), alpha: float = 0) 
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
     Returns ``{name: value}`` for :data:`NAMES`.
     """
-    grid = PaddedGrid(*check_inputs(q, mask), distances=distances)
+    grid = PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane)
     grey = grid.level[grid.roi].astype(np.int64)
     size = dependence_counts(grid, alpha) + 1
     # Dense matrix over (grey level, dependence count): (Ng + 1) x (2 angles + 2) cells.

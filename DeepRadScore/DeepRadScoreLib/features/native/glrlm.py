@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from DeepRadScoreLib.features.native.glcm import _nanmean, directions_3d, flat_offsets, roi_levels, weights
+from DeepRadScoreLib.features.native.glcm import _nanmean, directions, flat_offsets, roi_levels, weights
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _has_multi_voxel_line(coords: np.ndarray, direction: np.ndarray, shape: tupl
     return np.unique(encoded).size < len(encoded)
 
 
-def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matrices(q: np.ndarray, mask: np.ndarray, plane: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run counts per direction and the ROI's grey levels.
 
     Returns ``(P, levels)``: ``P`` of shape (13, Ng, Lmax) over the Ng grey levels present in
@@ -88,7 +88,8 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     position[voxels] = np.arange(n, dtype=index)
     coords = None
     per_direction = []  # (Ng, longest run of the direction) counts
-    for offset, direction in zip(flat_offsets(shape), directions_3d()):
+    offsets = directions((1,), plane)
+    for offset, direction in zip(flat_offsets(shape, offsets), offsets):
         # The run goes on from v to v + direction when that voxel is in the ROI with v's level.
         ahead = position[voxels + offset]
         successor = np.where(own_or_none[ahead] == own, ahead, index(n))
@@ -120,7 +121,7 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def features(q: np.ndarray, mask: np.ndarray, weighting: str | None = None,
-             spacing_kji=(1.0, 1.0, 1.0)) -> dict[str, float]:
+             spacing_kji=(1.0, 1.0, 1.0), plane: int | None = None) -> dict[str, float]:
     """pyradiomics' 16 GLRLM features of one ROI (``weighting``: its ``weightingNorm``, the
     directions' matrices summed with weights of their length in mm at ``spacing_kji``).
 
@@ -129,9 +130,9 @@ def features(q: np.ndarray, mask: np.ndarray, weighting: str | None = None,
     3D shape, numpy (z, y, x) order).
     Returns: ``{name: value}`` for every name in :data:`NAMES`.
     """
-    counts, levels = matrices(q, mask)
+    counts, levels = matrices(q, mask, plane)
     if weighting is not None:
-        w = weights(directions_3d(), spacing_kji, weighting, "glrlm")
+        w = weights(directions((1,), plane), spacing_kji, weighting, "glrlm")
         counts = np.sum(counts * w[:, None, None], axis=0, keepdims=True)
     n_runs = counts.sum(axis=(1, 2))
     counts = counts[n_runs > 0]

@@ -35,11 +35,15 @@ REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "pa
               "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
               "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
               "resegmentMode", "resegmentShape", "distances", "symmetricalGLCM", "weightingNorm",
-              "gldm_a")
+              "gldm_a", "force2D", "force2Ddimension")
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
 PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
-             "gldm_a", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing")
+             "gldm_a", "force2D", "force2Ddimension", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing")
+# Deprecated features whose pyradiomics method only raises a DeprecationWarning: listed, they
+# give no value and no key (the other deprecated ones, the modules' ``DEPRECATED``, are computed).
+SILENT_DEPRECATED = {"glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
+                     "gldm": ("DependencePercentage", "GrayLevelNonUniformityNormalized")}
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
@@ -253,7 +257,9 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = value is None or value in ("manhattan", "euclidean", "infinity", "no_weighting")
     elif name == "gldm_a":
         ok = integer(value) and value >= 0
-    elif name in ("normalize", "resegmentShape", "symmetricalGLCM"):
+    elif name == "force2Ddimension":
+        ok = integer(value) and 0 <= value <= 2
+    elif name in ("normalize", "resegmentShape", "symmetricalGLCM", "force2D"):
         ok = isinstance(value, bool)
     elif name in ("normalizeScale",):
         ok = number(value) and value > 0
@@ -315,10 +321,12 @@ def _classes(params: dict, source: str) -> tuple[tuple[str, tuple[str, ...]], ..
             continue
         if not isinstance(listed, list):
             raise invalid(source, f"featureClass {class_name!r} must be a list of feature names")
+        computed = names + tuple(getattr(feature_module(class_name), "DEPRECATED", ()))
         for feature in listed:
-            if feature not in names:
-                # Deprecated pyradiomics features land here too: pyradiomics computes none of them.
+            if feature not in computed and feature not in SILENT_DEPRECATED.get(class_name, ()):
                 raise unsupported(source, f"feature {class_name}/{feature}")
-        # pyradiomics keeps the first occurrence's position of a repeated name.
-        classes.append((class_name, tuple(dict.fromkeys(listed))))
+        # pyradiomics keeps the first occurrence's position of a repeated name, and yields nothing
+        # for a deprecated feature whose method only raises a DeprecationWarning.
+        kept = [f for f in dict.fromkeys(listed) if f not in SILENT_DEPRECATED.get(class_name, ())]
+        classes.append((class_name, tuple(kept)))
     return tuple(classes)

@@ -50,6 +50,9 @@ NAMES = (
     "MinorAxisLength", "Sphericity", "SurfaceArea", "SurfaceVolumeRatio", "VoxelVolume",
 )
 
+# Deprecated in pyradiomics, yet computed when listed by name (never when a class is enabled whole).
+DEPRECATED = ("Compactness1", "Compactness2", "SphericalDisproportion")
+
 # A cube corner's bit b is the voxel at offset (dk, dj, di) = (b>>2 & 1, b>>1 & 1, b & 1).
 CORNERS = np.array([((b >> 2) & 1, (b >> 1) & 1, b & 1) for b in range(8)])
 # Edges: corner pairs differing in one offset; a vertex sits on each edge's midpoint.
@@ -309,7 +312,7 @@ def _root(value: float) -> float:
     return float(np.sqrt(value))
 
 
-def features(mask: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, float]:
+def features(mask: np.ndarray, spacing: tuple[float, float, float], deprecated: bool = False) -> dict[str, float]:
     """pyradiomics' 3D shape features of one ROI.
 
     Parameters: ``mask`` a boolean [k, j, i] array, the ROI's bounding-box crop as pyradiomics'
@@ -335,4 +338,9 @@ def features(mask: np.ndarray, spacing: tuple[float, float, float]) -> dict[str,
         "Flatness": _root(least / major) if major > 0 and least >= 0 else float("nan"),
     }
     out.update(_diameters(mesh.mesh_vertices(padded), spacing_kji))
-    return {name: float(out[name]) for name in NAMES}
+    # pyradiomics' deprecated shape features: computed when a file lists them by name.
+    out["Compactness1"] = volume / (area ** (3.0 / 2.0) * np.sqrt(np.pi)) if area != 0 else float("nan")
+    out["Compactness2"] = (36.0 * np.pi) * (volume ** 2.0) / (area ** 3.0) if area != 0 else float("nan")
+    out["SphericalDisproportion"] = (area / (36 * np.pi * volume ** 2) ** (1.0 / 3.0)
+                                     if volume != 0 else float("nan"))
+    return {name: float(out[name]) for name in NAMES + (DEPRECATED if deprecated else ())}
