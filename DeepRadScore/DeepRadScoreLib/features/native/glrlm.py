@@ -64,8 +64,10 @@ def _has_multi_voxel_line(coords: np.ndarray, direction: np.ndarray, shape: tupl
     axis = int(np.flatnonzero(direction)[0])  # direction[axis] == 1 (directions_3d)
     # Project each voxel back to where its line crosses coordinate 0 of ``axis``: one key per line.
     keys = coords - coords[:, axis:axis + 1] * direction[None, :]
-    keys += np.array(shape)[None, :]  # keep components non-negative for the encoding
-    encoded = np.ravel_multi_index(keys.T, tuple(3 * s for s in shape))
+    # A component moves by at most the largest extent: shift by it to keep keys non-negative.
+    reach = int(max(shape))
+    keys += reach
+    encoded = np.ravel_multi_index(keys.T, tuple(s + 2 * reach for s in shape))
     return np.unique(encoded).size < len(encoded)
 
 
