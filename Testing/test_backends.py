@@ -23,9 +23,10 @@ def _write_case(folder):
     return paths
 
 
-def test_auto_takes_pyradiomics_where_it_imports_and_names_are_checked():
+def test_auto_takes_native_even_where_pyradiomics_imports_and_names_are_checked():
     assert backends.pyradiomics_version() is not None
-    assert backends.resolve("auto") == backends.resolve(None) == "pyradiomics"
+    assert backends.resolve("auto") == backends.resolve(None) == "native"
+    assert backends.resolve("pyradiomics") == "pyradiomics"
     assert backends.resolve("native") == "native"
     assert backends.describe("native").startswith("native (DeepRadScore ")
     with pytest.raises(InputError, match="unknown backend 'fast'"):
@@ -64,3 +65,53 @@ def test_the_cache_key_depends_on_the_backend(tmp_path):
 
     assert _fixed_key_part(PARAMS_PATH, 3.0, "native") != _fixed_key_part(PARAMS_PATH, 3.0, "pyradiomics")
 
+
+
+def test_the_backends_are_peers_sharing_only_the_features_modules():
+    """features/radiomics.py imports nothing of features/native/, and native nothing of it."""
+    import ast
+    from pathlib import Path
+
+    features = Path(backends.__file__).resolve().parent
+
+    def imported(path):
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        return names
+
+    assert not [n for n in imported(features / "radiomics.py") if ".features.native" in n]
+    for path in (features / "native").glob("*.py"):
+        assert not [n for n in imported(path) if n.endswith("features.radiomics")], path
+
+
+def test_parameters_as_a_mapping_give_the_file_s_features_and_no_file_is_needed(tmp_path):
+    """Both backends take the parsed mapping (and a path, as before); caches key on the SHA-256."""
+    import yaml
+
+    from DeepRadScoreLib.features import params as shared
+
+    image, mask = make_case(shape=(16, 28, 28), radius_mm=5.0, seed=4)
+    ring = sitk.BinaryDilate(mask, [2, 2, 1]) - mask
+    mapping = {"setting": {"binWidth": 25, "preCrop": True}, "imageType": {"Original": {}},
+               "featureClass": {"firstorder": [], "glcm": ["Contrast", "Correlation"]}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(mapping))
+    from_text = shared.from_text(path.read_text(), "p.yaml")
+    assert from_text == shared.read(path) and from_text.sha256 == shared.sha256_text(path.read_text())
+    for backend in ("native", "pyradiomics"):
+        by_path = backends.extract_case_features(image, mask, ring, path, backend=backend)
+        path.unlink()  # from here on only the mapping exists
+        by_mapping = backends.extract_case_features(image, mask, ring, mapping, backend=backend)
+        by_parameters = backends.extract_case_features(image, mask, ring, from_text, backend=backend)
+        assert by_path == by_mapping == by_parameters and len(by_path) == 2 * (18 + 2)
+        assert list(by_path) == backends.feature_names(mapping, backend)
+        path.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(InputError, match="^<parameters>: invalid pyradiomics parameter file"):
+        backends.extract_case_features(image, mask, ring, {"setting": {"binWidth": "wide"}},
+                                       backend="pyradiomics")

@@ -13,7 +13,8 @@ from DeepRadScoreLib.io import images as imaging
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.features.extraction import extract_cohort, output_paths
 from DeepRadScoreLib.io.manifest import read_manifest
-from DeepRadScoreLib.features.radiomics import extract_case_features, feature_names
+# The backend extract runs by default (auto), so the table holds exactly its one-case numbers.
+from DeepRadScoreLib.features.backends import extract_case_features, feature_names
 
 N_CASES = 4
 

@@ -20,6 +20,7 @@ import pytest
 import SimpleITK as sitk
 
 import native_cases as cases
+from DeepRadScoreLib.features import mesh
 from DeepRadScoreLib.features.native import shape
 from DeepRadScoreLib.regions import peritumoral_ring
 
@@ -142,7 +143,7 @@ def test_random_masks_mesh_equals_pyradiomics():
         spacing = tuple(rng.uniform(0.3, 3.0, 3))
         area, volume, diameters = _py_mesh(mask, spacing)
         ours_area, ours_volume = shape.mesh_area_volume(mask, spacing)
-        ours_d = shape._diameters(shape.mesh_vertices(mask), np.asarray(spacing))
+        ours_d = shape._diameters(mesh.mesh_vertices(mask), np.asarray(spacing))
         ours_diameters = [ours_d[name] for name in ("Maximum2DDiameterSlice", "Maximum2DDiameterColumn",
                                                     "Maximum2DDiameterRow", "Maximum3DDiameter")]
         assert ours_area == pytest.approx(area, rel=1e-10), n
@@ -168,8 +169,7 @@ def test_phantom_peritumoral_ring_equals_pyradiomics():
     """Our rings are hollow: two surfaces, one facing in; pyradiomics' O(V^2) diameters are slow here."""
     _, image, mask = cases.phantom()
     ring = peritumoral_ring(mask, 3.0)
-    py_seconds, native_seconds = check_case(image, ring)
-    assert native_seconds <= 1.5 * py_seconds + 0.05, (native_seconds, py_seconds)
+    check_case(image, ring)  # its timing is benchmarks/bench_native.py's ring shape line
 
 
 @pytest.mark.parametrize("name", cases.sts_names())

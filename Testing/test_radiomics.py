@@ -11,6 +11,7 @@ from conftest import make_case
 
 from DeepRadScoreLib import regions
 from DeepRadScoreLib.io import images as imaging
+from DeepRadScoreLib.features import params as shared_params
 from DeepRadScoreLib.features import radiomics as rf
 from DeepRadScoreLib.errors import Cancelled, InputError
 
@@ -80,7 +81,7 @@ def test_equals_pyradiomics_on_a_generated_case(where):
         shifted.CopyInformation(image)
         mask = imaging.binarise(shifted, image, None, "shifted")
     ring = regions.peritumoral_ring(mask, 3.0)
-    plan = rf._Plan(rf._extractor(str(rf.PARAMS_PATH)), image,
+    plan = rf._Plan(rf._extractor(shared_params.read()), image,
                     {"tumor": rf._as_label_map(mask), "peritumoral": rf._as_label_map(ring)})
     assert plan.shareable("Wavelet", plan.settings) == (where == "centre")
     ours = rf.extract_case_features(image, mask, ring)

@@ -14,6 +14,12 @@ and the largest relative difference of native to pyradiomics over the 1702 featu
 The CPU model and the load average are written beside the figures.
 
     .venv/bin/python benchmarks/bench_native.py [--cases N]
+    .venv/bin/python benchmarks/bench_native.py --ring-shape   # phantom ring, shape class only
+
+``--ring-shape`` times the shape class alone on the phantom's 3 mm ring (two surfaces, where
+pyradiomics' O(V^2) diameter search is slowest): native ``shape.features`` against pyradiomics'
+``RadiomicsShape``, CPU seconds, and prints them (the assertion moved here from the correctness
+test: native should stay under 1.5x pyradiomics' time there).
 
 Writes benchmarks/results/native.md.
 """
@@ -57,10 +63,42 @@ def cases(limit: int | None):
     return out[:limit] if limit else out
 
 
+def ring_shape() -> int:
+    import SimpleITK as sitk
+    from radiomics import imageoperations
+    from radiomics.shape import RadiomicsShape
+
+    from DeepRadScoreLib.features.native import shape
+    from DeepRadScoreLib.io.images import load_case
+    from DeepRadScoreLib.regions import peritumoral_ring
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    folder = DATA / "ibsi_ct_phantom" / "nifti"
+    case = load_case(folder / "image.nii.gz", folder / "mask.nii.gz")
+    ring = sitk.Cast(peritumoral_ring(case.mask, 3.0), sitk.sitkUInt32)
+    box, _ = imageoperations.checkMask(case.image, ring, label=1)
+    image_bb, mask_bb = imageoperations.cropToTumorMask(case.image, ring, box)
+    load = os.getloadavg()[0]
+    c0 = time.process_time()
+    reference = RadiomicsShape(image_bb, mask_bb, label=1)
+    reference.enableAllFeatures()
+    reference.execute()
+    py_seconds = time.process_time() - c0
+    c0 = time.process_time()
+    shape.features(sitk.GetArrayFromImage(mask_bb) == 1, mask_bb.GetSpacing())
+    native_seconds = time.process_time() - c0
+    print(f"CPU {cpu_model()}, load {load:.2f}: phantom 3 mm ring shape, pyradiomics {py_seconds:.2f} s, "
+          f"native {native_seconds:.2f} s CPU ({native_seconds / py_seconds:.2f}x)")
+    return 0 if native_seconds <= 1.5 * py_seconds + 0.05 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=None, help="only the first N cases")
+    parser.add_argument("--ring-shape", action="store_true", help="time the ring's shape class only")
     args = parser.parse_args()
+    if args.ring_shape:
+        return ring_shape()
 
     import SimpleITK as sitk
     from radiomics import featureextractor

@@ -6,20 +6,24 @@ recorded (``ExtractionSettings.backend``) for people, never compared.
 
 * ``pyradiomics``: :mod:`DeepRadScoreLib.features.radiomics` (the field's reference; needs the
   package, which has no wheels for Python >= 3.10 and no macOS build in Slicer).
-* ``native``: :mod:`DeepRadScoreLib.features.native` (numpy, scipy, PyWavelets; no compiler). It
-  supports the parameter files our default is made of (Original and coif1 wavelet images, bin
-  width, preCrop); another file is refused with one line naming the setting.
-* ``auto`` (the default): pyradiomics when it imports, native otherwise.
+* ``native``: :mod:`DeepRadScoreLib.features.native` (numpy, scipy, SimpleITK, PyWavelets; no
+  compiler). A setting it does not reproduce is refused with one line naming it.
+* ``auto`` (the default): native, which is faster and lighter; pyradiomics stays a choice and is
+  the reference the tests compare native with.
+
+Both take the radiomics parameters as ``params``: a
+:class:`~DeepRadScoreLib.features.params.RadiomicsParameters` (parsed once, cached by the SHA-256
+of its text), a parsed mapping, a file path, or ``None`` for the bundled 851-feature file.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Optional
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.params import ParamsLike
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ def _imported_version() -> Optional[str]:
 
 
 def resolve(backend: str | None = None) -> str:
-    """``pyradiomics`` or ``native`` for ``backend`` (``auto``/``None``: pyradiomics if it imports).
+    """``pyradiomics`` or ``native`` for ``backend`` (``auto``/``None``: native).
 
     :raises InputError: an unknown name, or ``pyradiomics`` asked for where it does not import.
     """
@@ -62,7 +66,7 @@ def resolve(backend: str | None = None) -> str:
         raise InputError(f"--radiomics-backend: unknown backend '{backend}' (choose one of "
                          f"{', '.join(BACKENDS)})")
     if backend == "auto":
-        return "pyradiomics" if pyradiomics_version() is not None else "native"
+        return "native"
     if backend == "pyradiomics" and pyradiomics_version() is None:
         raise InputError("--radiomics-backend pyradiomics: pyradiomics is not installed here (or "
                          "does not import); use --radiomics-backend native, which gives the same "
@@ -97,7 +101,7 @@ class BackendFacts:
     names: tuple[str, ...]
 
 
-def backend_facts(params_path: str | Path | None = None, backend: str | None = None) -> BackendFacts:
+def backend_facts(params: ParamsLike = None, backend: str | None = None) -> BackendFacts:
     """:class:`BackendFacts` of ``backend`` for the parameter file, found in this process.
 
     :raises InputError: an unknown backend, pyradiomics asked for where it does not import, an
@@ -105,7 +109,7 @@ def backend_facts(params_path: str | Path | None = None, backend: str | None = N
     """
     resolved = resolve(backend)
     return BackendFacts(resolved, describe(resolved), pyradiomics_version() or "",
-                        tuple(feature_names(params_path, resolved)))
+                        tuple(feature_names(params, resolved)))
 
 
 def adopt(facts: BackendFacts) -> None:
@@ -114,24 +118,25 @@ def adopt(facts: BackendFacts) -> None:
     _ADOPTED["pyradiomics"] = facts.pyradiomics_version or None
 
 
-def feature_names(params_path: str | Path | None = None, backend: str | None = None) -> list[str]:
+def feature_names(params: ParamsLike = None, backend: str | None = None) -> list[str]:
     """The case's 1702 (for the bundled parameters) column names, ``tumor_*`` then
     ``peritumoral_*``; the same list for both backends."""
     if resolve(backend) == "pyradiomics":
         from DeepRadScoreLib.features.radiomics import feature_names as names
     else:
         from DeepRadScoreLib.features.native.backend import feature_names as names
-    return names(params_path)
+    return names(params)
 
 
-def extract_case_features(image, mask, ring, params_path: str | Path | None = None, *,
+def extract_case_features(image, mask, ring, params: ParamsLike = None, *,
                           backend: str | None = None, jobs: int = 1,
                           progress: Optional[ProgressCallback] = None,
                           cancel: Optional[CancelCheck] = None) -> dict[str, float]:
     """The tumour's and the ring's features with the chosen backend.
 
     :param image: the CT; ``mask``, ``ring``: 0/1 masks on its grid (SimpleITK images).
-    :param params_path: a pyradiomics parameter file (default: the bundled 851-feature one).
+    :param params: the pyradiomics parameters: a ``RadiomicsParameters``, a parsed mapping or a
+        file path (default: the bundled 851-feature file).
     :param backend: ``auto``, ``pyradiomics`` or ``native`` (see the module doc).
     :param jobs: processes for the pyradiomics path's tasks (the native one runs in this thread).
     :returns: ``{tumor_<name>: value, ..., peritumoral_<name>: value}``.
@@ -141,4 +146,4 @@ def extract_case_features(image, mask, ring, params_path: str | Path | None = No
         from DeepRadScoreLib.features.radiomics import extract_case_features as extract
     else:
         from DeepRadScoreLib.features.native.backend import extract_case_features as extract
-    return extract(image, mask, ring, params_path, jobs=jobs, progress=progress, cancel=cancel)
+    return extract(image, mask, ring, params, jobs=jobs, progress=progress, cancel=cancel)

@@ -23,7 +23,7 @@ because it skips work that does not change a number (measured in benchmarks/benc
 * **Work split over processes, or done as it comes.** Shape and each (image type, ROI) texture
   set are independent tasks; ``jobs > 1`` runs them in a process pool while this process computes
   the wavelet. ``jobs = 1`` runs each task as soon as its crop exists, and the default wavelet's
-  bands come one at a time from ``native.preprocess.wavelet_bands`` (pyradiomics' own pywt calls,
+  bands come one at a time from ``filters.wavelet_bands`` (pyradiomics' own pywt calls,
   tested bit-equal), so a large case holds one band and its crops, not all of them.
 
 Parameter files whose settings this fast path does not reproduce (resampling, normalisation,
@@ -37,14 +37,15 @@ import concurrent.futures
 import logging
 import os
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import Cancelled, InputError
-from DeepRadScoreLib.features.native.params import PARAMS_PATH, params_file  # noqa: F401 (the default file)
+from DeepRadScoreLib.features import mesh
+from DeepRadScoreLib.features import params as shared
+from DeepRadScoreLib.features.params import PARAMS_PATH, ParamsLike, RadiomicsParameters, params_file  # noqa: F401
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
 logger = logging.getLogger(__name__)
@@ -56,32 +57,49 @@ ROI_PREFIXES = ("tumor", "peritumoral")
 _UNSUPPORTED_SETTINGS = ("normalize", "resampledPixelSpacing", "resegmentRange", "force2D")
 
 
-@lru_cache(maxsize=8)
-def _extractor(path: str):
-    """One validated pyradiomics extractor per parameter file (per process)."""
+# One validated pyradiomics extractor per parameter set (per process), keyed by its SHA-256.
+_EXTRACTORS: dict[str, object] = {}
+_NAMES: dict[str, tuple[str, ...]] = {}
+
+
+def _extractor(parameters: RadiomicsParameters):
+    """pyradiomics' extractor for ``parameters``, made from their mapping (no file)."""
+    cached = _EXTRACTORS.get(parameters.sha256)
+    if cached is not None:
+        return cached
     from radiomics import featureextractor
 
     from DeepRadScoreLib.processes import pyradiomics_imported
 
     pyradiomics_imported()  # a pending "errors only" of the command line, before any warning
     try:
-        return featureextractor.RadiomicsFeatureExtractor(path)
+        extractor = featureextractor.RadiomicsFeatureExtractor(parameters.copy_mapping())
     except Exception as err:  # pykwalify's SchemaError and friends: a bad file, not a bug
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path}: invalid pyradiomics parameter file ({first})") from None
+        raise InputError(f"{parameters.source}: invalid pyradiomics parameter file ({first})") from None
+    if len(_EXTRACTORS) >= 8:
+        _EXTRACTORS.pop(next(iter(_EXTRACTORS)))
+    _EXTRACTORS[parameters.sha256] = extractor
+    return extractor
 
 
-def feature_names(params_path: str | Path | None = None) -> list[str]:
+def feature_names(params: ParamsLike = None) -> list[str]:
     """The 1702 (for the bundled parameters) column names in extraction order."""
-    return [f"{prefix}_{name}" for prefix in ROI_PREFIXES for name in _roi_feature_names(str(params_file(params_path)))]
+    names = _roi_feature_names(shared.parameters(params))
+    return [f"{prefix}_{name}" for prefix in ROI_PREFIXES for name in names]
 
 
-@lru_cache(maxsize=8)
-def _roi_feature_names(path: str) -> tuple[str, ...]:
+def _roi_feature_names(parameters: RadiomicsParameters) -> tuple[str, ...]:
     """pyradiomics' key order for one ROI: shape, then each filtered image's classes."""
+    if parameters.sha256 not in _NAMES:
+        _NAMES[parameters.sha256] = _find_roi_feature_names(parameters)
+    return _NAMES[parameters.sha256]
+
+
+def _find_roi_feature_names(parameters: RadiomicsParameters) -> tuple[str, ...]:
     from radiomics import getFeatureClasses, imageoperations
 
-    extractor = _extractor(path)
+    extractor = _extractor(parameters)
     classes = getFeatureClasses()
 
     def enabled(class_name: str) -> list[str]:
@@ -107,23 +125,24 @@ def _roi_feature_names(path: str) -> tuple[str, ...]:
 
 
 def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
-                          params_path: str | Path | None = None, *, jobs: int = 1,
+                          params: ParamsLike = None, *, jobs: int = 1,
                           progress: Optional[ProgressCallback] = None,
                           cancel: Optional[CancelCheck] = None) -> dict[str, float]:
     """The tumour's and the ring's pyradiomics features: ``tumor_<name>``, ``peritumoral_<name>``.
 
-    ``image`` is the CT, ``mask`` and ``ring`` 0/1 masks on its grid. ``jobs`` > 1 spreads the work
-    over that many processes (the numbers are the same). Raises :class:`InputError` when an ROI is
+    ``image`` is the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params`` the parameters
+    (a :class:`RadiomicsParameters`, a parsed mapping or a file path; default: the bundled file).
+    ``jobs`` > 1 spreads the work over that many processes (the numbers are the same). Raises :class:`InputError` when an ROI is
     too small for pyradiomics (e.g. a single voxel).
     """
-    path = str(params_file(params_path))
-    extractor = _extractor(path)
+    parameters = shared.parameters(params)
+    extractor = _extractor(parameters)
     rois = {"tumor": _label_source(mask), "peritumoral": _label_source(ring)}
     if _needs_plain_pyradiomics(extractor):
         return _plain_pyradiomics(extractor, image, rois, progress, cancel)
     plan = _Plan(extractor, image, rois)
     with _one_blas_thread():
-        results = _run(plan, path, jobs, progress, cancel)
+        results = _run(plan, parameters, jobs, progress, cancel)
     features: dict[str, float] = {}
     for prefix in ROI_PREFIXES:
         for part in results[prefix]:
@@ -248,9 +267,9 @@ def _bounding_box(array: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]
 
 def _wavelet_reach(settings: dict) -> int:
     """How many voxels away an input voxel still changes a wavelet band (per axis, either side):
-    pyradiomics applies the level-1 filters (``native.preprocess.wavelet_reach``, measured on an
+    pyradiomics applies the level-1 filters (``filters.wavelet_reach``, measured on an
     impulse) once per level, ``start_level + level`` times."""
-    from DeepRadScoreLib.features.native.preprocess import wavelet_reach
+    from DeepRadScoreLib.features.filters import wavelet_reach
 
     levels = int(settings.get("start_level", 0)) + int(settings.get("level", 1))
     return wavelet_reach(settings.get("wavelet", "coif1")) * levels
@@ -258,18 +277,18 @@ def _wavelet_reach(settings: dict) -> int:
 
 # --- the tasks: plain functions of picklable arguments, run here or in a worker process -------
 
-def _shape_task(path: str, image_bb: sitk.Image, mask_bb: sitk.Image) -> dict:
+def _shape_task(parameters: RadiomicsParameters, image_bb: sitk.Image, mask_bb: sitk.Image) -> dict:
     """pyradiomics' ``computeShape`` on the ROI's bounding box, with the fast mesh diameters."""
-    extractor = _extractor(path)
+    extractor = _extractor(parameters)
     shape = _mesh_shape_class()(image_bb, mask_bb, **extractor.settings)
     for name in extractor.enabledFeatures["shape"] or ():
         shape.enableFeatureByName(name)
     return {f"original_shape_{name}": value for name, value in shape.execute().items()}
 
 
-def _texture_task(path: str, image_bb: sitk.Image, mask_bb: sitk.Image, image_name: str, kwargs: dict) -> dict:
+def _texture_task(parameters: RadiomicsParameters, image_bb: sitk.Image, mask_bb: sitk.Image, image_name: str, kwargs: dict) -> dict:
     """pyradiomics' own per-image step on the (filtered) image cropped to the ROI: every class."""
-    return dict(_extractor(path).computeFeatures(image_bb, mask_bb, image_name, **kwargs))
+    return dict(_extractor(parameters).computeFeatures(image_bb, mask_bb, image_name, **kwargs))
 
 
 def _to_bounding_box(image: sitk.Image, mask: sitk.Image, lo_kji, hi_kji) -> tuple[sitk.Image, sitk.Image]:
@@ -327,18 +346,18 @@ class _Tasks:
             self.abort()
 
 
-def _task_count(extractor, path: str) -> int:
+def _task_count(extractor, parameters: RadiomicsParameters) -> int:
     """How many tasks :func:`_run` submits: shape per ROI, then one per (filtered image, ROI)."""
-    images = {n.split("_", 1)[0] for n in _roi_feature_names(path) if not n.startswith("original_shape_")}
+    images = {n.split("_", 1)[0] for n in _roi_feature_names(parameters) if not n.startswith("original_shape_")}
     return len(ROI_PREFIXES) * (("shape" in extractor.enabledFeatures) + len(images))
 
 
-def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[dict]]:
+def _run(plan: _Plan, parameters: RadiomicsParameters, jobs: int, progress, cancel) -> dict[str, list[dict]]:
     from radiomics import imageoperations
 
     extractor = plan.extractor
     settings = plan.settings
-    tasks = _Tasks(jobs, progress, cancel, _task_count(extractor, path))
+    tasks = _Tasks(jobs, progress, cancel, _task_count(extractor, parameters))
     slots = {prefix: [] for prefix in ROI_PREFIXES}   # ROI -> ordered slot keys
     joint_image = plan.crop(plan.image, plan.joint)
     joint_rois = {p: _as_label_map(plan.crop(roi, plan.joint)) for p, roi in plan.rois.items()}
@@ -350,7 +369,7 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
     if "shape" in extractor.enabledFeatures:
         for prefix in reversed(ROI_PREFIXES):
             image_bb, mask_bb = _to_bounding_box(joint_image, joint_rois[prefix], *plan.relative(prefix, plan.joint))
-            tasks.submit((prefix, "shape"), _shape_task, path, image_bb, mask_bb)
+            tasks.submit((prefix, "shape"), _shape_task, parameters, image_bb, mask_bb)
         for prefix in ROI_PREFIXES:
             slots[prefix].append((prefix, "shape"))
 
@@ -365,7 +384,7 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                     for prefix in ROI_PREFIXES:
                         image_bb, mask_bb = _to_bounding_box(image, joint_rois[prefix],
                                                              *plan.relative(prefix, plan.joint))
-                        tasks.submit((prefix, image_name), _texture_task, path, image_bb, mask_bb, image_name, kwargs)
+                        tasks.submit((prefix, image_name), _texture_task, parameters, image_bb, mask_bb, image_name, kwargs)
                         slots[prefix].append((prefix, image_name))
             else:
                 # Exactly pyradiomics' own path: filter each ROI's own crop.
@@ -376,7 +395,7 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
                     for image, image_name, kwargs in _filtered_images(image_type, generator, own_image, own_roi,
                                                                       kwargs_base):
                         image_bb, mask_bb = _to_bounding_box(image, own_roi, lo, hi)
-                        tasks.submit((prefix, image_name), _texture_task, path, image_bb, mask_bb, image_name, kwargs)
+                        tasks.submit((prefix, image_name), _texture_task, parameters, image_bb, mask_bb, image_name, kwargs)
                         slots[prefix].append((prefix, image_name))
             if cancel is not None and cancel():
                 tasks.abort()
@@ -389,14 +408,14 @@ def _run(plan: _Plan, path: str, jobs: int, progress, cancel) -> dict[str, list[
 
 def _filtered_images(image_type: str, generator, image: sitk.Image, mask: sitk.Image, kwargs: dict):
     """What pyradiomics' ``get<image_type>Image(image, mask, **kwargs)`` yields. A one-level wavelet
-    from level 0 (our file's) comes from ``native.preprocess.wavelet_bands``: the same pywt calls,
+    from level 0 (our file's) comes from ``filters.wavelet_bands``: the same pywt calls,
     so the same bands, names and order (test_native_core compares them with ``getWaveletImage``
     exactly), made one at a time, where pyradiomics' generator holds all of them twice."""
     if not (image_type == "Wavelet" and int(kwargs.get("level", 1)) == 1 and int(kwargs.get("start_level", 0)) == 0
             and not kwargs.get("force2D", False) and image.GetDimension() == 3):
         yield from generator(image, mask, **kwargs)
         return
-    from DeepRadScoreLib.features.native.preprocess import wavelet_bands
+    from DeepRadScoreLib.features.filters import wavelet_bands
 
     for name, band in wavelet_bands(sitk.GetArrayFromImage(image), kwargs.get("wavelet", "coif1")):
         filtered = sitk.GetImageFromArray(np.ascontiguousarray(band))
@@ -474,7 +493,7 @@ def mesh_coefficients(mask: np.ndarray, spacing) -> tuple[float, float, np.ndarr
                              minlength=256) @ unit_moment[:, axis]
                  for axis, p in enumerate(positions))
     volume = float(counts @ unit_volume + moment) * spacing[0] * spacing[1] * spacing[2]
-    return surface, volume, _diameters(_mesh_vertices(m), np.asarray(spacing))
+    return surface, volume, mesh.diameters(mesh.mesh_vertices(m), np.asarray(spacing))
 
 
 def _cube_configurations(m: np.ndarray) -> np.ndarray:
@@ -524,61 +543,3 @@ def _unit_volume_tables() -> tuple[np.ndarray, np.ndarray]:
 def _area_table(spacing: tuple[float, float, float]) -> np.ndarray:
     """Surface area of each configuration's triangles at this spacing (position does not matter)."""
     return np.array([_c_mesh(_single_cube(c), spacing)[0] for c in range(256)])
-
-
-def _mesh_vertices(m: np.ndarray) -> np.ndarray:
-    """The mesh vertices in half-voxel units: midpoints of edges whose two voxels differ.
-
-    pyradiomics stores, per cube, the vertices on the three edges at its corner 7 whose other end
-    differs from it; with the zero border that is every such edge of the grid exactly once.
-    """
-    found = []
-    for axis in range(3):
-        lower = [slice(None)] * 3
-        upper = [slice(None)] * 3
-        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
-        edges = np.argwhere(m[tuple(lower)] != m[tuple(upper)]) * 2
-        edges[:, axis] += 1
-        found.append(edges)
-    return np.concatenate(found)
-
-
-def _diameters(half: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Max distance in each k, j, i plane and overall, from convex hull vertices only."""
-    squared = np.zeros(4)
-    if len(half) == 0:
-        return squared
-    squared[3] = _max_squared_distance(half[_hull_vertices(half)], spacing)
-    for axis in range(3):
-        in_plane = [d for d in range(3) if d != axis]
-        ordered = half[np.argsort(half[:, axis], kind="stable")]
-        starts = np.flatnonzero(np.diff(ordered[:, axis])) + 1
-        best = 0.0
-        for plane in np.split(ordered, starts):
-            if len(plane) > 1:
-                best = max(best, _max_squared_distance(plane[_hull_vertices(plane[:, in_plane])], spacing))
-        squared[axis] = best
-    return np.sqrt(squared)
-
-
-def _hull_vertices(points: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's vertices (the native backend's, one implementation)."""
-    from DeepRadScoreLib.features.native.shape import _hull_vertices as hull_vertices
-
-    return hull_vertices(points)
-
-
-def _max_squared_distance(half: np.ndarray, spacing: np.ndarray) -> float:
-    """Largest squared distance between two points, computed term by term as cshape.c does (in
-    row blocks of ``native.shape.PAIRS_PER_BLOCK`` pairs: the same maximum in bounded memory)."""
-    from DeepRadScoreLib.features.native.shape import PAIRS_PER_BLOCK
-
-    p = (half / 2.0) * spacing
-    best = 0.0
-    block = max(1, PAIRS_PER_BLOCK // max(len(p), 1))
-    for start in range(0, len(p), block):
-        a = p[start:start + block]
-        d = ((a[:, None, 0] - p[None, :, 0]) ** 2 + (a[:, None, 1] - p[None, :, 1]) ** 2
-             + (a[:, None, 2] - p[None, :, 2]) ** 2)
-        best = max(best, float(d.max()))
-    return best

@@ -25,13 +25,13 @@ bounding box, as in pyradiomics.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features import filters
 from DeepRadScoreLib.features.native import params as native_params
 from DeepRadScoreLib.features.native import preprocess
 from DeepRadScoreLib.features.native.params import NativeSettings
@@ -47,9 +47,7 @@ _ROI_LABELS = {"tumor": "tumour mask", "peritumoral": "peritumoral ring"}
 
 def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
     """The filtered images an image type yields, named as pyradiomics names them."""
-    if image_type == "Original":
-        return ("original",)
-    return preprocess.wavelet_band_names(settings.wavelet)
+    return filters.image_names(image_type, settings.for_image(image_type))
 
 
 def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
@@ -62,10 +60,10 @@ def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
     return tuple(names)
 
 
-def feature_names(params_path: str | Path | None = None) -> list[str]:
+def feature_names(params: native_params.ParamsLike = None) -> list[str]:
     """The case's column names (``tumor_*`` then ``peritumoral_*``), as
     :func:`DeepRadScoreLib.features.radiomics.feature_names` gives them."""
-    names = roi_feature_names(native_params.load(params_path))
+    names = roi_feature_names(native_params.load(params))
     return [f"{prefix}_{name}" for prefix in ROI_PREFIXES for name in names]
 
 
@@ -86,13 +84,14 @@ def extract_roi(image: sitk.Image, mask: sitk.Image, settings: NativeSettings | 
 
 
 def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
-                          params_path: str | Path | None = None, *, jobs: int = 1,
+                          params: native_params.ParamsLike = None, *, jobs: int = 1,
                           progress: Optional[ProgressCallback] = None,
                           cancel: Optional[CancelCheck] = None) -> dict[str, float]:
     """The tumour's and the ring's features: ``tumor_<name>``, ``peritumoral_<name>``.
 
-    Parameters: ``image`` the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params_path`` a
-    pyradiomics parameter file the native backend supports (default: the bundled one), ``jobs``
+    Parameters: ``image`` the CT, ``mask`` and ``ring`` 0/1 masks on its grid, ``params`` the
+    pyradiomics parameters (a ``RadiomicsParameters``, a parsed mapping or a file path; default:
+    the bundled file) in a form the native backend supports, ``jobs``
     accepted for the pyradiomics path's contract (the native work runs in this thread: a case
     takes seconds, and threads over its many small numpy calls were slower, measured, while a
     cohort is spread over processes per case by ``extraction``), ``progress(fraction, message)``
@@ -101,7 +100,7 @@ def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,
     :class:`InputError` when an ROI is too small for pyradiomics or the parameter file asks for
     something the native backend does not reproduce, :class:`Cancelled` when cancelled.
     """
-    settings = native_params.load(params_path)
+    settings = native_params.load(params)
     report(progress, 0.0, "radiomics: checking the regions", cancel)
     case = _Case(image, {"tumor": mask, "peritumoral": ring}, settings, _ROI_LABELS)
     with _one_blas_thread():
@@ -136,6 +135,28 @@ def _label_values(mask: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32))
 
 
+def _texture_options(class_name: str, own: dict, spacing) -> dict:
+    """The keyword arguments a texture module takes from pyradiomics' settings (none at their
+    defaults, so that the default path is the one the modules are tested on most)."""
+    distances = tuple(int(d) for d in own["distances"])
+    spacing_kji = tuple(float(s) for s in spacing)[::-1]
+    plane = int(own["force2Ddimension"]) if own["force2D"] else None
+    if class_name == "glcm":
+        return {"distances": distances, "symmetrical": bool(own["symmetricalGLCM"]),
+                "weighting": own["weightingNorm"], "spacing_kji": spacing_kji, "plane": plane}
+    if class_name == "glrlm":
+        return {"weighting": own["weightingNorm"], "spacing_kji": spacing_kji, "plane": plane}
+    if class_name == "gldm":
+        return {"distances": distances, "alpha": own["gldm_a"], "plane": plane}
+    if class_name == "ngtdm":
+        return {"distances": distances, "plane": plane}
+    return {"plane": plane}  # glszm
+
+
+def _as_uint32(mask: sitk.Image) -> sitk.Image:
+    return mask if mask.GetPixelID() == sitk.sitkUInt32 else sitk.Cast(mask, sitk.sitkUInt32)
+
+
 def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
     """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
     if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
@@ -153,22 +174,52 @@ class _Case:
 
     def __init__(self, image: sitk.Image, masks: dict[str, sitk.Image], settings: NativeSettings,
                  labels: dict[str, str]):
+        """pyradiomics' ``loadImage`` and ``execute`` up to the filters, per ROI: normalise the
+        image, resample image and mask (or preCrop), check the mask, resegment it."""
         self.settings = settings
+        self.labels = labels
+        if settings.get("normalize"):
+            image = preprocess.normalised(image, settings.get("normalizeScale"), settings.get("removeOutliers"))
+        # Resampled, each ROI has its own grid; otherwise all share the image (and its filtering).
+        self.shared = not settings.resampling
         self.image = image
         self.array = sitk.GetArrayViewFromImage(image)
-        self.spacing = tuple(image.GetSpacing())
-        shape = np.array(self.array.shape)
-        self.rois, self.bbox, self.crop_box = {}, {}, {}
+        self.images, self.spacings = {}, {}
+        self.rois, self.shape_rois, self.bbox, self.crop_box = {}, {}, {}, {}
+        reseg = settings.get("resegmentRange")
         for key, mask in masks.items():
             _check_grid(image, mask, labels[key])
-            roi = preprocess.roi_array(_label_values(mask), settings.label)
-            self.bbox[key] = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
-                                                  settings.minimum_roi_size)
-            self.crop_box[key] = (preprocess.pad_box(self.bbox[key], settings.pad_distance, shape)
-                                  if settings.pre_crop else (np.zeros(3, int), shape - 1))
-            # A copy of the bounding box, so that the whole-image boolean array is freed.
-            self.rois[key] = np.ascontiguousarray(preprocess.crop(roi, self.bbox[key]))
-            del roi
+            own = image
+            if settings.resampling:
+                own, own_mask = preprocess.resampled(image, _as_uint32(mask), settings.get("resampledPixelSpacing"),
+                                                     settings.get("interpolator"), settings.pad_distance,
+                                                     settings.label, labels[key])
+                values = sitk.GetArrayViewFromImage(own_mask)
+            else:
+                values = _label_values(mask)
+            array = sitk.GetArrayViewFromImage(own)
+            shape = np.array(array.shape)
+            roi = preprocess.roi_array(values, settings.label)
+            box = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions, settings.minimum_roi_size)
+            self.crop_box[key] = (preprocess.pad_box(box, settings.pad_distance, shape)
+                                  if settings.pre_crop and not settings.resampling else (np.zeros(3, int), shape - 1))
+            shape_roi = roi
+            if reseg is not None:
+                roi = preprocess.resegmented(array, roi, reseg, settings.get("resegmentMode"), settings.label,
+                                             labels[key])
+                # A quirk of pyradiomics, kept: the shape class sees the mask cropped to the
+                # *resegmented* ROI's bounding box (the un-resegmented mask unless resegmentShape).
+                box = preprocess.check_roi(roi, labels[key], settings.minimum_roi_dimensions,
+                                           settings.minimum_roi_size)
+                if settings.get("resegmentShape"):
+                    shape_roi = roi
+            self.bbox[key] = box
+            self.images[key], self.spacings[key] = own, tuple(own.GetSpacing())
+            # Copies of the bounding box, so that the whole-image boolean arrays are freed.
+            self.rois[key] = np.ascontiguousarray(preprocess.crop(roi, box))
+            self.shape_rois[key] = (self.rois[key] if shape_roi is roi
+                                    else np.ascontiguousarray(preprocess.crop(shape_roi, box)))
+            del roi, shape_roi
 
     # The units of work: shape per ROI, then (image type -> filtered images) x ROI.
     def tasks(self) -> list[tuple]:
@@ -211,7 +262,8 @@ class _Case:
     def _shape(self, key: str) -> dict[str, float]:
         from DeepRadScoreLib.features.native import shape
 
-        values = shape.features(self.rois[key], self.spacing)
+        values = shape.features(self.shape_rois[key], self.spacings[key],
+                                deprecated=bool(set(self.settings.shape_features) & set(shape.DEPRECATED)))
         return {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
 
     def _filtered(self, image_type: str, keys: Iterable[str]) -> Iterator[tuple]:
@@ -219,10 +271,26 @@ class _Case:
         keys = [k for k in self.rois if k in set(keys)]
         if image_type == "Original":
             for key in keys:
-                yield (key, "original"), preprocess.crop(self.array, self.bbox[key])
+                yield (key, "original"), preprocess.crop(sitk.GetArrayViewFromImage(self.images[key]), self.bbox[key])
+            return
+        own = self.settings.for_image(image_type)
+        if not (self.shared and image_type == "Wavelet" and own["level"] == 1 and own["start_level"] == 0
+                and not own["force2D"]):
+            # Any other filter reads its whole input (a recursive Gaussian, a crop-wide maximum):
+            # each ROI's own crop is filtered, exactly as pyradiomics filters it.
+            for key in keys:
+                box = self.crop_box[key]
+                (k0, j0, i0), (k1, j1, i1) = box
+                crop = self.images[key][int(i0):int(i1) + 1, int(j0):int(j1) + 1, int(k0):int(k1) + 1]
+                try:
+                    for name, grey in filters.filtered_images(image_type, crop, own, self.labels[key]):
+                        yield (key, name), preprocess.crop(grey, preprocess.relative(self.bbox[key], box))
+                        del grey
+                except ValueError as err:
+                    raise InputError(str(err)) from None
             return
         for members, box in self._filter_boxes(keys):
-            for name, band in preprocess.wavelet_bands(preprocess.crop(self.array, box), self.settings.wavelet):
+            for name, band in filters.wavelet_bands(preprocess.crop(self.array, box), own["wavelet"]):
                 for key in members:
                     yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
                 del band  # before the transform computes the next band
@@ -234,7 +302,7 @@ class _Case:
         values there as from its own preCrop box. One that does not (its preCrop box was clamped
         at the image border, so the periodic wrap reaches it) needs exactly its own box.
         """
-        reach = preprocess.wavelet_reach(self.settings.wavelet)
+        reach = filters.wavelet_reach(self.settings.for_image("Wavelet")["wavelet"])
 
         def inside(key, box):
             (lo, hi), (b_lo, b_hi) = self.bbox[key], box
@@ -257,17 +325,19 @@ class _Case:
         from DeepRadScoreLib.features.native import params
 
         roi = self.rois[key]
-        bin_width = self.settings.bin_width_for(image_type)
+        own = self.settings.for_image(image_type)
+        bin_width, bin_count = own["binWidth"], own["binCount"]
         q = None
         values: dict[str, float] = {}
         for class_name, enabled in self.settings.texture_classes:
             module = params.feature_module(class_name)
             if class_name == "firstorder":
-                computed = module.features(grey, roi, self.spacing, bin_width)
+                computed = module.features(grey, roi, self.spacings[key], bin_width, bin_count,
+                                           own["voxelArrayShift"], deprecated="StandardDeviation" in enabled)
             else:
                 if q is None:
-                    q = preprocess.discretise(grey, roi, bin_width)
-                computed = module.features(q, roi)
+                    q = preprocess.discretise(grey, roi, bin_width, bin_count)
+                computed = module.features(q, roi, **_texture_options(class_name, own, self.spacings[key]))
             values.update({(class_name, name): float(computed[name]) for name in enabled})
         return values
 

@@ -1,6 +1,7 @@
 """pyradiomics' 18 first-order (histogram) features of an ROI, from their definitions.
 
-The grey values ``X`` are the ROI's voxels in float64 (``voxelArrayShift`` 0). Percentiles are
+The grey values ``X`` are the ROI's voxels in float64 (``voxelArrayShift`` is added to them in the
+three energy features only). Percentiles are
 numpy's linear ones; the histogram ``p`` is the fraction of voxels per discretised bin (only
 bins that occur). Definitions (N voxels, mean ``mu``, central moments ``m_k = mean((X - mu)^k)``):
 Energy ``sum X^2``, TotalEnergy Energy times the voxel volume (mm^3), Entropy
@@ -27,16 +28,22 @@ NAMES = ("10Percentile", "90Percentile", "Energy", "Entropy", "InterquartileRang
          "RobustMeanAbsoluteDeviation", "RootMeanSquared", "Skewness", "TotalEnergy", "Uniformity",
          "Variance")
 
+# Deprecated in pyradiomics, yet computed when listed by name: the population standard deviation.
+DEPRECATED = ("StandardDeviation",)
 
-def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float) -> dict[str, float]:
+
+def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float, bin_count=None,
+             shift: float = 0, deprecated: bool = False) -> dict[str, float]:
     """The first-order features of the ROI ``mask`` (boolean) of ``image`` (grey levels).
 
     ``spacing`` is the voxel size in SimpleITK (x, y, z) order (for TotalEnergy), ``bin_width``
-    the discretisation's bin width (for Entropy and Uniformity). Returns {name: value} in
+    the discretisation's bin width (for Entropy and Uniformity; ``bin_count`` instead where set),
+    ``shift`` pyradiomics' ``voxelArrayShift``, added to the grey values in Energy, TotalEnergy and
+    RootMeanSquared only. Returns {name: value} in
     :data:`NAMES` order.
     """
     x = image[mask].astype(np.float64)
-    counts = np.bincount(discretise(image, mask, bin_width)[mask])
+    counts = np.bincount(discretise(image, mask, bin_width, bin_count)[mask])
     counts = counts[counts > 0]
     p = counts / float(counts.sum())
 
@@ -47,7 +54,8 @@ def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float) -> 
     m2 = squared.mean()
     m3 = (squared * deviation).mean()
     m4 = (squared * squared).mean()
-    energy = float(np.sum(x * x))
+    shifted = x + shift if shift else x
+    energy = float(np.sum(shifted * shifted))
     voxel_volume = float(np.prod(np.asarray(spacing, dtype=np.float64)))
     robust = x[(x >= p10) & (x <= p90)]
     flat = m2 == 0
@@ -72,4 +80,5 @@ def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float) -> 
         "Uniformity": np.sum(p * p),
         "Variance": m2,
     }
-    return {name: float(values[name]) for name in NAMES}
+    values["StandardDeviation"] = np.sqrt(m2)
+    return {name: float(values[name]) for name in NAMES + (DEPRECATED if deprecated else ())}

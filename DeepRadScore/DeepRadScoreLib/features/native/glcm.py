@@ -43,7 +43,41 @@ def directions_3d() -> np.ndarray:
     return np.array(keep, dtype=np.int64)
 
 
-def roi_levels(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def directions(distances=(1,), plane: int | None = None) -> np.ndarray:
+    """pyradiomics' angles for ``distances``: every offset (dz, dy, dx) whose largest absolute
+    component is one of the distances, one of each +/- pair (first non-zero component > 0),
+    shape (n, 3); with ``plane`` (``force2Ddimension`` under ``force2D``) only those that stay
+    in that axis' plane. Distance 1 alone gives :func:`directions_3d`."""
+    reach = int(max(distances))
+    wanted = {int(d) for d in distances}
+    span = range(-reach, reach + 1)
+    keep = [(dz, dy, dx) for dz in span for dy in span for dx in span
+            if max(abs(dz), abs(dy), abs(dx)) in wanted
+            and [c for c in (dz, dy, dx) if c != 0][0] > 0
+            and (plane is None or (dz, dy, dx)[plane] == 0)]
+    return np.array(keep, dtype=np.int64).reshape(-1, 3)
+
+
+def weights(offsets: np.ndarray, spacing_kji, norm: str, kind: str) -> np.ndarray:
+    """pyradiomics' weight per angle for ``weightingNorm``: the angle's length in mm (``|a| *
+    spacing``, (z, y, x)) under the norm (``infinity``: the largest component, ``euclidean``,
+    ``manhattan``: the sum), or 1 for ``no_weighting``. ``kind`` "glcm" gives
+    ``exp(-length^2)`` (GLCM's weights), "glrlm" the length itself (GLRLM's)."""
+    scaled = np.abs(offsets) * np.asarray(spacing_kji, dtype=float)[None, :]
+    if norm == "no_weighting":
+        return np.ones(len(offsets))
+    if norm == "infinity":
+        length = scaled.max(axis=1)
+        return np.exp(-length ** 2) if kind == "glcm" else length
+    if norm == "euclidean":
+        squared = (scaled ** 2).sum(axis=1)
+        # exp(-(sqrt(x))^2) written as exp(-x), as pyradiomics writes it.
+        return np.exp(-squared) if kind == "glcm" else np.sqrt(squared)
+    length = scaled.sum(axis=1)  # manhattan
+    return np.exp(-length ** 2) if kind == "glcm" else length
+
+
+def roi_levels(q: np.ndarray, mask: np.ndarray, pad: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Padded ROI, per-voxel index of its grey level among those present, and those levels.
 
     Returns ``(padded_mask, padded_index, levels)``: both arrays padded by one voxel of
@@ -61,39 +95,44 @@ def roi_levels(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     levels, index = np.unique(values, return_inverse=True)
     if levels[0] < 1:
         raise ValueError(f"grey levels inside the ROI must be bin indices >= 1, found {levels[0]}")
-    padded_mask = np.pad(mask, 1)
+    padded_mask = np.pad(mask, pad)
     padded_index = np.zeros(padded_mask.shape, dtype=np.int64)
-    padded_index[1:-1, 1:-1, 1:-1][mask] = index.ravel()
+    padded_index[(slice(pad, -pad),) * 3][mask] = index.ravel()
     return padded_mask, padded_index, levels
 
 
-def flat_offsets(shape: tuple[int, ...]) -> np.ndarray:
-    """Offsets of :func:`directions_3d` in a C-ordered flattened array of ``shape``."""
+def flat_offsets(shape: tuple[int, ...], offsets: np.ndarray | None = None) -> np.ndarray:
+    """Offsets (default :func:`directions_3d`) in a C-ordered flattened array of ``shape``."""
     strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
-    return directions_3d() @ strides
+    return (directions_3d() if offsets is None else offsets) @ strides
 
 
-def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matrices(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool = True,
+             plane: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Symmetrical co-occurrence counts per direction and the ROI's grey levels.
 
     Returns ``(P, levels)``: ``P`` of shape (13, Ng, Ng) over the Ng grey levels present in the
     ROI (``levels``, ascending), ``P[a, i, j]`` the number of pairs with levels i and j along
     direction ``a`` in either orientation.
     """
-    padded_mask, padded_index, levels = roi_levels(q, mask)
+    offsets = directions(distances, plane)
+    padded_mask, padded_index, levels = roi_levels(q, mask, int(max(distances)))
     n = len(levels)
     flat_mask = padded_mask.ravel()
     flat_index = padded_index.ravel()
     voxels = np.flatnonzero(flat_mask)
     own = flat_index[voxels]
-    counts = np.empty((13, n, n), dtype=np.float64)
-    for a, offset in enumerate(flat_offsets(padded_mask.shape)):
+    counts = np.empty((len(offsets), n, n), dtype=np.float64)
+    for a, offset in enumerate(flat_offsets(padded_mask.shape, offsets)):
+        # Row: the voxel's level, column: its neighbour's at + angle (pyradiomics' orientation,
+        # which only an asymmetrical GLCM shows).
         neighbours = voxels + offset
         paired = flat_mask[neighbours]
         codes = own[paired] * n + flat_index[neighbours[paired]]
         counts[a] = np.bincount(codes, minlength=n * n).reshape(n, n)
-    # A new array, not an in-place add of its own transposed view.
-    counts = counts + counts.transpose(0, 2, 1)
+    if symmetrical:
+        # A new array, not an in-place add of its own transposed view.
+        counts = counts + counts.transpose(0, 2, 1)
     return counts, levels
 
 
@@ -104,15 +143,23 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values[finite].mean()) if finite.any() else float("nan")
 
 
-def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+def features(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool = True,
+             weighting: str | None = None, spacing_kji=(1.0, 1.0, 1.0), plane: int | None = None
+             ) -> dict[str, float]:
     """pyradiomics' 24 GLCM features of one ROI.
 
     Parameters: ``q`` the discretised image (bin indices >= 1 inside the ROI, as pyradiomics'
     ``binImage`` gives them; values outside ``mask`` are ignored), ``mask`` the ROI (bool, same
-    3D shape, numpy (z, y, x) order).
+    3D shape, numpy (z, y, x) order); ``distances``, ``symmetrical`` (``symmetricalGLCM``) and
+    ``weighting`` (``weightingNorm``, with the voxel ``spacing_kji``) and ``plane`` (the numpy
+    axis of ``force2Ddimension`` under ``force2D``, else None) as pyradiomics' settings.
     Returns: ``{name: value}`` for every name in :data:`NAMES`.
     """
-    counts, levels = matrices(q, mask)
+    counts, levels = matrices(q, mask, distances, symmetrical, plane)
+    if weighting is not None:
+        # One matrix: the angles' matrices summed with their weights (pyradiomics' order).
+        w = weights(directions(distances, plane), spacing_kji, weighting, "glcm")
+        counts = np.sum(counts * w[:, None, None], axis=0, keepdims=True)
     totals = counts.sum(axis=(1, 2))
     # Directions along which no two ROI voxels neighbour each other carry no information.
     counts = counts[totals > 0]

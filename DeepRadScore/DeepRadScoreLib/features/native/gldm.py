@@ -17,6 +17,8 @@ import logging
 
 import numpy as np
 
+from DeepRadScoreLib.features.native.glcm import directions
+
 logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = (
@@ -53,18 +55,24 @@ class PaddedGrid:
     ``q[mask]``) and ``offsets`` (the 13 forward steps, all positive).
     """
 
-    def __init__(self, q: np.ndarray, mask: np.ndarray):
-        """Parameters: ``q`` and ``mask`` as :func:`check_inputs` returns them."""
-        shape = tuple(n + 2 for n in q.shape)
+    def __init__(self, q: np.ndarray, mask: np.ndarray, distances=(1,), plane: int | None = None):
+        """Parameters: ``q`` and ``mask`` as :func:`check_inputs` returns them; ``distances``
+        pyradiomics' setting (the neighbours are its angles, :func:`glcm.directions`; the grid is
+        padded by the largest distance); ``plane`` keeps the neighbours in that axis' plane
+        (``force2D``)."""
+        pad = int(max(distances))
+        shape = tuple(n + 2 * pad for n in q.shape)
         size = int(np.prod(shape))
         dtype = np.int32 if size < 2 ** 31 - 1 and int(q.max()) < 2 ** 31 else np.int64
         level = -1 - np.arange(size, dtype=dtype).reshape(shape)
-        inner = (slice(1, -1),) * 3
+        inner = (slice(pad, -pad),) * 3
         level[inner] = np.where(mask, q, level[inner])
         self.shape = shape
         self.level = level.ravel()
         self.roi = np.flatnonzero(self.level > 0)
-        self.offsets = tuple((dz * shape[1] + dy) * shape[2] + dx for dz, dy, dx in FORWARD_OFFSETS)
+        forward = (FORWARD_OFFSETS if tuple(distances) == (1,) and plane is None
+                   else [tuple(int(c) for c in o) for o in directions(distances, plane)])
+        self.offsets = tuple((dz * shape[1] + dy) * shape[2] + dx for dz, dy, dx in forward)
 
     def in_roi(self) -> np.ndarray:
         """Flat boolean ROI on the padded grid."""
@@ -89,33 +97,39 @@ def check_inputs(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return q, mask
 
 
-def dependence_counts(grid: PaddedGrid) -> np.ndarray:
-    """Per ROI voxel (order of ``grid.roi``), how many of its 26 neighbours are in the ROI with
-    the same grey level (``gldm_a = 0``).
+def dependence_counts(grid: PaddedGrid, alpha: float = 0) -> np.ndarray:
+    """Per ROI voxel (order of ``grid.roi``), how many of its neighbours are in the ROI with a
+    grey level at most ``alpha`` (``gldm_a``) from its own.
 
     Parameters: ``grid``, the :class:`PaddedGrid` of the ROI. Returns an int64 array.
     """
     level = grid.level
-    counts = np.zeros(level.size, dtype=np.int8)  # at most 26
+    counts = np.zeros(level.size, dtype=np.int8 if len(grid.offsets) < 64 else np.int32)
+    inside = level > 0
     for o in grid.offsets:
-        dependent = level[:-o] == level[o:]
+        if alpha == 0:
+            dependent = level[:-o] == level[o:]
+        else:
+            dependent = inside[:-o] & inside[o:] & (np.abs(level[:-o] - level[o:]) <= alpha)
         counts[:-o] += dependent
         counts[o:] += dependent
     return counts[grid.roi].astype(np.int64)
 
 
-def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """The 14 GLDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``.
+def features(q: np.ndarray, mask: np.ndarray, distances=(1,), alpha: float = 0,
+             plane: int | None = None) -> dict[str, float]:
+    """The 14 GLDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``
+    (``distances`` and ``alpha``: pyradiomics' ``distances`` and ``gldm_a``).
 
     Parameters: ``q``, the discretised image as pyradiomics' binImage gives it (int bin indices
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
     Returns ``{name: value}`` for :data:`NAMES`.
     """
-    grid = PaddedGrid(*check_inputs(q, mask))
+    grid = PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane)
     grey = grid.level[grid.roi].astype(np.int64)
-    size = dependence_counts(grid) + 1
-    # Dense matrix over (grey level, dependence count): at most (Ng + 1) x 28 cells.
-    width = 28
+    size = dependence_counts(grid, alpha) + 1
+    # Dense matrix over (grey level, dependence count): (Ng + 1) x (2 angles + 2) cells.
+    width = 2 * len(grid.offsets) + 2
     matrix = np.bincount(grey * width + size, minlength=(int(grey.max()) + 1) * width)
     matrix = matrix.reshape(-1, width).astype(np.float64)
     rows = matrix.sum(axis=1) > 0

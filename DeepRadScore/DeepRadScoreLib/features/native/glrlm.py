@@ -22,7 +22,7 @@ import logging
 
 import numpy as np
 
-from DeepRadScoreLib.features.native.glcm import _nanmean, directions_3d, flat_offsets, roi_levels
+from DeepRadScoreLib.features.native.glcm import _nanmean, directions, flat_offsets, roi_levels, weights
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +64,14 @@ def _has_multi_voxel_line(coords: np.ndarray, direction: np.ndarray, shape: tupl
     axis = int(np.flatnonzero(direction)[0])  # direction[axis] == 1 (directions_3d)
     # Project each voxel back to where its line crosses coordinate 0 of ``axis``: one key per line.
     keys = coords - coords[:, axis:axis + 1] * direction[None, :]
-    keys += np.array(shape)[None, :]  # keep components non-negative for the encoding
-    encoded = np.ravel_multi_index(keys.T, tuple(3 * s for s in shape))
+    # A component moves by at most the largest extent: shift by it to keep keys non-negative.
+    reach = int(max(shape))
+    keys += reach
+    encoded = np.ravel_multi_index(keys.T, tuple(s + 2 * reach for s in shape))
     return np.unique(encoded).size < len(encoded)
 
 
-def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def matrices(q: np.ndarray, mask: np.ndarray, plane: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run counts per direction and the ROI's grey levels.
 
     Returns ``(P, levels)``: ``P`` of shape (13, Ng, Lmax) over the Ng grey levels present in
@@ -88,7 +90,8 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     position[voxels] = np.arange(n, dtype=index)
     coords = None
     per_direction = []  # (Ng, longest run of the direction) counts
-    for offset, direction in zip(flat_offsets(shape), directions_3d()):
+    offsets = directions((1,), plane)
+    for offset, direction in zip(flat_offsets(shape, offsets), offsets):
         # The run goes on from v to v + direction when that voxel is in the ROI with v's level.
         ahead = position[voxels + offset]
         successor = np.where(own_or_none[ahead] == own, ahead, index(n))
@@ -119,15 +122,20 @@ def matrices(q: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return counts, levels
 
 
-def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """pyradiomics' 16 GLRLM features of one ROI.
+def features(q: np.ndarray, mask: np.ndarray, weighting: str | None = None,
+             spacing_kji=(1.0, 1.0, 1.0), plane: int | None = None) -> dict[str, float]:
+    """pyradiomics' 16 GLRLM features of one ROI (``weighting``: its ``weightingNorm``, the
+    directions' matrices summed with weights of their length in mm at ``spacing_kji``).
 
     Parameters: ``q`` the discretised image (bin indices >= 1 inside the ROI, as pyradiomics'
     ``binImage`` gives them; values outside ``mask`` are ignored), ``mask`` the ROI (bool, same
     3D shape, numpy (z, y, x) order).
     Returns: ``{name: value}`` for every name in :data:`NAMES`.
     """
-    counts, levels = matrices(q, mask)
+    counts, levels = matrices(q, mask, plane)
+    if weighting is not None:
+        w = weights(directions((1,), plane), spacing_kji, weighting, "glrlm")
+        counts = np.sum(counts * w[:, None, None], axis=0, keepdims=True)
     n_runs = counts.sum(axis=(1, 2))
     counts = counts[n_runs > 0]
     n_runs = n_runs[n_runs > 0]

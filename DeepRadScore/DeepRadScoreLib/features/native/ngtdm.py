@@ -32,11 +32,11 @@ def grey_tone_differences(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray, np.
     grey_or_zero = np.where(inside, grid.level, 0)
     # int32 when 26 neighbours' grey levels cannot overflow it: the sums are exact integers in
     # either type, so the smaller one only lowers the memory peak.
-    sums = np.int32 if 26 * int(grey_or_zero.max()) < 2 ** 31 else np.int64
+    sums = np.int32 if 2 * len(grid.offsets) * int(grey_or_zero.max()) < 2 ** 31 else np.int64
     grey_or_zero = grey_or_zero.astype(sums, copy=False)
     # Per voxel: how many of the 26 neighbours are in the ROI and the sum of their grey levels
     # (grey_or_zero is 0 off the ROI and on the padding, so a plain sum drops those).
-    count = np.zeros(grid.level.size, dtype=np.int8)
+    count = np.zeros(grid.level.size, dtype=np.int8 if len(grid.offsets) < 64 else np.int32)
     total = np.zeros(grid.level.size, dtype=sums)
     for o in grid.offsets:
         count[:-o] += inside[o:]
@@ -54,14 +54,15 @@ def grey_tone_differences(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray, np.
     return present.astype(np.float64), n[present].astype(np.float64), s[present]
 
 
-def features(q: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """The 5 NGTDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``.
+def features(q: np.ndarray, mask: np.ndarray, distances=(1,), plane: int | None = None) -> dict[str, float]:
+    """The 5 NGTDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``
+    (``distances``: pyradiomics' setting, the neighbourhood's angles).
 
     Parameters: ``q``, the discretised image as pyradiomics' binImage gives it (int bin indices
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
     Returns ``{name: value}`` for :data:`NAMES`.
     """
-    i, n, s = grey_tone_differences(PaddedGrid(*check_inputs(q, mask)))
+    i, n, s = grey_tone_differences(PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane))
     nvp = float(np.sum(n))
     ngp = i.size
     p = n / nvp

@@ -13,62 +13,49 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Optional
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features import params as shared
+# The bundled file and its lookup, re-exported for the extraction settings.
+from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, ParamsLike, params_file  # noqa: F401
 
 logger = logging.getLogger(__name__)
-
-# The bundled 851-feature file, the default of both backends. Defined here, in a module that
-# imports nothing heavy and no other engine module, so that a cohort's main process finds it
-# without importing SimpleITK (features.radiomics) and without an import cycle (features.settings
-# and features.radiomics re-export it).
-PARAMS_PATH = Path(__file__).resolve().parent.parent / "radiomics_params.yaml"
-
-
-def params_file(params_path: str | Path | None = None) -> Path:
-    """The parameter file to use: the given one, or the bundled 851-feature one."""
-    path = Path(params_path) if params_path is not None else PARAMS_PATH
-    if not path.is_file():
-        raise InputError(f"{path}: radiomics parameter file not found")
-    return path
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
 # order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
 FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
-IMAGE_TYPES = ("Original", "Wavelet")
+# The image types reproduced (``features.filters`` makes them), in pyradiomics' own order.
+IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm", "Exponential",
+               "Gradient")
 
-# pyradiomics' defaults, in one place: the extractor's ``_getDefaultSettings``, the filters'
-# (``getWaveletImage``: coif1, level 1, start level 0), the discretisation's (binWidth 25) and the
-# feature classes' (symmetricalGLCM, weightingNorm, gldm_a, voxelArrayShift, distances).
-DEFAULTS: dict[str, Any] = {
-    "minimumROIDimensions": 2, "minimumROISize": None, "normalize": False, "normalizeScale": 1,
-    "removeOutliers": None, "resampledPixelSpacing": None, "interpolator": "sitkBSpline",
-    "preCrop": False, "padDistance": 5, "distances": [1], "force2D": False, "force2Ddimension": 0,
-    "resegmentRange": None, "resegmentMode": "absolute", "resegmentShape": False, "label": 1,
-    "additionalInfo": True, "binWidth": 25, "binCount": None, "label_channel": 0,
-    "correctMask": False, "geometryTolerance": None, "voxelArrayShift": 0,
-    "symmetricalGLCM": True, "weightingNorm": None, "gldm_a": 0,
-    "wavelet": "coif1", "level": 1, "start_level": 0,
-}
 # Settings the native backend follows for any valid value.
-REPRODUCED = ("binWidth", "label", "preCrop", "padDistance", "minimumROIDimensions", "minimumROISize",
-              "additionalInfo")
+REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "padDistance",
+              "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
+              "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
+              "resegmentMode", "resegmentShape", "distances", "symmetricalGLCM", "weightingNorm",
+              "gldm_a", "force2D", "force2Ddimension")
+# Settings read per filtered image (an image type may override them): the discretisation's, the
+# feature classes' and the filters' own.
+PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
+             "gldm_a", "force2D", "force2Ddimension", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing")
+# Deprecated features whose pyradiomics method only raises a DeprecationWarning: listed, they
+# give no value and no key (the other deprecated ones, the modules' ``DEPRECATED``, are computed).
+SILENT_DEPRECATED = {"glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
+                     "gldm": ("DependencePercentage", "GrayLevelNonUniformityNormalized")}
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
              "removeOutliers": "normalize", "force2Ddimension": "force2D",
              "resegmentMode": "resegmentRange", "resegmentShape": "resegmentRange"}
-# Settings of filters the native backend refuses anyway (LoG, LBP, gradient) and of voxel-based
-# extraction (never run here): with those off they change nothing.
-UNUSED = ("sigma", "gradientUseSpacing", "lbp2DRadius", "lbp2DSamples", "lbp2DMethod", "lbp3DLevels",
-          "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision", "kernelRadius", "maskedKernel",
-          "initValue", "voxelBatch")
-TOP_LEVEL = ("imageType", "featureClass", "setting", "voxelSetting")
+# Filter settings: checked where their image type is on (``_check_filter``), no-ops otherwise.
+FILTER_SETTINGS = {"sigma": "LoG", "wavelet": "Wavelet", "level": "Wavelet", "start_level": "Wavelet",
+                   "gradientUseSpacing": "Gradient", "lbp2DRadius": "LBP2D", "lbp2DSamples": "LBP2D",
+                   "lbp2DMethod": "LBP2D", "lbp3DLevels": "LBP3D", "lbp3DIcosphereRadius": "LBP3D",
+                   "lbp3DIcosphereSubdivision": "LBP3D"}
+# Settings of voxel-based extraction (never run here): they change nothing.
+UNUSED = ("kernelRadius", "maskedKernel", "initValue", "voxelBatch")
 
 
 @dataclass(frozen=True)
@@ -76,26 +63,42 @@ class NativeSettings:
     """What one parameter file asks for, in the terms the native backend computes.
 
     ``classes`` lists (class name, enabled feature names) in the file's order, shape included;
-    ``image_types`` the enabled image types in the file's order. ``bin_widths`` holds the bin width
-    per image type (pyradiomics lets an image type override the global ``binWidth``).
+    ``image_types`` the enabled image types in the file's order; ``image_settings`` per image type
+    the settings its filter and its feature classes read (pyradiomics' global settings updated by
+    the image type's own, as ``execute`` merges them).
     """
 
     source: str
     image_types: tuple[str, ...] = ("Original",)
     classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     bin_width: float = DEFAULTS["binWidth"]
-    bin_widths: tuple[tuple[str, float], ...] = ()
     label: int = DEFAULTS["label"]
     pre_crop: bool = DEFAULTS["preCrop"]
     pad_distance: int = DEFAULTS["padDistance"]
     minimum_roi_dimensions: int = DEFAULTS["minimumROIDimensions"]
     minimum_roi_size: Optional[int] = DEFAULTS["minimumROISize"]
-    wavelet: str = DEFAULTS["wavelet"]
-    level: int = DEFAULTS["level"]
-    start_level: int = DEFAULTS["start_level"]
+    image_settings: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    setting: tuple[tuple[str, Any], ...] = ()
+
+    def get(self, name: str) -> Any:
+        """A global setting (pyradiomics' default where the file does not set it)."""
+        return dict(self.setting).get(name, DEFAULTS[name])
+
+    @property
+    def resampling(self) -> bool:
+        # pyradiomics resamples only with both set (an interpolator of None switches it off).
+        return self.get("resampledPixelSpacing") is not None and self.get("interpolator") is not None
+
+    def for_image(self, image_type: str) -> dict[str, Any]:
+        """The settings of one image type (all of :data:`DEFAULTS`' keys)."""
+        return {**DEFAULTS, **dict(dict(self.image_settings).get(image_type, ()))}
 
     def bin_width_for(self, image_type: str) -> float:
-        return dict(self.bin_widths).get(image_type, self.bin_width)
+        return self.for_image(image_type)["binWidth"]
+
+    @property
+    def wavelet(self) -> str:
+        return self.for_image("Wavelet")["wavelet"]
 
     @property
     def texture_classes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -112,39 +115,34 @@ def feature_module(class_name: str):
     return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name}")
 
 
-def load(params_path: str | Path | None = None) -> NativeSettings:
-    """The native settings of a parameter file (default: the bundled one).
+def load(params: ParamsLike = None) -> NativeSettings:
+    """The native settings of a parameter set (default: the bundled file).
 
-    Parameters: ``params_path``, a pyradiomics YAML parameter file or None.
-    Returns: a :class:`NativeSettings`. Raises :class:`InputError` (one line naming the file) when
-    the file is missing, is not valid YAML, or asks for something the native backend does not
-    reproduce exactly.
+    Parameters: ``params``, a :class:`~DeepRadScoreLib.features.params.RadiomicsParameters`, a
+    parsed mapping, a pyradiomics YAML parameter file or None.
+    Returns: a :class:`NativeSettings` (cached by the parameters' SHA-256). Raises
+    :class:`InputError` (one line naming the file) when the file is missing, is not valid YAML,
+    or asks for something the native backend does not reproduce exactly.
     """
-    path = params_file(params_path)
-    resolved = path.resolve()
-    return _load_cached(str(resolved), os.stat(resolved).st_mtime_ns, str(path))
+    parameters = shared.parameters(params)
+    cached = _CACHE.get(parameters.sha256)
+    if cached is None:
+        cached = from_dict(parameters.mapping, parameters.source)
+        if len(_CACHE) >= 16:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[parameters.sha256] = cached
+    return cached
 
 
-@lru_cache(maxsize=16)
-def _load_cached(resolved: str, _mtime_ns: int, shown: str) -> NativeSettings:
-    import yaml
-
-    try:
-        with open(resolved, encoding="utf-8") as handle:
-            params = yaml.safe_load(handle)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{shown}: invalid pyradiomics parameter file ({first})") from None
-    return from_dict(params if params is not None else {}, shown)
+_CACHE: dict[str, NativeSettings] = {}
 
 
 def unsupported(source: str, what: str) -> InputError:
-    return InputError(f"{source}: the native radiomics backend does not support {what}; "
-                      "install pyradiomics or use the default parameter file")
+    return InputError(f"{source}: the native radiomics backend does not reproduce {what}; "
+                      "use --radiomics-backend pyradiomics for it")
 
 
-def invalid(source: str, what: str) -> InputError:
-    return InputError(f"{source}: invalid pyradiomics parameter file ({what})")
+invalid = shared.invalid
 
 
 def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
@@ -157,12 +155,14 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
     settings = _section(params, "setting", source)
     for name, value in _section(params, "voxelSetting", source).items():
         _check_setting(name, value, settings, source, voxel=True)
+    image_section = _section(params, "imageType", source) or {"Original": {}}
     for name, value in settings.items():
+        if name in FILTER_SETTINGS:
+            continue  # checked below, per image type that reads it
         _check_setting(name, value, settings, source)
     merged = {**DEFAULTS, **settings}
 
-    image_section = _section(params, "imageType", source) or {"Original": {}}
-    bin_widths = []
+    image_settings = []
     for image_type, custom in image_section.items():
         if image_type not in IMAGE_TYPES:
             raise unsupported(source, f"image type {image_type!r}")
@@ -171,22 +171,30 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
         if not isinstance(custom, dict):
             raise invalid(source, f"imageType {image_type!r} must map to settings")
         for name, value in custom.items():
-            if name in REPRODUCED and name != "binWidth":
-                # Per image type these would change the mask or crop of one filter only, while
-                # pyradiomics crops and checks once for all image types: only a no-op is safe.
-                if not _same(value, merged[name]):
-                    raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
+            if name in FILTER_SETTINGS or name in PER_IMAGE:
                 continue
-            _check_setting(name, value, {**settings, **custom}, source)
-        if "binWidth" in custom:
-            bin_widths.append((image_type, custom["binWidth"]))
+            if name not in DEFAULTS:
+                raise invalid(source, f"unknown setting {name!r} under imageType {image_type!r}")
+            # Others would change the mask or crop of one filter only, while pyradiomics crops and
+            # checks once for all image types: only a no-op is safe.
+            if not _same(value, merged[name]):
+                raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
+        own = {**merged, **custom}
+        for name in PER_IMAGE:
+            if name in FILTER_SETTINGS:
+                if FILTER_SETTINGS[name] == image_type:
+                    _check_value(name, own[name], source)
+            else:
+                _check_value(name, own[name], source)
+        image_settings.append((image_type, tuple(sorted(own.items()))))
 
     return NativeSettings(
         source=source, image_types=tuple(image_section), classes=_classes(params, source),
-        bin_width=merged["binWidth"], bin_widths=tuple(bin_widths), label=int(merged["label"]),
+        bin_width=merged["binWidth"], label=int(merged["label"]),
         pre_crop=bool(merged["preCrop"]), pad_distance=int(merged["padDistance"]),
         minimum_roi_dimensions=int(merged["minimumROIDimensions"]),
-        minimum_roi_size=merged["minimumROISize"])
+        minimum_roi_size=merged["minimumROISize"], image_settings=tuple(image_settings),
+        setting=tuple(sorted(settings.items())))
 
 
 def _section(params: dict, key: str, source: str) -> dict:
@@ -203,7 +211,7 @@ def _check_setting(name: str, value: Any, settings: dict, source: str, voxel: bo
         if name not in ("kernelRadius", "maskedKernel", "initValue", "voxelBatch"):
             raise invalid(source, f"unknown voxel setting {name!r}")
         return  # only voxel-based extraction reads these, which the engine never runs
-    if name not in DEFAULTS and name not in UNUSED:
+    if name not in DEFAULTS and name not in UNUSED and name not in FILTER_SETTINGS:
         raise invalid(source, f"unknown setting {name!r}")
     if name in REPRODUCED:
         _check_value(name, value, source)
@@ -228,6 +236,49 @@ def _check_value(name: str, value: Any, source: str) -> None:
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if name == "sigma":
+        ok = isinstance(value, list) and all(number(v) for v in value)
+    elif name == "wavelet":
+        ok = isinstance(value, str) and value in _wavelet_names()
+    elif name in ("level", "start_level"):
+        ok = integer(value) and value >= (1 if name == "level" else 0)
+    elif name == "gradientUseSpacing":
+        ok = isinstance(value, bool)
+    elif name == "binCount":
+        ok = value is None or (integer(value) and value > 0)
+    elif name == "voxelArrayShift":
+        ok = number(value)
+    elif name == "distances":
+        ok = isinstance(value, list) and len(value) > 0 and all(integer(v) and v >= 1 for v in value)
+    elif name == "weightingNorm":
+        ok = value is None or value in ("manhattan", "euclidean", "infinity", "no_weighting")
+    elif name == "gldm_a":
+        ok = integer(value) and value >= 0
+    elif name == "force2Ddimension":
+        ok = integer(value) and 0 <= value <= 2
+    elif name in ("normalize", "resegmentShape", "symmetricalGLCM", "force2D"):
+        ok = isinstance(value, bool)
+    elif name in ("normalizeScale",):
+        ok = number(value) and value > 0
+    elif name == "removeOutliers":
+        ok = value is None or (number(value) and value > 0)
+    elif name == "resampledPixelSpacing":
+        ok = value is None or (isinstance(value, list) and len(value) == 3 and all(number(v) and v >= 0 for v in value))
+    elif name == "interpolator":
+        ok = value is None or (isinstance(value, str) and value in _INTERPOLATORS) or integer(value)
+    elif name == "resegmentRange":
+        ok = value is None or (isinstance(value, list) and 1 <= len(value) <= 2 and all(number(v) for v in value))
+    elif name == "resegmentMode":
+        ok = value in ("absolute", "relative", "sigma")
+    else:
+        ok = None
+    if ok is not None:
+        if not ok:
+            raise invalid(source, f"setting {name!r} has the invalid value {value!r}")
+        return
     ok = {
         "binWidth": number(value) and value > 0,
         "label": isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -239,6 +290,18 @@ def _check_value(name: str, value: Any, source: str) -> None:
     }[name]
     if not ok:
         raise invalid(source, f"setting {name!r} has the invalid value {value!r}")
+
+
+# pyradiomics' schema's interpolator names (an integer is SimpleITK's enum value).
+_INTERPOLATORS = ("sitkNearestNeighbor", "sitkLinear", "sitkBSpline", "sitkGaussian",
+                  "sitkLabelGaussian", "sitkHammingWindowedSinc", "sitkCosineWindowedSinc",
+                  "sitkWelchWindowedSinc", "sitkLanczosWindowedSinc", "sitkBlackmanWindowedSinc")
+
+
+def _wavelet_names() -> list[str]:
+    import pywt
+
+    return pywt.wavelist(kind="discrete")
 
 
 def _classes(params: dict, source: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -258,10 +321,12 @@ def _classes(params: dict, source: str) -> tuple[tuple[str, tuple[str, ...]], ..
             continue
         if not isinstance(listed, list):
             raise invalid(source, f"featureClass {class_name!r} must be a list of feature names")
+        computed = names + tuple(getattr(feature_module(class_name), "DEPRECATED", ()))
         for feature in listed:
-            if feature not in names:
-                # Deprecated pyradiomics features land here too: pyradiomics computes none of them.
+            if feature not in computed and feature not in SILENT_DEPRECATED.get(class_name, ()):
                 raise unsupported(source, f"feature {class_name}/{feature}")
-        # pyradiomics keeps the first occurrence's position of a repeated name.
-        classes.append((class_name, tuple(dict.fromkeys(listed))))
+        # pyradiomics keeps the first occurrence's position of a repeated name, and yields nothing
+        # for a deprecated feature whose method only raises a DeprecationWarning.
+        kept = [f for f in dict.fromkeys(listed) if f not in SILENT_DEPRECATED.get(class_name, ())]
+        classes.append((class_name, tuple(kept)))
     return tuple(classes)

@@ -14,21 +14,13 @@ All arrays are numpy's (z, y, x) order (``sitk.GetArrayFromImage``); boxes are i
   ``np.digitize`` gives (so bins are half-open and the ROI's lowest bin is 1). The arithmetic is
   done in the image's own dtype, as pyradiomics does it, because an edge computed in another
   precision moves voxels lying within rounding of it to the next bin.
-* **Wavelet**: the undecimated (stationary) one-level transform ``pywt.swtn`` over the axes
-  (x, y, z), i.e. numpy axes (2, 1, 0), so the first letter of a band's name is the x filter (L =
-  low pass, H = high pass). An odd-sized axis is first extended by one periodic (wrap) sample and
-  the result cut back, because ``swtn`` needs even sizes. The bands keep ``pywt``'s dtype
-  (float32 for a float32 image, float64 otherwise), which is what pyradiomics' feature classes
-  then read back. ``swtn`` is one ``pywt.swt`` along each axis in turn, applied to both halves of
-  the previous axis; we make the same calls depth first, so that a band is handed on as soon as
-  it exists and at most one pending half per axis is held (4 arrays of the crop's size instead
-  of ``swtn``'s 12), with the same numbers (Testing/test_native_core.py checks them exactly).
+* **Filters** (the wavelet and the other image types) live in :mod:`DeepRadScoreLib.features.filters`,
+  shared with the pyradiomics path.
 """
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -96,8 +88,17 @@ def relative(box: Box, within: Box) -> Box:
     return box[0] - within[0], box[1] - within[0]
 
 
-def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
-    """The fixed-width bin edges of the ROI's grey values (see the module docstring)."""
+def bin_edges(values: np.ndarray, bin_width: float, bin_count: Optional[int] = None) -> np.ndarray:
+    """The bin edges of the ROI's grey values (see the module docstring).
+
+    With ``bin_count`` set: numpy's ``histogram`` edges of that many equal bins over the values'
+    range, the top edge raised by 1 so that ``np.digitize`` puts the maximum in the top bin
+    (pyradiomics' rule, whatever the scale of the values).
+    """
+    if bin_count is not None:
+        edges = np.histogram(values, int(bin_count))[1]
+        edges[-1] += 1
+        return edges
     low = values.min()
     high = values.max()
     # In the values' own dtype (numpy scalars), exactly as the definition is evaluated upstream.
@@ -109,81 +110,114 @@ def bin_edges(values: np.ndarray, bin_width: float) -> np.ndarray:
     return edges
 
 
-def discretise(image: np.ndarray, roi: np.ndarray, bin_width: float) -> np.ndarray:
+def discretise(image: np.ndarray, roi: np.ndarray, bin_width: float, bin_count: Optional[int] = None) -> np.ndarray:
     """Bin indices (>= 1) of the ROI's voxels; voxels outside the ROI are 0.
 
-    ``image`` is a grey-level array, ``roi`` a boolean array of the same shape.
+    ``image`` is a grey-level array, ``roi`` a boolean array of the same shape; ``bin_count``
+    (when set) takes the place of ``bin_width``, as in pyradiomics.
     """
     values = image[roi]
     q = np.zeros(image.shape, dtype=int)
-    q[roi] = np.digitize(values, bin_edges(values, bin_width))
+    q[roi] = np.digitize(values, bin_edges(values, bin_width, bin_count))
     return q
 
 
-# --- the stationary wavelet -------------------------------------------------------------------
+# --- image preparation before the mask checks: normalisation, resampling, resegmentation --------
 
-AXES = (2, 1, 0)  # numpy axes of x, y, z: band names spell the x, y, z filters in that order
+def normalised(image, scale=1, outliers=None):
+    """pyradiomics' ``normalize``: SimpleITK's ``Normalize`` (zero mean, unit standard deviation
+    over the whole image, not the ROI), values beyond +/- ``outliers`` clipped, times ``scale``."""
+    import SimpleITK as sitk
+
+    image = sitk.Normalize(image)
+    if outliers is not None:
+        array = sitk.GetArrayFromImage(image)
+        np.clip(array, -outliers, outliers, out=array)
+        clipped = sitk.GetImageFromArray(array)
+        clipped.CopyInformation(image)
+        image = clipped
+    return image * scale
 
 
-def wavelet_bands(image: np.ndarray, wavelet: str = "coif1") -> Iterator[tuple[str, np.ndarray]]:
-    """The 8 one-level coif1 bands of ``image`` as (name, array), in pyradiomics' order.
+def _interpolator(name):
+    import SimpleITK as sitk
 
-    The 7 detail bands come in the order ``pywt.swtn`` returns them (``wavelet-LLH`` ...
-    ``wavelet-HHH``), the approximation ``wavelet-LLL`` last. Each array has ``image``'s shape.
-    The bands are computed one after the other (see the module doc): a consumer that drops each
-    band before asking for the next never holds more than a few crop-sized arrays.
+    # pyradiomics falls back to B-spline for a name SimpleITK does not know.
+    return getattr(sitk, name, sitk.sitkBSpline) if isinstance(name, str) else name
+
+
+def resampled(image, mask, spacing, interpolator, pad_distance: int, label: int, what: str):
+    """pyradiomics' ``resampleImage``: the image (its pixel type kept) and the UInt32 mask on a
+    grid of ``spacing`` (0 keeps the mask's spacing; so does an axis the ROI spans one voxel of)
+    that covers the ROI's bounding box grown by ``pad_distance`` new voxels, clamped at the image.
+
+    The new grid's first voxel centre sits half the spacing difference in from the old grid's
+    first voxel's edge, as pyradiomics puts it; the image is interpolated with ``interpolator``
+    (a SimpleITK name), the mask with nearest neighbour. With the image's own spacing the mask is
+    only cropped (pyradiomics' shortcut, which then crops both with ``cropToTumorMask``).
     """
-    import pywt
+    import SimpleITK as sitk
 
-    odd = [n % 2 for n in image.shape]
-    data = np.pad(image, [(0, o) for o in odd], mode="wrap") if any(odd) else image
-    back = tuple(slice(0, n) for n in image.shape)
-    approximation = "a" * len(AXES)
-    deferred = None  # the approximation comes first depth first, but pyradiomics names it last
-    pending = [("", data)]  # a stack: the low-pass half is split before its high-pass sibling
-    del data
-    while pending:
-        key, x = pending.pop()
-        if len(key) < len(AXES):
-            # Exactly what swtn does per axis (its _swt_axis behind pywt.swt, level 1 from level 0).
-            (low, high), = pywt.swt(x, wavelet, level=1, start_level=0, axis=AXES[len(key)])
-            del x
-            pending += [(key + "d", high), (key + "a", low)]
-            del low, high
-        elif key == approximation:
-            deferred = x
-        else:
-            band = x[back]
-            del x
-            yield _band_name(key), band
-            del band
-    yield _band_name(approximation), deferred[back]
+    values = sitk.GetArrayViewFromImage(mask)
+    lo, hi = bounding_box(values == label, what)
+    index, size = lo[::-1].astype(float), (hi - lo + 1)[::-1].astype(float)
+    mask_spacing = np.array(mask.GetSpacing())
+    new_spacing = np.array(spacing, dtype=float)
+    if len(new_spacing) != len(mask_spacing):
+        raise InputError(f"{what}: resampledPixelSpacing needs {len(mask_spacing)} values")
+    new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
+    new_spacing = np.where(size != 1, new_spacing, mask_spacing)
+    if np.allclose(np.array(image.GetSpacing()), new_spacing):
+        lo_b = np.maximum(lo - pad_distance, 0)
+        hi_b = np.minimum(hi + pad_distance, np.array(values.shape) - 1)
+        (k0, j0, i0), (k1, j1, i1) = lo_b, hi_b
+        box = (slice(int(i0), int(i1) + 1), slice(int(j0), int(j1) + 1), slice(int(k0), int(k1) + 1))
+        return image[box], mask[box]
+    ratio = mask_spacing / new_spacing
+    new_lo = np.floor((index - 0.5) * ratio - pad_distance)
+    new_hi = np.ceil((index + size - 0.5) * ratio + pad_distance)
+    top = np.ceil(np.array(mask.GetSize()) * ratio) - 1
+    new_lo = np.where(new_lo < 0, 0, new_lo)
+    new_hi = np.where(new_hi > top, top, new_hi)
+    new_size = np.array(new_hi - new_lo + 1, dtype="int").tolist()
+    origin_index = 0.5 * (new_spacing - mask_spacing) / mask_spacing + new_lo / ratio
+    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index.tolist())
+    resample = sitk.ResampleImageFilter()
+    resample.SetOutputSpacing(new_spacing.tolist())
+    resample.SetOutputDirection(mask.GetDirection())
+    resample.SetSize(new_size)
+    resample.SetOutputOrigin(origin)
+    resample.SetOutputPixelType(image.GetPixelID())
+    resample.SetInterpolator(_interpolator(interpolator))
+    image = resample.Execute(image)
+    resample.SetOutputPixelType(mask.GetPixelID())
+    resample.SetInterpolator(sitk.sitkNearestNeighbor)
+    return image, resample.Execute(mask)
 
 
-def _band_name(key: str) -> str:
-    return "wavelet-" + key.replace("a", "L").replace("d", "H")
-
-
-@lru_cache(maxsize=1)
-def wavelet_band_names(wavelet: str = "coif1") -> tuple[str, ...]:
-    """The band names :func:`wavelet_bands` yields, from a transform of a 2 x 2 x 2 array."""
-    return tuple(name for name, _ in wavelet_bands(np.zeros((2, 2, 2)), wavelet))
-
-
-@lru_cache(maxsize=8)
-def wavelet_reach(wavelet: str = "coif1") -> int:
-    """How far (voxels, per axis, either side) an input voxel still changes a band's value.
-
-    Measured on an impulse: a band's value at a voxel depends only on the input within this
-    reach, so two crops that both contain that neighbourhood (away from their periodic wrap)
-    give that voxel the same value.
-    """
-    import pywt
-
-    w = pywt.Wavelet(wavelet)
-    n = 4 * w.dec_len + 4
-    impulse = np.zeros(n)
-    impulse[n // 2] = 1.0
-    (low, high), = pywt.swt(impulse, w, level=1)
-    touched = np.flatnonzero((low != 0) | (high != 0))
-    return int(np.max(np.abs(touched - n // 2)))
+def resegmented(array: np.ndarray, roi: np.ndarray, value_range, mode: str, label: int, what: str) -> np.ndarray:
+    """pyradiomics' ``resegmentMask``: the ROI voxels whose grey value lies within the range's
+    thresholds (sorted; one value: a lower bound only), read as grey values (``absolute``), as
+    fractions of the ROI's maximum (``relative``) or as standard deviations from its mean
+    (``sigma``, population standard deviation). Raises :class:`InputError` when at most one voxel
+    is left, as pyradiomics refuses it."""
+    values = array[roi]
+    ordered = sorted(value_range)
+    if mode == "absolute":
+        thresholds = ordered
+    elif mode == "relative":
+        top = np.max(values)
+        thresholds = [top * t for t in ordered]
+    else:  # sigma
+        mean, sd = np.mean(values), np.std(values)
+        thresholds = [mean + sd * t for t in ordered]
+    keep = values >= thresholds[0]
+    if len(thresholds) == 2:
+        keep &= values <= thresholds[1]
+    kept = int(np.count_nonzero(keep))
+    if kept <= 1:
+        raise InputError(f"{what}: Resegmentation excluded too many voxels with label {label} (retained "
+                         f"{kept} voxel(s))! Cannot extract features")
+    out = np.zeros(roi.shape, dtype=bool)
+    out[roi] = keep
+    return out

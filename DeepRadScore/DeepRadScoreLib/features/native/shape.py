@@ -38,6 +38,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from DeepRadScoreLib.features import mesh
+
 logger = logging.getLogger(__name__)
 
 # pyradiomics' order (getFeatureNames: alphabetical), deprecated Compactness1/2 and
@@ -47,6 +49,9 @@ NAMES = (
     "Maximum2DDiameterRow", "Maximum2DDiameterSlice", "Maximum3DDiameter", "MeshVolume",
     "MinorAxisLength", "Sphericity", "SurfaceArea", "SurfaceVolumeRatio", "VoxelVolume",
 )
+
+# Deprecated in pyradiomics, yet computed when listed by name (never when a class is enabled whole).
+DEPRECATED = ("Compactness1", "Compactness2", "SphericalDisproportion")
 
 # A cube corner's bit b is the voxel at offset (dk, dj, di) = (b>>2 & 1, b>>1 & 1, b & 1).
 CORNERS = np.array([((b >> 2) & 1, (b >> 1) & 1, b & 1) for b in range(8)])
@@ -280,81 +285,11 @@ def mesh_area_volume(padded: np.ndarray, spacing_kji) -> tuple[float, float]:
     return area, float(total * spacing[0] * spacing[1] * spacing[2])
 
 
-def mesh_vertices(padded: np.ndarray) -> np.ndarray:
-    """The mesh's vertices in half-voxel integer units: midpoints of edges whose voxels differ."""
-    found = []
-    for axis in range(3):
-        lower = [slice(None)] * 3
-        upper = [slice(None)] * 3
-        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
-        points = np.argwhere(padded[tuple(lower)] != padded[tuple(upper)]) * 2
-        points[:, axis] += 1
-        found.append(points)
-    return np.concatenate(found)
-
-
-def _hull_vertices(points: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's vertices; all points when the set is flat or tiny."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    if len(points) > points.shape[1] + 1:
-        try:
-            return ConvexHull(points).vertices
-        except QhullError:  # collinear / coplanar: every point is a candidate
-            pass
-    return np.arange(len(points))
-
-
-# Point pairs per block of the farthest-pair search: a hull of ~1500 vertices compared at once
-# made two (1500, 1500, 3) float64 arrays, over 100 MB; blocks of rows give the same maximum.
-PAIRS_PER_BLOCK = 1 << 18
-
-
-def _max_squared_distance(points: np.ndarray) -> float:
-    best = 0.0
-    block = max(1, PAIRS_PER_BLOCK // max(len(points), 1))
-    for start in range(0, len(points), block):
-        a = points[start:start + block]
-        d = ((a[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
-        best = max(best, float(d.max()))
-    return best
-
-
-def _row_extremes(half: np.ndarray, axis: int, along: int) -> np.ndarray:
-    """Per plane (same ``axis`` coordinate) and line along ``along``: only the two end points can
-    be hull vertices of that plane, so the rest are dropped before qhull (vectorised)."""
-    other = 3 - axis - along
-    order = np.lexsort((half[:, along], half[:, other], half[:, axis]))
-    ordered = half[order]
-    key = ordered[:, [axis, other]]
-    new = np.ones(len(ordered), dtype=bool)
-    new[1:] = np.any(key[1:] != key[:-1], axis=1)
-    last = np.ones(len(ordered), dtype=bool)
-    last[:-1] = new[1:]
-    return ordered[new | last]
-
-
 def _diameters(half: np.ndarray, spacing_kji: np.ndarray) -> dict[str, float]:
     """Largest vertex distance in a k plane (Slice), j plane (Column), i plane (Row) and in 3D."""
-    result = {"Maximum2DDiameterSlice": 0.0, "Maximum2DDiameterColumn": 0.0,
-              "Maximum2DDiameterRow": 0.0, "Maximum3DDiameter": 0.0}
-    if len(half) == 0:
-        return result
-    # A hull of the scaled points is the scaled hull, so qhull runs on exact integers.
-    candidates = _row_extremes(half, 0, 2)
-    hull = candidates[_hull_vertices(candidates)]
-    result["Maximum3DDiameter"] = float(np.sqrt(_max_squared_distance(hull * (spacing_kji / 2.0))))
-    for axis, name in enumerate(("Maximum2DDiameterSlice", "Maximum2DDiameterColumn", "Maximum2DDiameterRow")):
-        in_plane = [d for d in range(3) if d != axis]
-        candidates = _row_extremes(half, axis, in_plane[1])
-        starts = np.flatnonzero(np.diff(candidates[:, axis])) + 1
-        best = 0.0
-        for plane in np.split(candidates, starts):
-            if len(plane) > 1:
-                hull = plane[_hull_vertices(plane[:, in_plane])]
-                best = max(best, _max_squared_distance(hull * (spacing_kji / 2.0)))
-        result[name] = float(np.sqrt(best))
-    return result
+    values = mesh.diameters(half, spacing_kji)
+    return {"Maximum2DDiameterSlice": float(values[0]), "Maximum2DDiameterColumn": float(values[1]),
+            "Maximum2DDiameterRow": float(values[2]), "Maximum3DDiameter": float(values[3])}
 
 
 def _eigenvalues(padded: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
@@ -377,7 +312,7 @@ def _root(value: float) -> float:
     return float(np.sqrt(value))
 
 
-def features(mask: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, float]:
+def features(mask: np.ndarray, spacing: tuple[float, float, float], deprecated: bool = False) -> dict[str, float]:
     """pyradiomics' 3D shape features of one ROI.
 
     Parameters: ``mask`` a boolean [k, j, i] array, the ROI's bounding-box crop as pyradiomics'
@@ -402,5 +337,10 @@ def features(mask: np.ndarray, spacing: tuple[float, float, float]) -> dict[str,
         "Elongation": _root(minor / major) if major > 0 and minor >= 0 else float("nan"),
         "Flatness": _root(least / major) if major > 0 and least >= 0 else float("nan"),
     }
-    out.update(_diameters(mesh_vertices(padded), spacing_kji))
-    return {name: float(out[name]) for name in NAMES}
+    out.update(_diameters(mesh.mesh_vertices(padded), spacing_kji))
+    # pyradiomics' deprecated shape features: computed when a file lists them by name.
+    out["Compactness1"] = volume / (area ** (3.0 / 2.0) * np.sqrt(np.pi)) if area != 0 else float("nan")
+    out["Compactness2"] = (36.0 * np.pi) * (volume ** 2.0) / (area ** 3.0) if area != 0 else float("nan")
+    out["SphericalDisproportion"] = (area / (36 * np.pi * volume ** 2) ** (1.0 / 3.0)
+                                     if volume != 0 else float("nan"))
+    return {name: float(out[name]) for name in NAMES + (DEPRECATED if deprecated else ())}

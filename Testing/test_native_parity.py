@@ -1,0 +1,172 @@
+"""The native backend against live pyradiomics for the parameter files users write.
+
+Each test builds a parameter mapping, runs pyradiomics' ``RadiomicsFeatureExtractor(mapping)``
+and the native backend's ``extract_roi`` on the same image and mask in this process, and requires
+the same names in the same order and values equal to relative 1e-6 (``native_cases.compare``;
+a wider tolerance is named where interpolation makes 1e-6 impossible). The cases are small (the
+generated 24 x 32 x 32 ones and crops of the phantom) so that the matrix stays quick; long sweeps
+over the STS cases are ``benchmarks/bench_native.py``'s.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import native_cases as cases
+from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.native import backend, params
+
+# Texture classes on every image: small, fast, and every class's code path.
+ALL_CLASSES = {"firstorder": [], "glcm": [], "glrlm": [], "glszm": [], "gldm": [], "ngtdm": []}
+
+
+def _generated(*names):
+    return [c for c in cases.generated_cases() if c[0] in names]
+
+
+def _phantom_crop():
+    _, image, mask = cases.phantom()
+    array = sitk.GetArrayFromImage(mask)
+    k = np.flatnonzero(array.any(axis=(1, 2)))
+    lo = max(int(k[0]) - 2, 0)
+    image, mask = image[:, :, lo:lo + 8], mask[:, :, lo:lo + 8]
+    return "phantom_8_slices", image, mask
+
+
+def pyradiomics_features(mapping: dict, image, mask) -> dict[str, float]:
+    from radiomics import featureextractor
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    extractor = featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(mapping))
+    result = extractor.execute(image, mask)
+    return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+
+def check(mapping: dict, image, mask, rtol: float = 1e-6, atol: float = 1e-9) -> dict[str, float]:
+    reference = pyradiomics_features(mapping, image, mask)
+    settings = params.from_dict(copy.deepcopy(mapping), "matrix")
+    ours = backend.extract_roi(image, mask, settings)
+    assert list(ours) == list(reference)
+    assert list(backend.roi_feature_names(settings)) == list(reference)
+    assert cases.compare(reference, ours, rtol=rtol, atol=atol) == []
+    return ours
+
+
+def _mapping(setting=None, image_type=None, classes=None):
+    return {"setting": {"binWidth": 25, "label": 1, **(setting or {})},
+            "imageType": image_type or {"Original": {}},
+            "featureClass": classes or dict(ALL_CLASSES)}
+
+
+@pytest.mark.parametrize("setting", [
+    {"binCount": 16}, {"binCount": 7, "preCrop": True}, {"voxelArrayShift": 1000},
+    {"voxelArrayShift": 300, "binCount": 32},
+])
+def test_discretisation_and_shift_settings(setting):
+    for name, image, mask in _generated("border", "flat", "many_zones"):
+        check(_mapping(setting, classes={"firstorder": [], "glcm": [], "glszm": []}), image, mask)
+
+
+@pytest.mark.parametrize("image_type", [
+    {"Square": {}}, {"SquareRoot": {}}, {"Logarithm": {}}, {"Exponential": {}},
+    {"Gradient": {}}, {"Gradient": {"gradientUseSpacing": False}},
+    {"LoG": {"sigma": [1.0, 2, 0.5]}},
+    {"Wavelet": {"wavelet": "haar"}}, {"Wavelet": {"wavelet": "db2", "level": 2}},
+    {"Wavelet": {"start_level": 1}},
+])
+@pytest.mark.parametrize("pre_crop", [True, False])
+def test_image_types(image_type, pre_crop):
+    for name, image, mask in _generated("anisotropic", "border"):
+        check(_mapping({"preCrop": pre_crop}, image_type, {"firstorder": [], "glcm": ["Contrast", "Idmn"],
+                                                          "glrlm": ["RunEntropy"]}), image, mask)
+
+
+def test_exponential_of_a_ct_in_hounsfield_units():
+    """CT values up to ~3000: Exponential's scale log(M) / M, on the phantom itself."""
+    name, image, mask = _phantom_crop()
+    check(_mapping({"preCrop": True}, {"Exponential": {}, "Logarithm": {}, "Square": {}, "SquareRoot": {}},
+                   dict(ALL_CLASSES)), image, mask)
+
+
+def test_per_image_type_overrides():
+    mapping = _mapping({"preCrop": True, "sigma": [3.0], "binWidth": 10},
+                       {"Original": {"binCount": 12}, "LoG": {"sigma": [1.5], "binWidth": 5},
+                        "Wavelet": {"wavelet": "sym2", "voxelArrayShift": 50}, "Square": {}},
+                       {"firstorder": [], "glcm": ["Contrast"], "ngtdm": [], "shape": []})
+    for name, image, mask in _generated("shell"):
+        check(mapping, image, mask)
+
+
+def test_a_sigma_pyradiomics_would_skip_is_refused_with_one_line():
+    name, image, mask = _generated("tiny")[0]
+    mapping = _mapping({"preCrop": True, "padDistance": 1}, {"LoG": {"sigma": [5.0]}})
+    with pytest.raises(InputError, match=r"^mask: .* too small for LoG sigma 5.0 mm") as err:
+        backend.extract_roi(image, mask, params.from_dict(mapping))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("setting", [
+    {"normalize": True}, {"normalize": True, "normalizeScale": 100, "removeOutliers": 3},
+    {"resegmentRange": [-100, 50]}, {"resegmentRange": [-50]},
+    {"resegmentRange": [0.2, 0.9], "resegmentMode": "relative", "resegmentShape": True},
+    {"resegmentRange": [-2, 2], "resegmentMode": "sigma", "preCrop": True},
+    {"resegmentRange": [-1.5, 1], "resegmentMode": "sigma", "resegmentShape": True},
+])
+def test_normalisation_and_resegmentation(setting):
+    classes = {"firstorder": [], "glcm": ["Contrast"], "glszm": [], "shape": []}
+    for name, image, mask in _generated("anisotropic", "shell"):
+        check(_mapping(setting, classes=classes), image, mask)
+
+
+@pytest.mark.parametrize("setting", [
+    {"resampledPixelSpacing": [1, 1, 1]},
+    {"resampledPixelSpacing": [0.6, 0.6, 0.6], "interpolator": "sitkLinear", "padDistance": 2},
+    {"resampledPixelSpacing": [2, 2, 0], "interpolator": "sitkNearestNeighbor"},
+    {"resampledPixelSpacing": [0.8, 0.8, 2.5], "preCrop": True},   # the image's own spacing: only a crop
+    {"resampledPixelSpacing": [1, 1, 1], "normalize": True, "resegmentRange": [-1, 20]},
+])
+def test_resampling(setting):
+    """SimpleITK's resampling, called as pyradiomics calls it (B-spline by default, nearest
+    neighbour for the mask): the same calls give the same voxels, so 1e-6 holds here too."""
+    image_types = {"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0]}}
+    for name, image, mask in _generated("anisotropic", "border", "one_voxel_thick"):
+        check(_mapping(setting, image_types, {"firstorder": [], "glcm": ["Idmn"], "shape": []}), image, mask)
+
+
+@pytest.mark.parametrize("setting", [
+    {"distances": [2]}, {"distances": [1, 3]}, {"symmetricalGLCM": False},
+    {"symmetricalGLCM": False, "distances": [1, 2]},
+    {"weightingNorm": "infinity"}, {"weightingNorm": "euclidean"}, {"weightingNorm": "manhattan"},
+    {"weightingNorm": "no_weighting", "distances": [2]}, {"gldm_a": 1}, {"gldm_a": 2, "distances": [1, 2]},
+])
+def test_texture_class_settings(setting):
+    classes = {"glcm": [], "glrlm": [], "gldm": [], "ngtdm": [], "glszm": ["ZoneEntropy"]}
+    for name, image, mask in _generated("anisotropic", "many_zones", "one_voxel_thick"):
+        check(_mapping({**setting, "binWidth": 10}, classes=classes), image, mask)
+
+
+def test_deprecated_features_listed_by_name():
+    """pyradiomics computes deprecated shape and first-order features listed by name, and yields
+    nothing for those whose method only raises a DeprecationWarning."""
+    classes = {"shape": ["Compactness1", "VoxelVolume", "Compactness2", "SphericalDisproportion"],
+               "firstorder": ["StandardDeviation", "Mean"],
+               "glcm": ["Dissimilarity", "Contrast", "Homogeneity1", "Homogeneity2", "SumVariance"],
+               "gldm": ["DependencePercentage", "GrayLevelNonUniformityNormalized", "DependenceEntropy"]}
+    for name, image, mask in _generated("anisotropic", "flat"):
+        ours = check(_mapping(classes=classes), image, mask)
+        assert "original_glcm_Dissimilarity" not in ours and "original_shape_Compactness1" in ours
+
+
+@pytest.mark.parametrize("setting", [
+    {"force2D": True}, {"force2D": True, "force2Ddimension": 1, "distances": [1, 2]},
+    {"force2D": True, "force2Ddimension": 2, "weightingNorm": "euclidean", "symmetricalGLCM": False},
+])
+def test_force2d(setting):
+    image_types = {"Original": {}, "Wavelet": {}, "LoG": {"sigma": [1.0]}}
+    classes = {"firstorder": ["Mean"], "glcm": [], "glrlm": [], "glszm": [], "gldm": [], "ngtdm": []}
+    for name, image, mask in _generated("anisotropic", "shell", "one_voxel_thick"):
+        check(_mapping({**setting, "preCrop": True}, image_types, classes), image, mask)
