@@ -142,6 +142,8 @@ def extract_case_features(image, mask, ring, params: ParamsLike = None, *,
     :returns: ``{tumor_<name>: value, ..., peritumoral_<name>: value}``.
     :raises InputError: a region too small, an unsupported parameter file, an unusable backend.
     """
+    from DeepRadScoreLib.features.gate import check_case_bins
+    check_case_bins(image, mask, ring, params_path)  # a bin count beyond the bound: refused before the work
     if resolve(backend) == "pyradiomics":
         from DeepRadScoreLib.features.radiomics import extract_case_features as extract
     else:

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 FRAME_OF_REFERENCE_KEY = "0020|0052"
 PIXEL_DATA_TAG = 0x7FE00010
+# Float Pixel Data and Double Float Pixel Data (parametric maps, not CTs): refused by name.
+FLOAT_PIXEL_TAGS = (0x7FE00008, 0x7FE00009)
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 MASK_MODALITIES = ("RTSTRUCT", "SEG")
@@ -45,7 +47,7 @@ SLICE_GAP_TOLERANCE = 0.05
 
 _SCAN_TAGS = ["SOPClassUID", "Modality", "SeriesInstanceUID", "SeriesDescription",
               "ImagePositionPatient", "ImageOrientationPatient", "Rows", "NumberOfFrames",
-              "FrameOfReferenceUID"]
+              "FrameOfReferenceUID", "RescaleSlope", "RescaleIntercept"]
 
 
 def is_dicom_file(path: str | Path) -> bool:
@@ -117,6 +119,7 @@ def read_series(path: str | Path) -> sitk.Image:
             if "ImagePositionPatient" not in header:
                 unplaced[header.SeriesInstanceUID].append(file)
                 continue
+            _check_rescale(header, file)
             series[header.SeriesInstanceUID].append((file, header))
     if not series:
         raise InputError(f"{path}: no DICOM image series found")
@@ -157,6 +160,21 @@ def _numbers(header, keyword: str, count: int, file: Path) -> list[float]:
     if len(values) != count or not np.all(np.isfinite(values)):
         raise InputError(f"{file}: {keyword} is missing or not {count} numbers")
     return values
+
+
+def _check_rescale(header, file: Path) -> None:
+    """GDCM reads a Rescale Slope/Intercept of NaN, inf or junk as if it were absent (slope 1,
+    intercept 0): a silent change of every voxel. Present, each must be one finite number."""
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword not in header or header.get(keyword) in (None, ""):
+            continue
+        try:
+            value = float(header.get(keyword))
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not np.isfinite(value) or (keyword == "RescaleSlope" and value == 0):
+            raise InputError(f"{file}: {keyword} is {str(header.get(keyword))[:40]!r}, not a usable "
+                             "scaling of the voxel values")
 
 
 def _frames(header, file: Path) -> int:
@@ -232,6 +250,8 @@ def check_pixel_data(file: Path) -> None:
     except Exception as err:  # noqa: BLE001 - pydicom raises many types for broken files
         raise InputError(f"{file}: cannot read as DICOM ({_last_line(err)})") from None
     if element is None:
+        if any(tag in ds for tag in FLOAT_PIXEL_TAGS):
+            raise InputError(f"{file}: float pixel data (Float/Double Float Pixel Data) is not read as a CT")
         raise InputError(f"{file}: the DICOM image has no pixel data")
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None

@@ -25,6 +25,7 @@ from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io import dicom
 from DeepRadScoreLib.io.grid import Segment, check_same_grid, place_on_grid
 from DeepRadScoreLib.io.integrity import check_image_data
+from DeepRadScoreLib.io.plausibility import check_values
 
 logger = logging.getLogger(__name__)
 
@@ -48,27 +49,15 @@ def read_image(path: str | Path) -> sitk.Image:
     if not path.exists():
         raise InputError(f"{path}: file not found")
     if path.is_dir() or _is_dicom(path):
-        return check_finite(dicom.read_series(path), path)
+        return check_values(dicom.read_series(path), path)
     image = _read_sitk(path, "an image")
     if image.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{path}: expected a scalar CT image, got {image.GetNumberOfComponentsPerPixel()} components")
-    return check_finite(sitk.Cast(image, sitk.sitkFloat32), path)
-
-
-def check_finite(image: sitk.Image, name: str | Path) -> sitk.Image:
-    """``image`` unchanged, or an :class:`InputError` saying how many voxels are NaN/infinite and
-    where the first is: they would silently become 0 HU in the patch and shift every feature."""
-    values = sitk.GetArrayViewFromImage(image)
-    finite = np.isfinite(values)
-    if finite.all():
-        return image
-    bad = int(finite.size - np.count_nonzero(finite))
-    k, j, i = (int(v) for v in np.unravel_index(int(np.argmin(finite)), finite.shape))
-    first = values[k, j, i]
-    raise InputError(f"{name}: {bad} voxels are not finite numbers (NaN or infinite); the first, "
-                     f"{first}, is at voxel index (i, j, k) = ({i}, {j}, {k})")
+    # Integer voxels cannot be NaN: only their range is scanned (the NIfTI reader's own NaN-to-0
+    # is caught in the file's data by check_image_data; see io.plausibility).
+    return check_values(sitk.Cast(image, sitk.sitkFloat32), path, image.GetPixelID())
 
 
 def read_mask(path: str | Path, reference: sitk.Image, label: int | None = None,

@@ -25,6 +25,7 @@ import zlib
 from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.io.plausibility import FiniteScan
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ MAX_META_DIMS = 10
 # Bytes per voxel of each NIfTI datatype code: the reader sizes the data by datatype, not bitpix.
 _NIFTI_SIZE = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8,
                1536: 16, 1792: 16, 2048: 32, 2304: 4}
+
+# The float datatypes whose voxels may be NaN/inf (float128 and complex are not read as CTs).
+_NIFTI_FLOAT = {16: "f4", 64: "f8"}
 
 _NRRD_TYPES = {1: ("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t"),
                2: ("short", "short int", "signed short", "signed short int", "int16", "int16_t", "ushort",
@@ -90,9 +94,15 @@ def _truncated(path: Path, expected: int, found: int) -> InputError:
     return InputError(f"{path}: truncated image data (expected {expected} bytes, found {max(found, 0)})")
 
 
-def _scan(path: Path, offset: int, codec: str | None) -> int:
-    """The payload's size from ``offset`` on, decompressed; :class:`_Cut` if the stream stops early."""
+def _scan(path: Path, offset: int, codec: str | None, sink: FiniteScan | None = None) -> int:
+    """The payload's size from ``offset`` on, decompressed; :class:`_Cut` if the stream stops early.
+    ``sink`` is fed every piece of the payload (raw data is then read once, too)."""
     if codec is None:
+        if sink is not None:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                while data := f.read(_CHUNK):
+                    sink.feed(data)
         return max(path.stat().st_size - offset, 0)
     total = 0
     decoder = _decoder(codec)
@@ -101,9 +111,12 @@ def _scan(path: Path, offset: int, codec: str | None) -> int:
         while data := f.read(_CHUNK):
             while True:
                 try:
-                    total += len(decoder.decompress(data, _CHUNK))
+                    piece = decoder.decompress(data, _CHUNK)
                 except (zlib.error, OSError, EOFError, ValueError) as err:
                     raise InputError(f"{path}: corrupt compressed image data ({err})") from None
+                total += len(piece)
+                if sink is not None:
+                    sink.feed(piece)
                 if decoder.eof:
                     rest = decoder.unused_data
                     # A further gzip member continues the data; anything else after the end is padding.
@@ -136,7 +149,7 @@ def _decoder(codec: str):
 
 
 def _payload(path: Path, offset: int, codec: str | None, expected: int, skip: int = 0,
-             stream: bool = True) -> None:
+             stream: bool = True, sink: FiniteScan | None = None) -> None:
     """Check that ``path`` holds ``expected`` payload bytes after ``offset`` (+ ``skip`` of payload)."""
     if codec == "zlib":
         # Deflate expands at most ~1032 times: a header promising more cannot be satisfied.
@@ -147,7 +160,7 @@ def _payload(path: Path, offset: int, codec: str | None, expected: int, skip: in
     if not stream:
         return
     try:
-        total = _scan(path, offset, codec)
+        total = _scan(path, offset, codec, sink)
     except _Cut as cut:
         if cut.total - skip < expected:
             raise _truncated(path, expected, cut.total - skip) from None
@@ -155,6 +168,8 @@ def _payload(path: Path, offset: int, codec: str | None, expected: int, skip: in
                          "marker and checksum)") from None
     if total - skip < expected:
         raise _truncated(path, expected, total - skip)
+    if sink is not None:
+        sink.finish()
 
 
 # --- NIfTI ----------------------------------------------------------------------------------
@@ -165,7 +180,8 @@ def _check_nifti(path: Path, stream: bool) -> None:
         header_file = _sibling(path, ".img", ".hdr")
         if header_file is None:
             raise _Unknown("no .hdr beside the .img")
-    ndim, dims, datatype, vox_offset, single = _nifti_head(header_file)
+    ndim, dims, datatype, vox_offset, single, endian, slope, inter = _nifti_head(header_file)
+    _check_nifti_scaling(header_file, slope, inter)
     if not 1 <= ndim <= 7 or any(d <= 0 for d in dims[1:ndim + 1]) or datatype not in _NIFTI_SIZE:
         raise _Unknown("dimensions or datatype out of range")
     expected = math.prod(dims[1:ndim + 1]) * _NIFTI_SIZE[datatype]
@@ -177,16 +193,45 @@ def _check_nifti(path: Path, stream: bool) -> None:
             raise InputError(f"{header_file}: its data file (.img) is missing")
         offset = vox_offset
     data_codec = "zlib" if data_file.name.lower().endswith(".gz") else None
+    # ITK's NIfTI reader turns NaN and infinite voxels into 0: float data is checked here, as it
+    # streams past (the voxels the file holds), and the count stops at the data's end.
+    sink = None
+    if stream and datatype in _NIFTI_FLOAT:
+        sink = FiniteScan(data_file, endian + _NIFTI_FLOAT[datatype], dims[1:ndim + 1],
+                          skip=offset if data_codec else 0, count=math.prod(dims[1:ndim + 1]))
     if data_codec is None:
         found = data_file.stat().st_size - offset
         if found < expected:
             raise _truncated(data_file, expected, found)
+        if sink is not None:
+            _scan(data_file, offset, None, sink)
+            sink.finish()
         return
-    _payload(data_file, 0, data_codec, expected, skip=offset, stream=stream)
+    _payload(data_file, 0, data_codec, expected, skip=offset, stream=stream, sink=sink)
 
 
-def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool]:
-    """(ndim, dim[0..7], datatype, vox_offset, single file) from a NIfTI-1/2 or Analyze header."""
+def _check_nifti_scaling(path: Path, slope: float, inter: float) -> None:
+    """Refuse a ``scl_slope``/``scl_inter`` pair whose meaning readers disagree on.
+
+    A NaN or 0 slope means "no scaling" (nibabel writes NaN so; nifti1_io reads it so). An infinite
+    slope, or an intercept that is not finite beside a valid slope, has no meaning, and ITK ignores
+    it silently; ITK also adds the intercept when the slope is 0, which the standard says to ignore.
+    """
+    if math.isinf(slope):
+        raise InputError(f"{path}: the NIfTI scl_slope is {slope} (not a usable scaling of the voxel values)")
+    if math.isnan(slope) or slope == 0:
+        if math.isfinite(inter) and inter != 0 and slope == 0:
+            raise InputError(f"{path}: the NIfTI scl_slope is 0 (no scaling) but scl_inter is {inter:g}; "
+                             "readers disagree on such a file")
+        return
+    if not math.isfinite(inter):
+        raise InputError(f"{path}: the NIfTI scl_slope is {slope:g} but scl_inter is {inter} "
+                         "(not a usable scaling of the voxel values)")
+
+
+def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool, str, float, float]:
+    """(ndim, dim[0..7], datatype, vox_offset, single file, byte order, scl_slope, scl_inter) from
+    a NIfTI-1/2 or Analyze header (an Analyze header has no scaling: 0, 0)."""
     codec = "zlib" if path.name.lower().endswith(".gz") else None
     if codec is None:
         with open(path, "rb") as f:
@@ -209,6 +254,8 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool]:
             vox_offset = struct.unpack(endian + "f", raw[108:112])[0]
             magic = raw[344:348]
             single = magic == b"n+1\x00"
+            slope, inter = struct.unpack(endian + "2f", raw[112:120]) if magic in (b"n+1\x00", b"ni1\x00") \
+                else (0.0, 0.0)
             break
         if sizeof_hdr == 540 and len(raw) >= 540:
             magic = raw[4:8]
@@ -216,6 +263,7 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool]:
             datatype = struct.unpack(endian + "h", raw[12:14])[0]
             vox_offset = struct.unpack(endian + "q", raw[168:176])[0]
             single = magic == b"n+2\x00"
+            slope, inter = struct.unpack(endian + "2d", raw[176:192])
             break
     else:
         raise _Unknown("not a NIfTI/Analyze header")
@@ -223,7 +271,7 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool]:
         raise _Unknown("vox_offset out of range")
     if single and vox_offset < sizeof_hdr:
         raise _Unknown("vox_offset inside the header")
-    return dims[0], dims, datatype, int(vox_offset), single
+    return dims[0], dims, datatype, int(vox_offset), single, endian, slope, inter
 
 
 def _sibling(path: Path, old: str, new: str) -> Path | None:
