@@ -61,9 +61,10 @@ def test_an_unknown_backend_is_refused_by_the_parser(tmp_path, capsys):
 
 def test_the_cache_key_depends_on_the_backend(tmp_path):
     from DeepRadScoreLib.features.extraction import _fixed_key_part
-    from DeepRadScoreLib.features.radiomics import PARAMS_PATH
+    from DeepRadScoreLib.features.settings import resolve_settings
 
-    assert _fixed_key_part(PARAMS_PATH, 3.0, "native") != _fixed_key_part(PARAMS_PATH, 3.0, "pyradiomics")
+    settings = resolve_settings()
+    assert _fixed_key_part(settings.ran_with("native", "")) != _fixed_key_part(settings.ran_with("pyradiomics", ""))
 
 
 

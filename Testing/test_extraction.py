@@ -211,3 +211,21 @@ def test_the_main_process_of_a_cohort_run_imports_no_extraction_library(cohort, 
     import radiomics
 
     assert f'"pyradiomics_version": "{radiomics.__version__}"' in settings  # as the worker found it
+
+
+def test_the_settings_object_keeps_the_cache_keys_of_the_bundled_parameters():
+    """The cache key is made of the settings object now; for the bundled parameter file it is
+    the key the path-and-thickness version made, so existing caches (the demo's) stay valid."""
+    import hashlib
+
+    from DeepRadScoreLib import __version__
+    from DeepRadScoreLib.features.backends import describe
+    from DeepRadScoreLib.features.extraction import CACHE_FORMAT, _fixed_key_part
+    from DeepRadScoreLib.features.settings import PARAMS_PATH, SettingsRequest, resolve_settings
+
+    for thickness in (3.0, 4.5):
+        earlier = hashlib.sha256(f"format {CACHE_FORMAT} engine {__version__} {describe('native')} "
+                                 f"ring {thickness!r}\n".encode())
+        earlier.update(PARAMS_PATH.read_bytes())
+        settings = resolve_settings(SettingsRequest(thickness_mm=thickness)).ran_with("native", "")
+        assert _fixed_key_part(settings) == earlier.hexdigest()
