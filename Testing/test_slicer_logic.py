@@ -422,20 +422,31 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
 
 
 def test_worker_result_is_the_predict_json_format(small_case, tiny_bundle, tmp_path):
-    """One result format (#13): the worker's result.json is CaseResult.to_json plus the features."""
+    """One result format: the worker's result.json holds what ``deepradscore predict -o`` writes
+    for the same files (run both), and reads back as the same result."""
     from DeepRadScoreLib.analysis import analyse_case
     from DeepRadScoreLib.model.bundle import Bundle
     from DeepRadScoreSlicerLib import worker
 
+    image_path, mask_path = tmp_path / "image.nrrd", tmp_path / "mask.nrrd"
+    sitk.WriteImage(small_case[0], str(image_path))
+    sitk.WriteImage(small_case[1], str(mask_path))
+    cli_json = tmp_path / "predict.json"
+    cli = subprocess.Popen([sys.executable, "-m", "DeepRadScoreLib.cli.main", "predict", str(tiny_bundle),
+                            str(image_path), str(mask_path), "-o", str(cli_json), "--device", "cpu"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    request = worker.RunRequest(image=str(image_path), mask=str(mask_path), output=str(tmp_path / "out"),
+                                bundle=str(tiny_bundle), device="cpu")
+    assert worker.run(request) == 0
+    assert cli.wait(timeout=300) == 0, cli.stdout.read()
+    document = json.loads((tmp_path / "out" / worker.RESULT_FILE).read_text())
+    predicted = json.loads(cli_json.read_text())
+    for key in ("predictions", "patch", "bundle", "note"):
+        assert document[key] == predicted[key], key
+    back, synthetic, thickness = worker.load_result(tmp_path / "out")
+    assert thickness == 3.0 and synthetic is True
     bundle = Bundle.load(str(tiny_bundle), device="cpu")
     result = analyse_case(*small_case, bundle=bundle, device="cpu", heatmap_grid="patch")
-    worker.save_result(result, tmp_path / "out", bundle, bundle.settings.thickness_mm)
-    document = json.loads((tmp_path / "out" / worker.RESULT_FILE).read_text())
-    reference = result.to_json(bundle)
-    assert {k: document[k] for k in reference} == json.loads(json.dumps(reference))
-    back, synthetic, thickness = worker.load_result(tmp_path / "out")
-    assert thickness == 3.0
-    assert synthetic is True
     assert back.predictions == result.predictions
     assert back.features == pytest.approx(result.features)
     assert back.patch.to_dict() == result.patch.to_dict()
