@@ -332,16 +332,22 @@ def test_changing_the_bundle_between_runs(ct_b, tiny_bundle, temp_root):
     controller.cleanup()
 
 
+def block_in_the_engine(folder: Path, monkeypatch, names) -> None:
+    """Packages whose import raises ImportError in the engine processes started from now on."""
+    import subprocess
+
+    for name in names:
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked in this test')\n")
+    monkeypatch.syspath_prepend(str(folder))  # the worker's PYTHONPATH is this sys.path
+    probe = subprocess.run([sys.executable, "-c", f"import {names[0]}"], env=background.child_environment(),
+                           capture_output=True, text=True)
+    assert f"{names[0]} is blocked" in probe.stderr  # the block works in a child process
+
+
 def test_a_features_only_run_needs_neither_torch_nor_scikit_learn(ct_b, temp_root, tmp_path, monkeypatch):
     """The worker process cannot import torch, torchvision, scikit-learn, skops or onnxruntime."""
-    blocker = tmp_path / "blocked"
-    for name in ("torch", "torchvision", "sklearn", "skops", "onnxruntime"):
-        (blocker / name).mkdir(parents=True)
-        (blocker / name / "__init__.py").write_text(f"raise ImportError('{name} is blocked in this test')\n")
-    monkeypatch.syspath_prepend(str(blocker))  # the worker's PYTHONPATH is this sys.path
-    env = background.child_environment()
-    probe = __import__("subprocess").run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True)
-    assert "torch is blocked" in probe.stderr  # the block works in a child process
+    block_in_the_engine(tmp_path / "blocked", monkeypatch, ["torch", "torchvision", "sklearn", "skops", "onnxruntime"])
     scene = Scene()
     case = scene.add_case(*ct_b, "STS_019")
     view = RecordingView()
@@ -351,6 +357,38 @@ def test_a_features_only_run_needs_neither_torch_nor_scikit_learn(ct_b, temp_roo
     assert view.errors == [], view.errors
     assert view.outputs[-1].featuresTableNode.GetNumberOfRows() == 1702
     controller.cleanup()
+
+
+def test_a_run_with_an_onnx_bundle_needs_no_torch(ct_b, tiny_bundle, temp_root, tmp_path, monkeypatch):
+    """A bundle whose bundle.json lists ONNX networks runs with torch (and scikit-learn, where
+    every classifier has its numpy inference file) blocked in the engine."""
+    from DeepRadScoreSlicerLib import dependencies as deps
+
+    needs = deps.run_needs(tiny_bundle)
+    if deps.ONNX not in needs.groups:
+        pytest.skip("this engine saves no ONNX networks in its bundles (the Run needs torch)")
+    blocked = ["torch", "torchvision", "safetensors"] + ([] if deps.SKLEARN in needs.groups else ["sklearn", "skops"])
+    block_in_the_engine(tmp_path / "blocked", monkeypatch, blocked)
+    scene = Scene()
+    case = scene.add_case(*ct_b, "STS_019")
+    view = RecordingView()
+    controller = controller_for(temp_root, view)
+    assert controller.run(inputs(*case, bundlePath=str(tiny_bundle)))
+    finish(controller)
+    assert view.errors == [], view.errors
+    assert view.outputs[-1].predictionsTableNode.GetNumberOfRows() == 1
+    controller.cleanup()
+
+
+def test_what_the_tiny_bundle_run_installs(tiny_bundle):
+    """Read from the real bundle.json the engine wrote: numpy inference files for every
+    classifier (no scikit-learn), and torch exactly when it lists no ONNX network."""
+    from DeepRadScoreSlicerLib import dependencies as deps
+
+    needs = deps.run_needs(tiny_bundle)
+    assert deps.SKLEARN not in needs.groups and not needs.torchvision  # densenet121 is the engine's own
+    onnx = any(name.endswith(".onnx") for name in deps.bundle_files(tiny_bundle)["files"])
+    assert needs.groups == ((deps.FEATURES, deps.ONNX) if onnx else (deps.FEATURES, deps.TORCH))
 
 
 def test_an_idle_engine_is_released(ct_b, temp_root):

@@ -152,6 +152,10 @@ def test_widget_is_a_thin_view_of_the_controller():
     # No event processing where a scene event may be on the stack: only the pip dialog does it.
     users = {n.name for n in ast.walk(TREE) if isinstance(n, ast.FunctionDef) and "processEvents" in ast.unparse(n)}
     assert users == {"installProgress"}
+    # Slicer 5.10's pip: a progress dialog names each package and its Cancel stops between them.
+    progress = ast.unparse(method(module_class("_PanelView"), "installProgress"))
+    assert "QProgressDialog" in progress and "setLabelText" in progress and "requirement" in progress
+    assert "return not dialog.wasCanceled" in progress
     # The poll never blocks the GUI thread (neither here nor in the controller's poll).
     from DeepRadScoreSlicerLib import controller
 
