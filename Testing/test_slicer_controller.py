@@ -241,6 +241,24 @@ def test_runs_on_two_cts_keep_each_cts_own_tables(ct_a, ct_b, temp_root):
     controller.cleanup()
 
 
+def test_choosing_another_ct_during_a_run_keeps_each_result_with_its_ct(ct_a, ct_b, temp_root):
+    scene = Scene()
+    a = scene.add_case(*ct_a, "Phantom")
+    b = scene.add_case(*ct_b, "STS_019")
+    view = RecordingView()
+    controller = controller_for(temp_root, view)
+    controller.inputsChanged(inputs(*b))
+    controller.run(inputs(*b))
+    controller.inputsChanged(inputs(*a))  # the user looks at A while B runs
+    finish(controller)
+    assert view.outputs[-1] is None  # A has no results; B's are not shown as A's
+    assert "The Run on STS_019 has finished" in view.statuses[-1]
+    table_b = controller.inputsChanged(inputs(*b)).featuresTableNode
+    assert table_b.GetName() == "STS_019 Deep-RadScore features" and table_b.GetNumberOfRows() == 1702
+    assert scene.count("vtkMRMLTableNode") == 1 and list(temp_root.iterdir()) == []
+    controller.cleanup()
+
+
 def test_two_runs_on_the_same_ct_reuse_their_nodes(ct_b, temp_root):
     scene = Scene()
     case = scene.add_case(*ct_b, "STS_019")

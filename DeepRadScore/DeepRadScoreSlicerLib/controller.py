@@ -106,6 +106,7 @@ class DeepRadScoreController:
         self.output: Optional[DeepRadScoreOutput] = None
         self.entered = False
         self.status = ""
+        self._shownKey: Optional[str] = None  # the case the view shows (inputsChanged)
         self._idleCheckedAt = clock()
 
     # -- what the view asks ------------------------------------------------------------------
@@ -148,6 +149,7 @@ class DeepRadScoreController:
     def inputsChanged(self, inputs: RunInputs) -> Optional[DeepRadScoreOutput]:
         """Another CT or segment was chosen: show that case's results, if it has any (a running
         job keeps its own case and shows its result when it ends)."""
+        self._shownKey = None if inputs.problem() is not None else self._key(inputs)
         if inputs.problem() is not None:
             output = None
         elif self.output is not None and self._sameCase(self.output, inputs):
@@ -250,8 +252,13 @@ class DeepRadScoreController:
         except Exception as error:
             self._fail("Could not show the results.", error)
             return False
-        self.output = output
         self.view.setProgress(1.0, "done")
+        if self._shownKey is not None and self._shownKey != self._key(inputs):
+            # The user chose another case meanwhile: its results stay shown, this one waits.
+            self._setStatus(f"The Run on {inputs.volumeNode.GetName()} has finished: choose that CT and "
+                            "segment to see its results.")
+            return False
+        self.output = output
         self.view.showOutput(output)
         self._setStatus(output.message)
         return False
@@ -303,11 +310,13 @@ class DeepRadScoreController:
     # -- helpers ------------------------------------------------------------------------------
 
     @staticmethod
-    def _sameCase(output: DeepRadScoreOutput, inputs: RunInputs) -> bool:
+    def _key(inputs: RunInputs) -> str:
+        return scene_outputs.output_key(inputs.volumeNode, inputs.segmentationNode, inputs.tumorSegmentId)
+
+    def _sameCase(self, output: DeepRadScoreOutput, inputs: RunInputs) -> bool:
         table = output.featuresTableNode
         return (table is not None and table.GetScene() is not None
-                and table.GetAttribute(scene_outputs.TABLE_OF_ATTRIBUTE)
-                == scene_outputs.output_key(inputs.volumeNode, inputs.segmentationNode, inputs.tumorSegmentId))
+                and table.GetAttribute(scene_outputs.TABLE_OF_ATTRIBUTE) == self._key(inputs))
 
     def _releaseIfIdle(self) -> None:
         now = self._clock()
