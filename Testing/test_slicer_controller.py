@@ -455,6 +455,28 @@ def test_an_engine_exception_is_shown_with_its_message(temp_root, tmp_path):
         engine.close()
 
 
+def test_an_engine_that_dies_is_one_error_and_the_next_run_works(ct_b, temp_root):
+    import os
+    import signal
+
+    scene = Scene()
+    case = scene.add_case(*ct_b, "STS_019")
+    view = RecordingView()
+    controller = controller_for(temp_root, view)
+    controller.run(inputs(*case))
+    os.kill(controller.logic._engine.process.pid, signal.SIGKILL)  # e.g. out of memory
+    finish(controller)
+    assert len(view.errors) == 1, (view.statuses, view.outputs)
+    title, message, detail = view.errors[0]
+    assert title == "Deep-RadScore failed." and "killed by signal 9" in message
+    assert view.statuses[-1].startswith("Failed: ") and list(temp_root.iterdir()) == []
+    assert scene.count("vtkMRMLTableNode") == 0
+    controller.run(inputs(*case))
+    finish(controller)
+    assert view.outputs[-1].featuresTableNode.GetNumberOfRows() == 1702
+    controller.cleanup()
+
+
 def test_the_ct_goes_to_the_engine_in_its_own_type_compressed(ct_b, temp_root):
     image, mask = ct_b
     hu = sitk.Cast(sitk.Round(image), sitk.sitkInt16)

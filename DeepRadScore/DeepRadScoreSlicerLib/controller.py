@@ -235,10 +235,12 @@ class DeepRadScoreController:
         self.job, self.jobInputs = None, None
         self.view.updateState()
         if job.cancelled or code != 0:
+            # Read before discarding: discarding cancels the job, and a crash is no Cancel.
+            cancelled = job.cancelled
             message = job.error_message()
             trace = job.traceback() if hasattr(job, "traceback") else ""
             self.logic.discardBackground(job)
-            if job.cancelled:
+            if cancelled:
                 self._setStatus("Cancelled.")
             else:
                 if trace:
