@@ -135,15 +135,15 @@ def features_of(table) -> dict:
     return {table.GetCellText(r, 0): values.GetValue(r) for r in range(table.GetNumberOfRows())}
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory, ct_b):
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
     """A real bundle from the real training code, on 12 rows made from CT B's features and
     patch with noise (seconds): enough for every model to be fitted and saved; marked synthetic."""
     from DeepRadScoreLib.analysis import analyse_case
     from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.model.training import fit_bundle
 
-    base = analyse_case(*ct_b, backend="native")
+    base = analyse_case(*read(STS / "STS_019"), backend="native")
     rng = np.random.default_rng(0)
     n = 12
     names = list(base.features)
