@@ -5,9 +5,9 @@ Slicer cannot run here, but its Python can be reproduced (tools/setup_slicer_env
 scipy 1.13.1, and a pyradiomics built from the 3.1.0 sdist as SlicerRadiomics builds it, whose
 metadata says 3.0.1a1. In it:
 
-* the dependency check accepts that pyradiomics (issue 10 #1) and asks only for what pip must
-  install (issue 14: pyradiomics is optional, PyYAML is asked for: the native backend needs it);
-* pip, resolving those requirements under the module's constraints, keeps numpy and scipy (#5);
+* the dependency check accepts that pyradiomics and asks only for what pip must
+  install (pyradiomics is optional, PyYAML is asked for: the native backend needs it);
+* pip, resolving those requirements under the module's constraints, keeps numpy and scipy;
 * the tumour + ring radiomics equal this (main) environment's values.
 """
 from __future__ import annotations

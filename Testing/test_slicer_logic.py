@@ -234,7 +234,7 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     cli_output = cli.communicate(timeout=300)[0]
     assert cli.returncode == 0, cli_output
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
-    # The radiomics, the longest step, report their own progress between 5 % and 80 % (#11).
+    # The radiomics, the longest step, report their own progress between 5 % and 80 %.
     assert any(0.05 < f < 0.8 for f in fractions)
 
     expected = json.loads(cli_json.read_text())["predictions"]
@@ -254,7 +254,7 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     assert output.featuresTableNode.GetNumberOfRows() == 1702
     assert "SYNTHETIC" in output.message
 
-    # The heatmap is one 160 x 160 slice on the CT's grid where the patch lies (issue 10 #7).
+    # The heatmap is one 160 x 160 slice on the CT's grid where the patch lies.
     heat_node = output.heatmapNodes["EGFR"]
     patch = output.caseResult.patch
     ct_matrix, heat_matrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
@@ -356,9 +356,9 @@ def test_second_run_reuses_small_heatmaps_and_touches_only_our_views(small_case,
     logic = module.DeepRadScoreLogic()
     first = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu", heatmapOpacity=0.65)
     composite = scene.slice_logic.GetSliceCompositeNode()
-    assert composite.GetForegroundOpacity() == pytest.approx(0.65)  # the parameter, not 0.4 (#15)
+    assert composite.GetForegroundOpacity() == pytest.approx(0.65)  # the parameter, not 0.4
     second = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu")
-    # One set of heatmap nodes, reused, each one 160 x 160 slice (#7).
+    # One set of heatmap nodes, reused, each one 160 x 160 slice.
     assert scene_outputs.heatmap_nodes(volume) == second.heatmapNodes == first.heatmapNodes
     assert sorted(second.heatmapNodes) == ["EGFR", "KRAS"]
     volumes = [scene.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
@@ -368,12 +368,12 @@ def test_second_run_reuses_small_heatmaps_and_touches_only_our_views(small_case,
     for node in second.heatmapNodes.values():
         assert node.GetImageData().GetDimensions() == (160, 160, 1)
         assert 160 * 160 < ct_voxels
-    # No "<segmentation>_ColorTable" per export: only the module's one heat colour table (#10).
+    # No "<segmentation>_ColorTable" per export: only the module's one heat colour table.
     assert colour_tables(scene.scene) == sorted(colours_before + [scene_outputs.HEAT_COLOR_TABLE_NAME])
-    # Segments as outlines while the heatmap is shown (#16).
+    # Segments as outlines while the heatmap is shown.
     display = segmentation.GetDisplayNode()
     assert not display.GetVisibility2DFill() and display.GetVisibility2DOutline()
-    # A user's own fusion view (a second view with another foreground) keeps its opacity (#15).
+    # A user's own fusion view (a second view with another foreground) keeps its opacity.
     pet = scene.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "PET")
     mrml_images.set_volume_from_image(pet, image)
     yellow_logic = slicer.vtkMRMLSliceLogic()
@@ -401,8 +401,8 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
     assert job.fraction == 1.0
     output = logic.finishBackground(job)
     logic.closeEngine()
-    assert leftovers(tmp_path) == []  # the CT and mask are gone (#8)
-    # The worker's ring (computed once, #12) is the ring segment, equal to the engine's ring.
+    assert leftovers(tmp_path) == []  # the CT and mask are gone
+    # The worker's ring (computed once) is the ring segment, equal to the engine's ring.
     ring_segment = segmentation.GetSegmentation().GetSegment(output.ringSegmentId)
     assert ring_segment.GetName() == "Tumour peritumoral 3 mm"
     ring = mrml_images.segment_to_mask(segmentation, output.ringSegmentId, volume)
@@ -490,7 +490,7 @@ def test_closing_the_scene_cancels_and_discards_the_job(phantom_paths, tmp_path)
     logic = module.DeepRadScoreLogic()
     logic.temporaryRoot = str(tmp_path)
     job = logic.startBackground(volume, segmentation, tumour, None)
-    scene.scene.Clear(0)  # what File > Close Scene does: StartCloseEvent first (#9)
+    scene.scene.Clear(0)  # what File > Close Scene does: StartCloseEvent first
     assert job.context["discarded"] and job.cancelled
     assert job.poll() is not None and job.process.returncode < 0
     assert leftovers(tmp_path) == []
@@ -499,7 +499,7 @@ def test_closing_the_scene_cancels_and_discards_the_job(phantom_paths, tmp_path)
 
 
 def test_second_background_run_reuses_the_engine_with_its_bundle(small_case, tiny_bundle, tmp_path):
-    """Issue 13: one engine process stays alive across Runs with the bundle loaded; another
+    """One engine process stays alive across Runs with the bundle loaded; another
     bundle gets a new engine (the old one exits); closing ends it."""
     import shutil
 
@@ -545,7 +545,7 @@ def test_second_background_run_reuses_the_engine_with_its_bundle(small_case, tin
 
 
 def test_cancel_reaches_the_radiomics(small_case):
-    """#11: ``cancel`` is looked at inside the radiomics, not only between the engine's steps."""
+    """``cancel`` is looked at inside the radiomics, not only between the engine's steps."""
     from DeepRadScoreLib.errors import Cancelled
 
     image, mask = small_case
@@ -561,7 +561,7 @@ def test_cancel_reaches_the_radiomics(small_case):
 
 
 def test_an_old_slicer_is_refused_up_front(monkeypatch):
-    """#2: before anything is checked or installed. slicer-core has no ``slicer.app``; the one
+    """Before anything is checked or installed. slicer-core has no ``slicer.app``; the one
     attribute the Logic reads from it is given here as Slicer 5.8 would report it."""
     import types
 

@@ -1,4 +1,4 @@
-"""The Slicer module's Logic with the radiomics backend chosen (issue 14), on real MRML nodes.
+"""The Slicer module's Logic with the radiomics backend chosen, on real MRML nodes.
 
 Without pyradiomics (no SlicerRadiomics, e.g. on macOS) the module runs on the engine's native
 backend and says so; ``radiomicsBackend`` ("auto" by default) picks one explicitly. Here (where
@@ -44,7 +44,7 @@ def assert_equal_to_pyradiomics(got: dict, image, mask) -> None:
 
 
 def test_process_with_the_native_backend_says_so_and_equals_pyradiomics(small_case):
-    """Issue 14: radiomicsBackend reaches the engine in this process; the output records what ran."""
+    """The radiomicsBackend reaches the engine in this process; the output records what ran."""
     from DeepRadScoreLib.features.backends import describe
 
     image, mask = small_case

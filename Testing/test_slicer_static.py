@@ -464,7 +464,7 @@ def test_constraints_hold_every_installed_package_except_those_being_installed()
 
 
 def test_supported_slicer_range():
-    """#2: 5.10 and later; stated in the README, CMake and the help text."""
+    """Slicer 5.10 and later; stated in the README, CMake and the help text."""
     assert deps.unsupported_slicer(5, 10) is None and deps.unsupported_slicer(5, 12) is None
     assert deps.unsupported_slicer(6, 0) is None
     message = deps.unsupported_slicer(5, 8)
@@ -530,7 +530,7 @@ def test_slicer_lib_has_no_command_line():
 
 
 def test_windows_process_handling_is_in_place():
-    """#3 on Windows (cannot run here): hidden console, tree kill, UTF-8."""
+    """Windows (cannot run here): hidden console, tree kill, UTF-8."""
     text = (MODULE / "DeepRadScoreSlicerLib" / "background.py").read_text()
     assert "CREATE_NO_WINDOW" in text and "SW_HIDE" in text and "STARTF_USESHOWWINDOW" in text
     assert background.kill_tree_command(1234) == ["taskkill", "/T", "/F", "/PID", "1234"]
