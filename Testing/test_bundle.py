@@ -14,6 +14,8 @@ from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.model.scoring import score_cases
 from DeepRadScoreLib.features.extraction import read_feature_table
+from DeepRadScoreLib.features.params import parameters
+from DeepRadScoreLib.features.settings import SettingsRequest, resolve_settings
 from test_training import trained  # noqa: F401  (the session's trained bundle)
 
 
@@ -232,11 +234,11 @@ def test_typed_metadata_and_settings_api(trained):  # noqa: F811
     assert isinstance(info, ModelInfo) and info.chosen_cv_auc is info.cv_auc[info.chosen]
     assert 0.0 <= info.nested_cv_auc.mean <= 1.0 and len(info.nested_cv_auc.chosen) == 5
     assert bundle.settings.thickness_mm == 3.0
-    assert bundle.settings.params_path() == PARAMS_PATH
-    assert bundle.extraction_settings(3.0, PARAMS_PATH) == bundle.settings
+    assert bundle.settings.parameters().sha256 == parameters(PARAMS_PATH).sha256
+    assert resolve_settings(SettingsRequest(3.0, str(PARAMS_PATH)), bundle.settings, "bundle") == bundle.settings
     with pytest.raises(InputError, match=r"bundle.*: the bundle was trained on features extracted with "
                                          r"other settings: given ring thickness 5 mm, not 3 mm"):
-        bundle.extraction_settings(thickness_mm=5)
+        resolve_settings(SettingsRequest(thickness_mm=5), bundle.settings, str(bundle.path))
     with pytest.raises(InputError, match=f"{trained['bundle']}: endpoint KRAS is not in this bundle"):
         bundle.check_endpoint("KRAS")
 

@@ -11,6 +11,7 @@ from conftest import PHANTOM, STS, make_case
 from DeepRadScoreLib.cli.main import main
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features import gate
+from DeepRadScoreLib.features.params import parameters
 from DeepRadScoreLib.io.images import load_case
 from DeepRadScoreLib.io.plausibility import NON_CT_ENV
 from DeepRadScoreLib.regions import peritumoral_ring
@@ -45,7 +46,7 @@ def test_real_cts_pass_the_gate_with_room_to_spare():
     for image_path, mask_path in cases:
         case = load_case(image_path, mask_path)
         ring = peritumoral_ring(case.mask, 3.0)
-        gate.check_case_bins(case.image, case.mask, ring)
+        gate.check_case_bins(case.image, case.mask, ring, parameters())
         stats.Execute(case.image, case.mask)
         lo, hi = stats.GetMinimum(1), stats.GetMaximum(1)
         assert gate.bins_for_range(gate.WAVELET_GAIN * lo, gate.WAVELET_GAIN * hi, 25) < gate.MAX_BINS / 2

@@ -41,12 +41,13 @@ def native_python() -> Path:
     return setup_native_env.ensure()
 
 
-def run_native(python: Path, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_native(python: Path, args: list[str], cwd: Path, timeout: float = 300,
+               input: str | None = None) -> subprocess.CompletedProcess:
     # Only the checkout's engine on the path: nothing of the main .venv can leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.update(PYTHONPATH=str(ENGINE), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     return subprocess.run([str(python), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, input=input)
 
 
 RESOLVE = """
@@ -117,7 +118,7 @@ SLICER_CHECK = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from DeepRadScoreSlicerLib import dependencies as deps
-missing = deps.missing_requirements()
+missing = deps.missing_requirements(deps.requirements(deps.run_needs("")))  # a features-only Run
 print(json.dumps({"missing": [m.name for m in missing], "unresolvable": [m.name for m in deps.unresolvable(missing)]}))
 """
 
@@ -130,7 +131,7 @@ def test_the_slicer_module_runs_there_on_the_native_backend(native_python, tmp_p
 
     from conftest import make_case
     from DeepRadScoreSlicerLib import dependencies as deps
-    from DeepRadScoreSlicerLib.worker import load_backend, load_result
+    from DeepRadScoreSlicerLib.worker import RunRequest, load_backend, load_result
 
     done = run_native(native_python, ["-c", SLICER_CHECK, str(ENGINE)], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -142,8 +143,9 @@ def test_the_slicer_module_runs_there_on_the_native_backend(native_python, tmp_p
     sitk.WriteImage(image, str(tmp_path / "image.nrrd"))
     sitk.WriteImage(mask, str(tmp_path / "mask.nrrd"), True)
     worker = ENGINE / "DeepRadScoreSlicerLib" / "worker.py"
-    done = run_native(native_python, [str(worker), "--image", str(tmp_path / "image.nrrd"), "--mask",
-                                      str(tmp_path / "mask.nrrd"), "--output", str(tmp_path / "out")], tmp_path)
+    request = RunRequest(image=str(tmp_path / "image.nrrd"), mask=str(tmp_path / "mask.nrrd"),
+                         output=str(tmp_path / "out"))
+    done = run_native(native_python, [str(worker)], tmp_path, input=request.to_line() + "\n")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     described = load_backend(tmp_path / "out")
     assert described.startswith("native (DeepRadScore ")

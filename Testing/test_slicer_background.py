@@ -5,11 +5,16 @@ real Python as a child process. These tests put a real launcher script in front 
 (it starts a child Python with the worker and waits for it, as CTKAppLauncher does), so Cancel
 must end both processes, the GUI-side ``poll`` must never block (even when the launcher has gone
 and a child still holds the output pipe), and a crash must read as a clear message. POSIX
-process groups are exercised here; the Windows branch (``taskkill /T /F``, hidden console) can
-only be read (Testing/test_slicer_static.py), as no Windows machine runs these tests.
+process groups are exercised here, and the tree recorded while the launcher lives (a child that
+escapes the group, as one outside a Windows job object escapes ``taskkill /T`` of a dead launcher,
+is still killed by its recorded PID; without psutil the job is given up after a bounded time);
+the Windows branch itself (``taskkill /T /F``, hidden console) can only be read
+(Testing/test_slicer_static.py), as no Windows machine runs these tests.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import textwrap
 import time
@@ -22,6 +27,7 @@ from conftest import make_case
 from DeepRadScoreLib.io.images import load_case
 from DeepRadScoreSlicerLib import background
 from DeepRadScoreSlicerLib.background import BackgroundAnalysis
+from DeepRadScoreSlicerLib.worker import RunRequest
 
 LAUNCHER = textwrap.dedent("""
     # Like CTKAppLauncher: start the real Python as a child (same stdout), record its pid, wait.
@@ -39,6 +45,22 @@ DESERTING_LAUNCHER = textwrap.dedent("""
     with open(os.environ["LAUNCHER_PIDFILE"], "w") as f:
         f.write(str(child.pid))
 """)
+
+# A launcher whose child leaves the process group (os.setsid), so a group kill cannot reach it,
+# as a Windows child outside a job object is out of reach of taskkill /T once its launcher died;
+# the launcher lives a moment (the tree is recorded meanwhile), then deserts.
+ESCAPING_LAUNCHER = textwrap.dedent("""
+    import os, subprocess, sys, time
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import os, time; os.setsid(); print('child up', flush=True); time.sleep(120)"])
+    with open(os.environ["LAUNCHER_PIDFILE"], "w") as f:
+        f.write(str(child.pid))
+    time.sleep(1.5)
+""")
+
+
+def request(tmp_path, image="image", mask="mask") -> RunRequest:
+    return RunRequest(image=str(image), mask=str(mask), output=str(tmp_path / "result"))
 
 
 def alive(pid: int) -> bool:
@@ -75,7 +97,7 @@ def case_files(tmp_path: Path, image, mask) -> tuple[Path, Path]:
 
 def job_via(tmp_path, prefix, image_path, mask_path, monkeypatch, pidfile="child.pid") -> BackgroundAnalysis:
     monkeypatch.setenv("LAUNCHER_PIDFILE", str(tmp_path / pidfile))
-    return BackgroundAnalysis(image_path, mask_path, tmp_path / "result", command_prefix=prefix)
+    return BackgroundAnalysis(request(tmp_path, image_path, mask_path), command_prefix=prefix)
 
 
 def test_worker_through_a_launcher_finishes(tmp_path, monkeypatch):
@@ -125,10 +147,54 @@ def test_poll_never_blocks_when_a_child_outlives_its_launcher(tmp_path, monkeypa
     assert "launcher" in job.error_message()
 
 
+def poll_until_done(job, limit_s):
+    """Poll as the GUI does; returns (status, slowest poll) or fails after ``limit_s``."""
+    slowest, code = 0.0, None
+    deadline = time.monotonic() + limit_s
+    while code is None:
+        assert time.monotonic() < deadline, "poll() never ended the job"
+        before = time.monotonic()
+        code = job.poll()
+        slowest = max(slowest, time.monotonic() - before)
+        time.sleep(0.05)
+    return code, slowest
+
+
+def test_a_child_that_escapes_the_group_is_killed_by_its_recorded_pid(tmp_path, monkeypatch):
+    launcher = script(tmp_path, "escaping.py", ESCAPING_LAUNCHER)
+    job = job_via(tmp_path, [sys.executable, str(launcher)], "image", "mask", monkeypatch)
+    bound = background.ORPHAN_GRACE_S + background.ORPHAN_GIVE_UP_S + 10
+    code, slowest = poll_until_done(job, bound)
+    child = int((tmp_path / "child.pid").read_text())
+    try:
+        assert code != 0 and slowest < 0.5
+        assert child in job.tree.known  # recorded while the launcher lived
+        assert wait_until(lambda: not alive(child), 5), "the escaped child survived"
+        assert "launcher" in job.error_message()
+    finally:
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_without_psutil_an_unreachable_child_is_given_up_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(background, "psutil", None)
+    launcher = script(tmp_path, "escaping.py", ESCAPING_LAUNCHER)
+    job = job_via(tmp_path, [sys.executable, str(launcher)], "image", "mask", monkeypatch)
+    bound = background.ORPHAN_GRACE_S + background.ORPHAN_GIVE_UP_S + 10
+    code, slowest = poll_until_done(job, bound)
+    child = int((tmp_path / "child.pid").read_text())
+    try:
+        assert code != 0 and slowest < 0.5
+        assert job.tree.given_up and alive(child)  # out of reach: the job ended anyway
+        assert "launcher exited" in job.error_message()
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_a_crashing_worker_is_a_clear_message(tmp_path):
     crash = script(tmp_path, "crash.py", "import os, sys\nprint('PROGRESS 0.3000 radiomics', flush=True)\n"
                                          "print('Segmentation fault in libfoo', flush=True)\nos.abort()\n")
-    job = BackgroundAnalysis("image", "mask", tmp_path / "result", command_prefix=[sys.executable, str(crash)])
+    job = BackgroundAnalysis(request(tmp_path), command_prefix=[sys.executable, str(crash)])
     code = job.wait(timeout=60)
     assert code < 0
     message = job.error_message()
@@ -136,13 +202,13 @@ def test_a_crashing_worker_is_a_clear_message(tmp_path):
     assert "radiomics" in message and "Segmentation fault in libfoo" in message
 
     exits = script(tmp_path, "exits.py", "import sys\nprint('something odd')\nsys.exit(3)\n")
-    job = BackgroundAnalysis("image", "mask", tmp_path / "result", command_prefix=[sys.executable, str(exits)])
+    job = BackgroundAnalysis(request(tmp_path), command_prefix=[sys.executable, str(exits)])
     assert job.wait(timeout=60) == 3
     assert "stopped unexpectedly with exit status 3" in job.error_message()
 
     user_error = script(tmp_path, "user.py", "import sys\nprint('error: mask.nrrd: the tumour mask is empty')\n"
                                              "sys.exit(2)\n")
-    job = BackgroundAnalysis("image", "mask", tmp_path / "result", command_prefix=[sys.executable, str(user_error)])
+    job = BackgroundAnalysis(request(tmp_path), command_prefix=[sys.executable, str(user_error)])
     assert job.wait(timeout=60) == 2
     assert job.error_message() == "mask.nrrd: the tumour mask is empty"
 
@@ -150,7 +216,7 @@ def test_a_crashing_worker_is_a_clear_message(tmp_path):
 def test_output_that_is_not_utf8_is_replaced_not_fatal(tmp_path):
     writer = script(tmp_path, "bytes.py", "import sys\nsys.stdout.buffer.write(b'caf\\xe9 \\xff\\n')\n"
                                           "print('PROGRESS 0.5000 Hounsfield \u00e9t\u00e9', flush=True)\n")
-    job = BackgroundAnalysis("image", "mask", tmp_path / "result", command_prefix=[sys.executable, str(writer)])
+    job = BackgroundAnalysis(request(tmp_path), command_prefix=[sys.executable, str(writer)])
     assert job.wait(timeout=60) == 0
     assert job.log == ["caf\ufffd \ufffd"]
     assert job.fraction == pytest.approx(0.5) and job.message == "Hounsfield \u00e9t\u00e9"
@@ -158,7 +224,7 @@ def test_output_that_is_not_utf8_is_replaced_not_fatal(tmp_path):
 
 def test_wait_times_out_with_a_message_instead_of_hanging(tmp_path):
     sleeper = script(tmp_path, "sleep.py", "import time\nprint('PROGRESS 0.1000 sleeping', flush=True)\ntime.sleep(60)\n")
-    job = BackgroundAnalysis("image", "mask", tmp_path / "result", command_prefix=[sys.executable, str(sleeper)])
+    job = BackgroundAnalysis(request(tmp_path), command_prefix=[sys.executable, str(sleeper)])
     with pytest.raises(TimeoutError, match="sleeping"):
         job.wait(timeout=1.0)
     job.cancel()
@@ -192,7 +258,7 @@ def test_cancel_kills_a_kept_engine_started_through_a_launcher(tmp_path, monkeyp
     engine = background.EngineProcess(command_prefix=[sys.executable, str(launcher)])
     case = load_case(*phantom_paths)
     image_path, mask_path = case_files(tmp_path, case.image, case.mask)
-    job = background.EngineJob(engine, image_path, mask_path, tmp_path / "result")
+    job = background.EngineJob(engine, request(tmp_path, image_path, mask_path))
     assert wait_until(lambda: job.fraction > 0.0, 120), job.log
     child = int((tmp_path / "child.pid").read_text())
     slowest = 0.0

@@ -5,9 +5,9 @@ Slicer cannot run here, but its Python can be reproduced (tools/setup_slicer_env
 scipy 1.13.1, and a pyradiomics built from the 3.1.0 sdist as SlicerRadiomics builds it, whose
 metadata says 3.0.1a1. In it:
 
-* the dependency check accepts that pyradiomics (issue 10 #1) and asks only for what pip must
-  install (issue 14: pyradiomics is optional, PyYAML is asked for: the native backend needs it);
-* pip, resolving those requirements under the module's constraints, keeps numpy and scipy (#5);
+* the dependency check accepts that pyradiomics and asks only for what pip must
+  install (pyradiomics is optional, PyYAML is asked for: the native backend needs it);
+* pip, resolving those requirements under the module's constraints, keeps numpy and scipy;
 * the tumour + ring radiomics equal this (main) environment's values.
 """
 from __future__ import annotations
@@ -48,8 +48,12 @@ CHECK = """
 import importlib.metadata, json, sys
 sys.path.insert(0, sys.argv[1])
 from DeepRadScoreSlicerLib import dependencies as deps
-missing = deps.missing_requirements()
+# What a Run with a bundle without ONNX networks (the most a Run installs) finds missing.
+torch_bundle = deps.RunNeeds((deps.FEATURES, deps.TORCH, deps.SKLEARN))
+missing = deps.missing_requirements(deps.requirements(torch_bundle))
+features = deps.missing_requirements(deps.requirements(deps.run_needs("")))
 print(json.dumps({
+    "features_missing": [m.name for m in features],
     "python": list(sys.version_info[:2]),
     "versions": {n: importlib.metadata.version(n) for n in ("pyradiomics", "numpy", "scipy")},
     "missing": [m.name for m in missing],
@@ -67,10 +71,11 @@ def test_dependency_check_accepts_slicer_radiomics_pyradiomics(slicer_python):
     # pyradiomics (optional, accepted at SlicerRadiomics' 3.0.1a1), PyWavelets, numpy, scipy,
     # SimpleITK are there and accepted; PyYAML (the native backend's) is pip's to install.
     assert state["unresolvable"] == []
-    assert state["missing"] == ["torch", "torchvision", "pandas", "scikit-learn", "skops", "safetensors",
-                                "PyYAML"]
-    assert state["pip"] == ["pandas>=2.2", "scikit-learn==1.9.1", "skops==0.16.0", "safetensors>=0.4",
-                            "PyYAML>=6.0"]
+    # A features-only Run installs two small packages, and neither torch nor scikit-learn.
+    assert state["features_missing"] == ["pandas", "PyYAML"]
+    assert state["missing"] == ["torch", "pandas", "PyYAML", "safetensors", "scikit-learn", "skops"]
+    assert state["pip"] == ["pandas>=2.2", "PyYAML>=6.0", "safetensors>=0.4", "scikit-learn==1.9.1",
+                            "skops==0.16.0"]
 
 
 def test_constraints_keep_slicers_numpy_and_scipy(slicer_python, tmp_path):

@@ -234,7 +234,7 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     cli_output = cli.communicate(timeout=300)[0]
     assert cli.returncode == 0, cli_output
     assert fractions[-1] == 1.0 and fractions == sorted(fractions)
-    # The radiomics, the longest step, report their own progress between 5 % and 80 % (#11).
+    # The radiomics, the longest step, report their own progress between 5 % and 80 %.
     assert any(0.05 < f < 0.8 for f in fractions)
 
     expected = json.loads(cli_json.read_text())["predictions"]
@@ -254,7 +254,7 @@ def test_process_matches_cli_and_overlays_heatmap(phantom, phantom_paths, tiny_b
     assert output.featuresTableNode.GetNumberOfRows() == 1702
     assert "SYNTHETIC" in output.message
 
-    # The heatmap is one 160 x 160 slice on the CT's grid where the patch lies (issue 10 #7).
+    # The heatmap is one 160 x 160 slice on the CT's grid where the patch lies.
     heat_node = output.heatmapNodes["EGFR"]
     patch = output.caseResult.patch
     ct_matrix, heat_matrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
@@ -356,9 +356,9 @@ def test_second_run_reuses_small_heatmaps_and_touches_only_our_views(small_case,
     logic = module.DeepRadScoreLogic()
     first = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu", heatmapOpacity=0.65)
     composite = scene.slice_logic.GetSliceCompositeNode()
-    assert composite.GetForegroundOpacity() == pytest.approx(0.65)  # the parameter, not 0.4 (#15)
+    assert composite.GetForegroundOpacity() == pytest.approx(0.65)  # the parameter, not 0.4
     second = logic.process(volume, segmentation, tumour, tiny_bundle, device="cpu")
-    # One set of heatmap nodes, reused, each one 160 x 160 slice (#7).
+    # One set of heatmap nodes, reused, each one 160 x 160 slice.
     assert scene_outputs.heatmap_nodes(volume) == second.heatmapNodes == first.heatmapNodes
     assert sorted(second.heatmapNodes) == ["EGFR", "KRAS"]
     volumes = [scene.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
@@ -368,12 +368,12 @@ def test_second_run_reuses_small_heatmaps_and_touches_only_our_views(small_case,
     for node in second.heatmapNodes.values():
         assert node.GetImageData().GetDimensions() == (160, 160, 1)
         assert 160 * 160 < ct_voxels
-    # No "<segmentation>_ColorTable" per export: only the module's one heat colour table (#10).
+    # No "<segmentation>_ColorTable" per export: only the module's one heat colour table.
     assert colour_tables(scene.scene) == sorted(colours_before + [scene_outputs.HEAT_COLOR_TABLE_NAME])
-    # Segments as outlines while the heatmap is shown (#16).
+    # Segments as outlines while the heatmap is shown.
     display = segmentation.GetDisplayNode()
     assert not display.GetVisibility2DFill() and display.GetVisibility2DOutline()
-    # A user's own fusion view (a second view with another foreground) keeps its opacity (#15).
+    # A user's own fusion view (a second view with another foreground) keeps its opacity.
     pet = scene.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "PET")
     mrml_images.set_volume_from_image(pet, image)
     yellow_logic = slicer.vtkMRMLSliceLogic()
@@ -401,17 +401,16 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
     assert job.fraction == 1.0
     output = logic.finishBackground(job)
     logic.closeEngine()
-    assert leftovers(tmp_path) == []  # the CT and mask are gone (#8)
-    # The worker's ring (computed once, #12) is the ring segment, equal to the engine's ring.
+    assert leftovers(tmp_path) == []  # the CT and mask are gone
+    # The worker's ring (computed once) is the ring segment, equal to the engine's ring.
     ring_segment = segmentation.GetSegmentation().GetSegment(output.ringSegmentId)
     assert ring_segment.GetName() == "Tumour peritumoral 3 mm"
     ring = mrml_images.segment_to_mask(segmentation, output.ringSegmentId, volume)
     assert np.array_equal(sitk.GetArrayViewFromImage(ring), sitk.GetArrayViewFromImage(peritumoral_ring(mask, 3.0)))
     assert output.predictionsTableNode is None and not output.heatmapNodes
     assert "deepradscore train" in output.message
-    # auto in the worker's Python: the native backend ran (even where pyradiomics imports), and it
-    # is said.
-    assert output.radiomicsBackend.startswith("native (")
+    # auto in the worker's Python, where pyradiomics imports: pyradiomics ran, and it is said.
+    assert output.radiomicsBackend.startswith("pyradiomics ")
     assert output.message.endswith(f"radiomics: {output.radiomicsBackend}.")
     table = output.featuresTableNode.GetTable()
     assert table.GetNumberOfRows() == 1702
@@ -423,20 +422,31 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
 
 
 def test_worker_result_is_the_predict_json_format(small_case, tiny_bundle, tmp_path):
-    """One result format (#13): the worker's result.json is CaseResult.to_json plus the features."""
+    """One result format: the worker's result.json holds what ``deepradscore predict -o`` writes
+    for the same files (run both), and reads back as the same result."""
     from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.model.bundle import Bundle
     from DeepRadScoreSlicerLib import worker
 
+    image_path, mask_path = tmp_path / "image.nrrd", tmp_path / "mask.nrrd"
+    sitk.WriteImage(small_case[0], str(image_path))
+    sitk.WriteImage(small_case[1], str(mask_path))
+    cli_json = tmp_path / "predict.json"
+    cli = subprocess.Popen([sys.executable, "-m", "DeepRadScoreLib.cli.main", "predict", str(tiny_bundle),
+                            str(image_path), str(mask_path), "-o", str(cli_json), "--device", "cpu"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    request = worker.RunRequest(image=str(image_path), mask=str(mask_path), output=str(tmp_path / "out"),
+                                bundle=str(tiny_bundle), device="cpu")
+    assert worker.run(request) == 0
+    assert cli.wait(timeout=300) == 0, cli.stdout.read()
+    document = json.loads((tmp_path / "out" / worker.RESULT_FILE).read_text())
+    predicted = json.loads(cli_json.read_text())
+    for key in ("predictions", "patch", "bundle", "note"):
+        assert document[key] == predicted[key], key
+    back, synthetic, thickness = worker.load_result(tmp_path / "out")
+    assert thickness == 3.0 and synthetic is True
     bundle = Bundle.load(str(tiny_bundle), device="cpu")
     result = analyse_case(*small_case, bundle=bundle, device="cpu", heatmap_grid="patch")
-    worker.save_result(result, tmp_path / "out", bundle, bundle.settings.thickness_mm)
-    document = json.loads((tmp_path / "out" / worker.RESULT_FILE).read_text())
-    reference = result.to_json(bundle)
-    assert {k: document[k] for k in reference} == json.loads(json.dumps(reference))
-    back, synthetic, thickness = worker.load_result(tmp_path / "out")
-    assert thickness == 3.0
-    assert synthetic is True
     assert back.predictions == result.predictions
     assert back.features == pytest.approx(result.features)
     assert back.patch.to_dict() == result.patch.to_dict()
@@ -480,7 +490,7 @@ def test_closing_the_scene_cancels_and_discards_the_job(phantom_paths, tmp_path)
     logic = module.DeepRadScoreLogic()
     logic.temporaryRoot = str(tmp_path)
     job = logic.startBackground(volume, segmentation, tumour, None)
-    scene.scene.Clear(0)  # what File > Close Scene does: StartCloseEvent first (#9)
+    scene.scene.Clear(0)  # what File > Close Scene does: StartCloseEvent first
     assert job.context["discarded"] and job.cancelled
     assert job.poll() is not None and job.process.returncode < 0
     assert leftovers(tmp_path) == []
@@ -489,7 +499,7 @@ def test_closing_the_scene_cancels_and_discards_the_job(phantom_paths, tmp_path)
 
 
 def test_second_background_run_reuses_the_engine_with_its_bundle(small_case, tiny_bundle, tmp_path):
-    """Issue 13: one engine process stays alive across Runs with the bundle loaded; another
+    """One engine process stays alive across Runs with the bundle loaded; another
     bundle gets a new engine (the old one exits); closing ends it."""
     import shutil
 
@@ -535,7 +545,7 @@ def test_second_background_run_reuses_the_engine_with_its_bundle(small_case, tin
 
 
 def test_cancel_reaches_the_radiomics(small_case):
-    """#11: ``cancel`` is looked at inside the radiomics, not only between the engine's steps."""
+    """``cancel`` is looked at inside the radiomics, not only between the engine's steps."""
     from DeepRadScoreLib.errors import Cancelled
 
     image, mask = small_case
@@ -551,7 +561,7 @@ def test_cancel_reaches_the_radiomics(small_case):
 
 
 def test_an_old_slicer_is_refused_up_front(monkeypatch):
-    """#2: before anything is checked or installed. slicer-core has no ``slicer.app``; the one
+    """Before anything is checked or installed. slicer-core has no ``slicer.app``; the one
     attribute the Logic reads from it is given here as Slicer 5.8 would report it."""
     import types
 

@@ -1,4 +1,4 @@
-"""The Slicer module's Logic with the radiomics backend chosen (issue 14), on real MRML nodes.
+"""The Slicer module's Logic with the radiomics backend chosen, on real MRML nodes.
 
 Without pyradiomics (no SlicerRadiomics, e.g. on macOS) the module runs on the engine's native
 backend and says so; ``radiomicsBackend`` ("auto" by default) picks one explicitly. Here (where
@@ -44,7 +44,7 @@ def assert_equal_to_pyradiomics(got: dict, image, mask) -> None:
 
 
 def test_process_with_the_native_backend_says_so_and_equals_pyradiomics(small_case):
-    """Issue 14: radiomicsBackend reaches the engine in this process; the output records what ran."""
+    """The radiomicsBackend reaches the engine in this process; the output records what ran."""
     from DeepRadScoreLib.features.backends import describe
 
     image, mask = small_case
@@ -73,7 +73,7 @@ def test_background_worker_with_the_native_backend_says_so(small_case, tmp_path)
         logic.startBackground(volume, segmentation, tumour, None, radiomicsBackend="fast")
     assert leftovers(tmp_path) == []
     job = logic.startBackground(volume, segmentation, tumour, None, radiomicsBackend="native")
-    assert "--radiomics-backend" in job.command and job.command[job.command.index("--radiomics-backend") + 1] == "native"
+    assert job.request.settings.backend == "native"
     assert job.wait(timeout=300) == 0, job.error_message()
     output = logic.finishBackground(job)
     assert output.radiomicsBackend.startswith("native (DeepRadScore ")
@@ -83,16 +83,27 @@ def test_background_worker_with_the_native_backend_says_so(small_case, tmp_path)
 
 
 def test_worker_refuses_an_unusable_backend_in_one_line(tmp_path, capsys):
-    from DeepRadScoreSlicerLib import worker
+    from DeepRadScoreLib.features.settings import SettingsRequest
+    from DeepRadScoreSlicerLib.worker import RunRequest, serve
 
-    code = worker.main(["--image", str(tmp_path / "x.nrrd"), "--mask", str(tmp_path / "m.nrrd"),
-                        "--output", str(tmp_path / "out"), "--radiomics-backend", "fast"])
-    assert code == 2
+    request = RunRequest(image=str(tmp_path / "x.nrrd"), mask=str(tmp_path / "m.nrrd"), output=str(tmp_path / "out"),
+                         settings=SettingsRequest(backend="fast"))
+    assert serve([request.to_line()]) == 2
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --radiomics-backend: unknown backend 'fast'")
+    assert lines[0].startswith("error: ") and "unknown backend 'fast'" in lines[0]
+    assert lines[1:] == ["DONE 2 bundle-loads=0"]
     assert not (tmp_path / "out").exists()
-    # A kept engine's request carries the backend to the same arguments.
-    argv = worker.request_arguments({"image": "i", "mask": "m", "output": "o", "radiomics_backend": "native"})
-    assert worker.parser().parse_args(argv).radiomics_backend == "native"
-    assert worker.parser().parse_args(worker.request_arguments({"image": "i", "mask": "m", "output": "o"})
-                                      ).radiomics_backend == "auto"
+    # The typed request carries the backend as it was sent, and its default is auto.
+    native = RunRequest(image="i", mask="m", output="o", settings=SettingsRequest(backend="native"))
+    assert RunRequest.from_line(native.to_line()) == native
+    assert RunRequest.from_line('{"image": "i", "mask": "m", "output": "o"}').settings.backend == "auto"
+
+
+def test_a_malformed_request_is_one_line_naming_the_field(capsys):
+    from DeepRadScoreSlicerLib.worker import serve
+
+    assert serve(['{"image": "i", "mask": "m", "output": "o", "settings": {"thickness_mm": "thick"}}',
+                  "not json"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "error: engine request: request.settings.thickness_mm: expected a number, got 'thick'"
+    assert lines[2].startswith("error: engine request: ") and lines[3] == "DONE 2 bundle-loads=0"

@@ -66,21 +66,27 @@ def test_ui_parameter_names_are_parameter_node_fields():
               if isinstance(n, ast.AnnAssign)}
     bound = {p.findtext("string") for p in ET.parse(UI).getroot().iter("property")
              if p.get("name") == "SlicerParameterName"}
-    assert bound == {"inputVolume", "segmentation", "ringThicknessMm", "heatmapOpacity", "bundlePath"}
+    assert bound == {"inputVolume", "segmentation", "ringThicknessMm", "heatmapOpacity"}
     assert bound <= set(fields)
-    # The template's conventions: a pathlib.Path bound to the ctkPathLineEdit, endpoints a list.
-    assert fields["bundlePath"] == "pathlib.Path"
-    assert fields["endpoints"] == "list[str]"
+    # The bundle path is a string the Widget syncs itself: a pathlib.Path parameter bound to the
+    # ctkPathLineEdit shows an empty path as ".".
+    assert fields["bundlePath"] == "str" and fields["endpoints"] == "list[str]"
+    assert "predictionsTable" not in fields and "featuresTable" not in fields  # tagged nodes instead
     path_edit = ui_widgets()["bundlePathLineEdit"]
-    assert any(p.get("name") == "SlicerParameterName" and p.findtext("string") == "bundlePath"
-               for p in path_edit.iter("property"))
+    assert not any(p.get("name") == "SlicerParameterName" for p in path_edit.iter("property"))
+    assert "bundle_folder(node.bundlePath)" in ast.unparse(method(module_class("DeepRadScoreWidget"),
+                                                                  "_updateManualWidgets"))
+    from DeepRadScoreSlicerLib.controller import bundle_folder
+
+    assert [bundle_folder(p) for p in (None, "", ".", " . ", Path(""), "/data/bundle")] == ["", "", "", "", "",
+                                                                                             "/data/bundle"]
 
 
 def test_module_file_has_no_stand_ins_and_reexports_the_logic():
     """Module, parameter node, Widget and Test only; the Logic comes from DeepRadScoreSlicerLib."""
     classes = {n.name for n in TREE.body if isinstance(n, ast.ClassDef)}
     assert classes == {"DeepRadScore", "DeepRadScoreParameterNode", "DeepRadScoreParameterLogic",
-                       "DeepRadScoreWidget", "DeepRadScoreTest"}
+                       "_PanelView", "DeepRadScoreWidget", "DeepRadScoreTest"}
     assert "HAS_QT" not in SOURCE and "except ImportError" not in SOURCE
     imports = {(n.module, a.name) for n in TREE.body if isinstance(n, ast.ImportFrom) for a in n.names}
     assert ("DeepRadScoreSlicerLib.logic", "DeepRadScoreLogic") in imports
@@ -89,6 +95,7 @@ def test_module_file_has_no_stand_ins_and_reexports_the_logic():
     assert ("slicer.i18n", "tr") in imports  # _() translatable strings
     assert len(SOURCE.splitlines()) < 600
     assert "import qt" not in LOGIC_SOURCE and "from qt" not in LOGIC_SOURCE
+    assert ("DeepRadScoreSlicerLib.controller", "DeepRadScoreController") in imports
 
 
 def test_module_metadata_follows_the_template():
@@ -115,8 +122,8 @@ def test_sample_data_is_the_ibsi_phantom_with_its_sha256():
 
 
 def test_widget_keeps_the_saved_tumour_segment():
-    """#14: the saved segment ID is read before connectGui (whose segmentation signal would
-    overwrite it) and written back after; a changed segmentation clears it."""
+    """The saved segment ID is read before connectGui (whose segmentation signal would overwrite
+    it) and written back after; a changed segmentation clears it."""
     widget = module_class("DeepRadScoreWidget")
     body = ast.unparse(method(widget, "setParameterNode"))
     assert body.index("savedSegmentId = self._parameterNode.tumorSegmentId") < body.index("self._parameterNode.connectGui(self.ui)")
@@ -125,36 +132,51 @@ def test_widget_keeps_the_saved_tumour_segment():
     assert "self._syncing" in changed and "tumorSegmentId =" in changed
 
 
-def test_widget_confirms_installs_outside_a_wait_cursor_and_cancels_on_scene_close():
+def test_widget_is_a_thin_view_of_the_controller():
+    """What only Slicer's GUI can run: the Widget forwards to the controller (whose decisions
+    test_slicer_controller.py runs on real MRML), following Slicer's template."""
     widget = module_class("DeepRadScoreWidget")
-    run = method(widget, "onRunButton")
-    for node in ast.walk(run):
-        if isinstance(node, ast.With) and "waitCursor=True" in ast.unparse(node.items[0]):
-            assert "setupPythonRequirements" not in ast.unparse(node), "#18: confirmation under a wait cursor"
-    assert "statusCallback=self._setStatus" in ast.unparse(run)
-    # tryWithErrorDisplay swallows the error: a failed set-up must not go on to start the run.
-    text = ast.unparse(run)
-    assert text.index("if not ready:") < text.index("self.logic.startBackground(")
-    assert "_discardJob" in ast.unparse(method(widget, "onSceneStartClose"))  # #9
-    assert "setHeatmapOpacity" in ast.unparse(method(widget, "onHeatmapOpacityChanged"))  # #15
-    poll = ast.unparse(method(widget, "onPollJob"))
-    assert "join" not in poll and "wait(" not in poll  # #3: the GUI thread never blocks
+    text = lambda name: ast.unparse(method(widget, name))  # noqa: E731
+    # exit() only disconnects the GUI (the template); a running job is not touched.
+    assert "setParameterNode(None)" not in text("exit") and "_disconnectParameterNode" in text("exit")
+    assert "self.controller.exit()" in text("exit") and "self.controller.enter()" in text("enter")
+    assert "self.controller.sceneStartClose()" in text("onSceneStartClose")
+    assert "self.controller.cleanup()" in text("cleanup") and "removeObservers" in text("cleanup")
+    assert "self.controller.run(self._inputs())" in text("onRunButton")
+    assert "waitCursor" not in text("onRunButton")  # a confirmation may come up
+    assert "self.controller.poll()" in text("onTimer")
+    assert "self.controller.bundleChanged" in text("onBundlePathChanged")
+    setup = text("setup")
+    for forwarded in ("self.controller.cancel", "self.controller.releaseEngine"):
+        assert forwarded in setup
+    # No event processing where a scene event may be on the stack: only the pip dialog does it.
+    users = {n.name for n in ast.walk(TREE) if isinstance(n, ast.FunctionDef) and "processEvents" in ast.unparse(n)}
+    assert users == {"installProgress"}
+    # Slicer 5.10's pip: a progress dialog names each package and its Cancel stops between them.
+    progress = ast.unparse(method(module_class("_PanelView"), "installProgress"))
+    assert "QProgressDialog" in progress and "setLabelText" in progress and "requirement" in progress
+    assert "return not dialog.wasCanceled" in progress
+    # The poll never blocks the GUI thread (neither here nor in the controller's poll).
+    from DeepRadScoreSlicerLib import controller
+
+    poll = ast.unparse(next(n for n in ast.walk(ast.parse(Path(controller.__file__).read_text()))
+                            if isinstance(n, ast.FunctionDef) and n.name == "poll"))
+    assert ".join(timeout" not in poll and "wait(" not in poll and "sleep" not in poll
 
 
-def test_self_test_skips_without_the_heavy_packages_and_fails_on_timeout():
-    """#17: the extension build machines may lack what the first Run installs; issue 14: a
-    missing pyradiomics is no reason to skip any more (the native backend runs)."""
+def test_self_test_returns_with_a_message_instead_of_skipping():
+    """Reload and Test calls runTest() directly, where a SkipTest reads as a failure; the list of
+    what the features test needs is exactly a features-only Run's."""
     test = module_class("DeepRadScoreTest")
     features = ast.unparse(method(test, "test_FeaturesWithoutBundle"))
-    assert "self.skipTest(" in features and "_missingForFeatures" in features
+    assert not [n for n in ast.walk(TREE) if isinstance(n, ast.Attribute) and n.attr in ("skipTest", "SkipTest")]
+    assert "_missingForFeatures" in features and "logging.info(" in features and "return" in features
     assert "except TimeoutError" in features and "self.fail(" in features
     assert "output.radiomicsBackend" in features and "'radiomics: '" in features
-    needed = next(n for n in ast.walk(method(test, "_missingForFeatures"))
-                  if isinstance(n, ast.Assign) and n.targets[0].id == "needed")
-    needed = set(ast.literal_eval(needed.value))
-    assert needed == {"PyWavelets", "PyYAML", "scipy", "pandas"}
-    requirement_names = {r.split(">")[0].split("=")[0] for r, _ in deps.requirements()}
-    assert needed <= requirement_names  # each is something the module checks (and installs)
+    assert "deps.requirements(deps.run_needs(''))" in ast.unparse(method(test, "_missingForFeatures"))
+    names = {Requirement(r).name for r, _ in deps.requirements(deps.run_needs(""))}
+    assert {"threadpoolctl", "pandas", "PyWavelets", "PyYAML", "scipy", "numpy", "SimpleITK"} <= names
+    assert not names & {"torch", "torchvision", "scikit-learn", "skops", "onnxruntime", "safetensors"}
     # The ring test needs only SimpleITK/numpy (Slicer's own) and the engine's regions module.
     ring = ast.unparse(method(test, "test_RingEqualsEngine"))
     assert "radiomics" not in ring and "torch" not in ring
@@ -227,7 +249,8 @@ def test_extensions_index_checks():
     owner, repo = url.path.strip("/").removesuffix(".git").split("/")
     assert repo == "SlicerDeepRadScore" and repo.startswith("Slicer")
     assert entry["category"] == meta["EXTENSION_CATEGORY"] == "Quantification"  # an accepted category
-    assert entry["build_dependencies"] == meta["EXTENSION_DEPENDS"].split()
+    # No build dependency ("NA" in CMake, none in the entry): PyTorch only for bundles without ONNX.
+    assert meta["EXTENSION_DEPENDS"] == "NA" and "build_dependencies" not in entry
     # Icon and screenshots: raw URLs of this repository that resolve to real images in the tree.
     urls = [meta["EXTENSION_ICONURL"], *meta["EXTENSION_SCREENSHOTURLS"].split()]
     for image_url in urls:
@@ -269,9 +292,9 @@ def test_logic_imports_without_qt_and_without_heavy_packages():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import slicer; before = set(sys.modules);"
-        "from DeepRadScoreSlicerLib import logic as m;"
+        "from DeepRadScoreSlicerLib import logic as m, controller as c;"
         "assert 'qt' not in sys.modules;"
-        "logic = m.DeepRadScoreLogic();"
+        "logic = m.DeepRadScoreLogic(); c.DeepRadScoreController(logic).poll();"
         "added = set(sys.modules) - before;"
         "heavy = sorted(n for n in added if n.split('.')[0] in ('torch', 'radiomics', 'sklearn', 'pandas', 'torchvision', 'qt'));"
         "assert not heavy, heavy;"
@@ -292,60 +315,124 @@ def engine_pins() -> dict[str, str]:
 
 
 def test_slicer_requirements_are_minimums_that_the_tested_versions_meet():
-    """#5/#6: requirements come from Resources/requirements.txt; >= minimums except the two
-    packages a bundle needs to load; the versions the engine is tested with satisfy each."""
+    """Requirements come from Resources/requirements.txt, by group; >= minimums except the two
+    packages a bundle's skops pipelines need; the versions the engine is tested with (pinned in
+    requirements/engine.txt, else installed here) satisfy each."""
+    groups = deps.pip_requirement_groups()
+    assert set(groups) == set(deps.GROUPS) and all(groups.values())
     lines = deps.pip_requirement_lines()
     assert [r for r, source in deps.requirements() if source == deps.PIP] == lines
     pinned = engine_pins()
     exact = set()
     for line in lines:
         requirement = Requirement(line)
-        assert requirement.specifier.contains(pinned[requirement.name.lower()]), line
+        tested = pinned.get(requirement.name.lower()) or deps.installed_version(requirement.name)
+        assert requirement.specifier.contains(tested), line
         if any(spec.operator == "==" for spec in requirement.specifier):
             exact.add(requirement.name.lower())
     assert exact == {"scikit-learn", "skops"}
-    names = {Requirement(x).name.lower() for x in lines}
+    assert {Requirement(x).name.lower() for x in groups[deps.SKLEARN]} == {"scikit-learn", "skops"}
+    assert [Requirement(x).name for x in groups[deps.ONNX]] == ["onnxruntime"]
+    names = {Requirement(x).name.lower() for x in groups[deps.FEATURES]}
     # The native radiomics backend's own packages (numpy, SimpleITK: Slicer's) are pip's to
     # install; pyradiomics and its pykwalify/six are not asked for (SlicerRadiomics brings them).
-    for name in ("pywavelets", "pyyaml", "scipy", "pandas"):
-        assert name in names
-    assert not names & {"pyradiomics", "pykwalify", "six"}
+    assert {"pywavelets", "pyyaml", "scipy", "pandas", "threadpoolctl"} <= names
+    assert not {Requirement(x).name.lower() for x in lines} & {"pyradiomics", "pykwalify", "six", "torch"}
     assert "pyradiomics" not in {Requirement(r).name.lower() for r, _ in deps.requirements()}
+    # torch >= 2.3: the first built for numpy 2 (Slicer's numpy).
+    torch = dict((Requirement(r).name, r) for r, _ in deps.requirements())["torch"]
+    assert not Requirement(torch).specifier.contains("2.2.2") and Requirement(torch).specifier.contains("2.3.0")
+
+
+def write_bundle_json(folder: Path, files, backbone="densenet121", inference=True) -> Path:
+    """The parts of a bundle.json that decide what a Run installs (as the engine writes them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    models = {"EGFR": {"models": {m: {"file": f"EGFR_{m}.skops", "inference_file": f"EGFR_{m}.inference.json"
+                                      if inference else ""} for m in ("radiomics", "deep", "fusion")}}}
+    (folder / "bundle.json").write_text(json.dumps({"files": {name: "0" * 64 for name in files},
+                                                    "deep": {"config": {"backbone": backbone}}, "models": models}))
+    return folder
+
+
+def test_what_a_run_installs_is_decided_from_its_inputs(tmp_path):
+    def names(needs):
+        return {Requirement(r).name for r, _ in deps.requirements(needs)}
+
+    features = deps.run_needs("")
+    assert features.groups == (deps.FEATURES,) and not features.torch
+    assert deps.run_needs(None) == deps.run_needs(".") == features
+    onnx = deps.run_needs(write_bundle_json(tmp_path / "onnx", ["deep.onnx", "EGFR_fusion.inference.json"]))
+    assert onnx.groups == (deps.FEATURES, deps.ONNX) and "torch" not in names(onnx)
+    assert {"onnxruntime"} <= names(onnx) and not names(onnx) & {"scikit-learn", "skops", "safetensors"}
+    torch = deps.run_needs(write_bundle_json(tmp_path / "torch", ["deep.safetensors"]))
+    assert torch.groups == (deps.FEATURES, deps.TORCH) and not torch.torchvision  # densenet121 is ours
+    assert {"torch", "safetensors"} <= names(torch) and "torchvision" not in names(torch)
+    resnet = deps.run_needs(write_bundle_json(tmp_path / "resnet", ["deep.safetensors"], backbone="resnet50"))
+    assert "torchvision" in names(resnet)
+    old = deps.run_needs(write_bundle_json(tmp_path / "format2", ["deep.onnx"], inference=False))
+    assert old.groups == (deps.FEATURES, deps.ONNX, deps.SKLEARN) and {"scikit-learn", "skops"} <= names(old)
+    from DeepRadScoreLib.errors import InputError
+
+    with pytest.raises(InputError, match="not a DeepRadScore bundle"):
+        deps.run_needs(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "bundle.json").write_text("{")
+    with pytest.raises(InputError, match="bundle.json: not valid JSON"):
+        deps.run_needs(tmp_path / "bad")
+    # The confirmation says whether PyTorch comes, and how big.
+    missing = deps.missing_requirements(deps.requirements(torch), version_of={}.get)
+    assert "PyTorch extension: about 1 GB" in deps.confirmation_text(missing)
+    missing = deps.missing_requirements(deps.requirements(onnx), version_of={"numpy": "2.0.2", "SimpleITK": "2.4.0"}.get)
+    assert "PyTorch is not needed" in deps.confirmation_text(missing)
+
+
+def test_an_intel_mac_is_told_what_to_do_for_a_torch_bundle():
+    torch = deps.RunNeeds((deps.FEATURES, deps.TORCH))
+    message = deps.torch_platform_problem(torch, "Darwin", "x86_64", version_of={}.get)
+    assert "Intel" in message and "ONNX" in message
+    assert deps.torch_platform_problem(torch, "Darwin", "arm64", version_of={}.get) is None
+    assert deps.torch_platform_problem(torch, "Windows", "AMD64", version_of={}.get) is None
+    onnx = deps.RunNeeds((deps.FEATURES, deps.ONNX))
+    assert deps.torch_platform_problem(onnx, "Darwin", "x86_64", version_of={}.get) is None
+    assert deps.torch_platform_problem(torch, "Darwin", "x86_64", version_of={"torch": "2.2.2"}.get) == message
+
+
+def test_a_bad_pyradiomics_falls_back_to_native_with_one_warning():
+    for version in ("2.2.0", "not-a-version"):
+        backend, warning = deps.radiomics_choice("auto", version_of={"pyradiomics": version}.get)
+        assert backend == "native" and warning.count("\n") == 0 and version in warning
+        assert "native backend" in warning
+    assert deps.radiomics_choice("auto", version_of={"pyradiomics": "3.0.1a1"}.get) == ("auto", "")
+    assert deps.radiomics_choice("auto", version_of={}.get) == ("auto", "")
+    assert deps.radiomics_choice("pyradiomics", version_of={"pyradiomics": "2.2.0"}.get) == ("pyradiomics", "")
 
 
 def test_missing_requirements_accept_what_slicer_and_its_extensions_ship():
     installed = {"torch": "2.4.1+cu121", "torchvision": None, "pyradiomics": "3.0.1a1", "scipy": "1.13.1",
                  "pandas": "2.2.0", "scikit-learn": "1.9.1", "skops": "0.16.0", "safetensors": "0.8.0",
-                 "PyWavelets": "1.6.0", "PyYAML": "6.0.1", "threadpoolctl": "3.5.0",
+                 "PyWavelets": "1.6.0", "PyYAML": "6.0.1", "threadpoolctl": "3.5.0", "onnxruntime": "1.20.1",
                  "numpy": "2.0.2", "SimpleITK": "2.4.0"}
     missing = deps.missing_requirements(version_of=installed.get)
-    # SlicerRadiomics' pyradiomics 3.0.1a1 and its PyWavelets, Slicer 5.10's scipy: all accepted.
+    # SlicerRadiomics' PyWavelets, Slicer 5.10's scipy: accepted.
     assert [m.name for m in missing] == ["torchvision"]
-    assert deps.torch_requirements(missing) == {"torch": None, "torchvision": ">=0.17"}
+    assert deps.torch_requirements(missing) == {"torch": None, "torchvision": ">=0.18"}
     assert deps.unresolvable(missing) == []
-    assert "torchvision>=0.17 (not installed; from PyTorch extension)" in deps.confirmation_text(missing)
-    assert "several minutes" in deps.confirmation_text(missing)
-
+    assert "torchvision>=0.18 (not installed; from PyTorch extension)" in deps.confirmation_text(missing)
     old_sklearn = deps.missing_requirements(version_of={**installed, "scikit-learn": "1.5.0"}.get)
     assert deps.pip_requirements(old_sklearn) == ["scikit-learn==1.9.1"]
     # A too old scipy belongs to Slicer: reported, never replaced.
     old_scipy = deps.missing_requirements(version_of={**installed, "scipy": "1.9.0"}.get)
     assert [m.name for m in deps.unresolvable(old_scipy)] == ["scipy"]
-
-    # Issue 14: no pyradiomics (no SlicerRadiomics, e.g. macOS) is fine: the native backend runs.
-    no_radiomics = deps.missing_requirements(version_of={**installed, "pyradiomics": None}.get)
-    assert [m.name for m in no_radiomics] == ["torchvision"] and deps.unresolvable(no_radiomics) == []
+    # No pyradiomics (no SlicerRadiomics, e.g. macOS) and an old one are no requirement at all.
+    for radiomics in (None, "2.2.0"):
+        assert [m.name for m in deps.missing_requirements(version_of={**installed, "pyradiomics": radiomics}.get)] \
+            == ["torchvision"]
     # ... but PyYAML, which only the native backend needs, is pip's to install.
     no_yaml = deps.missing_requirements(version_of={**installed, "pyradiomics": None, "PyYAML": None}.get)
     assert deps.pip_requirements(no_yaml) == ["PyYAML>=6.0"]
-    # A SlicerRadiomics pyradiomics that is too old is reported, never used; choosing the native
-    # backend (optional=()) does not look at it.
-    old_radiomics = deps.missing_requirements(version_of={**installed, "pyradiomics": "2.2.0"}.get)
-    text = deps.unresolvable_text(deps.unresolvable(old_radiomics))
-    assert "update the SlicerRadiomics extension" in text and "native backend" in text
-    assert "macOS" not in text
-    assert deps.missing_requirements(version_of={**installed, "pyradiomics": "2.2.0"}.get, optional=()) == \
-        deps.missing_requirements(version_of=installed.get)
+    # An old torch (2.2: numpy 1) is to be replaced through the PyTorch extension.
+    old_torch = deps.missing_requirements(version_of={**installed, "torch": "2.2.2", "torchvision": "0.17.2"}.get)
+    assert deps.torch_requirements(old_torch) == {"torch": ">=2.3", "torchvision": ">=0.18"}
 
 
 def test_the_run_says_which_radiomics_backend_ran():
@@ -360,11 +447,9 @@ def test_the_run_says_which_radiomics_backend_ran():
         defaults = dict(zip([a.arg for a in function.args.args][-len(function.args.defaults):],
                             function.args.defaults))
         assert ast.literal_eval(defaults["radiomicsBackend"]) == "auto", name
-    process = ast.unparse(next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "process"))
-    assert "backend=radiomicsBackend" in process
     # The module no longer needs the SlicerRadiomics extension to be built or installed.
     assert "SlicerRadiomics" not in cmake_metadata()["EXTENSION_DEPENDS"]
-    assert "SlicerRadiomics" not in json.loads((ROOT / "DeepRadScore.json").read_text())["build_dependencies"]
+    assert "SlicerRadiomics" not in json.loads((ROOT / "DeepRadScore.json").read_text()).get("build_dependencies", [])
 
 
 def test_constraints_hold_every_installed_package_except_those_being_installed():
@@ -377,7 +462,7 @@ def test_constraints_hold_every_installed_package_except_those_being_installed()
 
 
 def test_supported_slicer_range():
-    """#2: 5.10 and later; stated in the README, CMake and the help text."""
+    """Slicer 5.10 and later; stated in the README, CMake and the help text."""
     assert deps.unsupported_slicer(5, 10) is None and deps.unsupported_slicer(5, 12) is None
     assert deps.unsupported_slicer(6, 0) is None
     message = deps.unsupported_slicer(5, 8)
@@ -394,21 +479,56 @@ def test_this_environment_satisfies_the_slicer_requirements():
     assert deps.missing_requirements() == []
 
 
-def test_install_paths_use_slicers_helpers():
-    """Slicer 5.12's pip_ensure, else 5.10's pip_install with -c constraints; torch only via the
-    PyTorch extension, torchInstalled() first. Slicer itself cannot run here: read the code."""
+def test_pip_installs_one_package_at_a_time_under_the_constraints_and_can_be_cancelled():
+    """Slicer 5.10's path, run with the real pip (``--dry-run``, offline: every package named is
+    installed here): each package is its own pip call under the constraints file, the progress
+    callback names it first, and a cancel stops before the next one."""
+    from DeepRadScoreSlicerLib.logic import DeepRadScoreLogic
+
+    calls, seen = [], []
+
+    def pip_install(args):
+        constraints = Path(args[args.index("-c") + 1])
+        assert f"numpy=={deps.installed_version('numpy')}" in constraints.read_text().splitlines()
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index",
+                               "--disable-pip-version-check", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        calls.append((args[0], constraints))
+
+    def progress(index, count, requirement):
+        seen.append((index, count, requirement))
+        return True
+
+    logic = DeepRadScoreLogic()
+    assert logic._pipInstall(["PyYAML>=6.0", "threadpoolctl>=3.1"], progress, pip_install) is True
+    assert [c[0] for c in calls] == ["PyYAML>=6.0", "threadpoolctl>=3.1"]
+    assert seen == [(0, 2, "PyYAML>=6.0"), (1, 2, "threadpoolctl>=3.1"), (2, 2, "")]
+    assert not calls[0][1].exists()  # the constraints folder is removed afterwards
+    calls.clear()
+    assert logic._pipInstall(["PyYAML>=6.0", "threadpoolctl>=3.1"], lambda i, n, r: i == 0, pip_install) is False
+    assert [c[0] for c in calls] == ["PyYAML>=6.0"]  # cancelled before the second package
+
+
+def test_slicer_5_12_and_torch_installs_use_slicers_helpers():
+    """Slicer 5.12's pip_ensure (its own dialog) and the PyTorch extension cannot run here:
+    read the code."""
     tree = ast.parse(LOGIC_SOURCE)
     pip = ast.unparse(next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_pipInstall"))
-    assert "pip_ensure" in pip and "constraints=constraints" in pip and "prompt_install=False" in pip
-    assert "slicer.util.pip_install([*pipNeeds, '-c', constraints])" in pip
-    assert "TemporaryDirectory" in pip  # the constraints folder is always removed (#8)
+    assert "constraints=constraints" in pip and "prompt_install=False" in pip
     torch = ast.unparse(next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_installTorch"))
     assert torch.index("torchInstalled()") < torch.index("torchLogic.installTorch(")
     assert "askConfirmation=False" in torch
 
 
+def test_slicer_lib_has_no_command_line():
+    """The worker gets a typed request: no argv, no argparse anywhere in DeepRadScoreSlicerLib."""
+    for path in (MODULE / "DeepRadScoreSlicerLib").glob("*.py"):
+        text = path.read_text()
+        assert "argparse" not in text and "sys.argv" not in text, path.name
+
+
 def test_windows_process_handling_is_in_place():
-    """#3 on Windows (cannot run here): hidden console, tree kill, UTF-8."""
+    """Windows (cannot run here): hidden console, tree kill, UTF-8."""
     text = (MODULE / "DeepRadScoreSlicerLib" / "background.py").read_text()
     assert "CREATE_NO_WINDOW" in text and "SW_HIDE" in text and "STARTF_USESHOWWINDOW" in text
     assert background.kill_tree_command(1234) == ["taskkill", "/T", "/F", "/PID", "1234"]

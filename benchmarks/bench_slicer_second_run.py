@@ -1,4 +1,4 @@
-"""Issue 13, row "a second Run in Slicer": the Slicer Logic's background Run, first and second
+"""The README's "a second Run in Slicer": the Slicer Logic's background Run, first and second
 time on the same bundle, on the IBSI phantom in a headless MRML scene (slicer-core).
 
     .venv/bin/python benchmarks/bench_slicer_second_run.py BUNDLE [--runs N] [--fresh]

@@ -14,6 +14,13 @@ Two packages need more than ``pip install``:
   version it really is, and build that with ``--no-build-isolation`` (numpy, versioneer and
   setuptools installed first).
 * torch and torchvision are pinned together (requirements/torch.txt).
+
+One package needs less than it installs: SHAP's dependency ``slicer`` (0.0.8) puts its files into
+the same ``slicer/`` folder as slicer-core's ``slicer`` meta-package, which imports every module
+it finds there, so ``import slicer`` ran SHAP-slicer's own ``test_slicer.py`` and
+``utils_testing.py`` (torch, pandas, pytest: 1.8 s), and a test that blocks torch failed inside
+``import slicer``. Those two test files are removed after every install
+(:func:`separate_slicer_namespaces`); SHAP uses only ``slicer.Slicer``/``Alias``/``Obj``, which stay.
 """
 from __future__ import annotations
 
@@ -113,11 +120,31 @@ def pyradiomics_source(headers_sdist: Path, sdist: Path, folder: Path) -> Path:
     return src
 
 
+# SHAP-slicer's own tests, which slicer-core's meta-package would import with ``import slicer``.
+SHAP_SLICER_TEST_FILES = ("test_slicer.py", "utils_testing.py")
+
+
+def separate_slicer_namespaces() -> list[Path]:
+    """Remove SHAP-slicer's test modules from the shared ``slicer/`` folder (see above); returns
+    what was removed. Only files that the ``slicer`` 0.0.8 distribution itself recorded go."""
+    removed = []
+    for site in (VENV / "lib").glob("python*/site-packages"):
+        for record in site.glob("slicer-*.dist-info/RECORD"):
+            owned = {line.split(",", 1)[0] for line in record.read_text().splitlines()}
+            for name in SHAP_SLICER_TEST_FILES:
+                path = site / "slicer" / name
+                if f"slicer/{name}" in owned and path.exists():
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
 def main() -> None:
     if not venv_python().exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     stamp = wanted_stamp()
     if STAMP.exists() and STAMP.read_text() == stamp:
+        separate_slicer_namespaces()  # also in an environment set up before this step existed
         return
     print("Setting up .venv (first run: a few minutes) ...", flush=True)
     pip("install", "--upgrade", "pip")
@@ -129,6 +156,7 @@ def main() -> None:
         print(f"  building pyradiomics {PYRADIOMICS_VERSION}", flush=True)
         install_pyradiomics()
     pip("install", "--no-deps", "-e", str(ROOT))
+    separate_slicer_namespaces()
     STAMP.write_text(stamp)
     print("Environment ready in .venv/", flush=True)
 

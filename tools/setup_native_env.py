@@ -2,7 +2,7 @@
 """Create or update ``.venv-native/``: a Python with the engine's radiomics needs but NO pyradiomics.
 
 pyradiomics has no wheels for Python >= 3.10 and no macOS build in Slicer, so the engine must
-work without it (issue 14): ``--radiomics-backend auto`` then takes the native backend. This
+work without it: ``--radiomics-backend auto`` then takes the native backend. This
 environment is where that is tested (Testing/test_native_env.py). It is what 3D Slicer 5.10
 without SlicerRadiomics (e.g. on macOS) gives the engine: Python 3.12 from pyenv and Slicer's
 numpy, scipy and SimpleITK (as ``tools/setup_slicer_env.py`` finds and pins them), so the native

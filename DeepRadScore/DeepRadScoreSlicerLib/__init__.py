@@ -1,5 +1,6 @@
-"""Slicer-side helpers of the DeepRadScore module: MRML <-> SimpleITK, scene outputs, and the
-background engine process. May import slicer and vtk, never qt, so the Logic stays usable from
-the Python console and under headless ``slicer-core``; the engine (DeepRadScoreLib) imports
-none of them.
+"""Slicer-side parts of the DeepRadScore module: the GUI's run state and decisions (controller),
+the Logic, MRML <-> SimpleITK, scene outputs, what a Run installs, and the background engine
+process with its typed request. May import slicer and vtk, never qt, so the controller and the
+Logic run under headless ``slicer-core`` (the tests) and from the Python console; the engine
+(DeepRadScoreLib) imports none of them.
 """

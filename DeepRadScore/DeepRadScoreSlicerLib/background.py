@@ -9,7 +9,12 @@ Pure Python (subprocess + one reader thread): the Slicer widget polls :meth:`pol
   whole tree is killed and the job ends.
 * Cancel kills the whole process tree: on POSIX the worker gets its own session and the group is
   killed; on Windows ``taskkill /T /F`` (the launcher starts python.exe with no job object, so
-  ``Popen.kill`` would end only the launcher).
+  ``Popen.kill`` would end only the launcher). While the launcher lives, the tree under it is
+  recorded (psutil ``children(recursive=True)``, where psutil imports), so a child that outlives
+  its launcher (unreachable by ``taskkill /T`` on a dead PID) is still killed by its own PID.
+* Whatever happens, a job ends: a launcher gone while its pipe stays open is given
+  :data:`ORPHAN_GRACE_S`, then the tree is killed once, and after :data:`ORPHAN_GIVE_UP_S` more
+  the job is given up and reported (naming the PIDs that could not be stopped).
 * On Windows the console window is hidden (as ``slicer.util.launchConsoleProcess`` does).
 * Output is decoded as UTF-8 with replacement (``PYTHONIOENCODING=utf-8`` in the child), so a
   non-ASCII path or message can never stop the reader.
@@ -18,7 +23,6 @@ Pure Python (subprocess + one reader thread): the Slicer widget polls :meth:`pol
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -29,13 +33,22 @@ import threading
 import time
 from pathlib import Path
 
-from .worker import DONE_PREFIX, parse_progress
+from .worker import DONE_PREFIX, ERROR_PREFIX, EXCEPTION_PREFIX, RunRequest, parse_progress
+
+try:  # not part of every Slicer's Python: without it an orphan is given up after a bounded time
+    import psutil
+except ImportError:  # pragma: no cover  (psutil is installed where the tests run)
+    psutil = None
 
 logger = logging.getLogger(__name__)
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 # How long a finished launcher may leave its pipe held open by a child before the tree is killed.
 ORPHAN_GRACE_S = 2.0
+# How long after that kill the job waits for the pipe to close before it is given up.
+ORPHAN_GIVE_UP_S = 3.0
+# How often the process tree under a running launcher is recorded.
+TREE_RECORD_INTERVAL_S = 0.5
 
 
 def python_executable() -> str:
@@ -85,6 +98,62 @@ def _kill_process_tree(process: subprocess.Popen) -> None:
             pass
 
 
+class ProcessTree:
+    """The processes under one started process, recorded while it lives, and the bounded end of
+    a job whose process exited while its output pipe is still held (an orphaned child)."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.known: set[int] = set()
+        self._recorded_at = -1.0e9
+        self.exited_at: float | None = None
+        self.killed_at: float | None = None
+        self.given_up = False
+
+    def record(self) -> None:
+        """Note the descendants of the (running) process; cheap enough for every poll."""
+        now = time.monotonic()
+        if psutil is None or now - self._recorded_at < TREE_RECORD_INTERVAL_S:
+            return
+        self._recorded_at = now
+        try:
+            self.known |= {child.pid for child in psutil.Process(self.process.pid).children(recursive=True)}
+        except psutil.Error:
+            pass
+
+    def kill(self) -> None:
+        """The whole tree: the group (POSIX) or ``taskkill /T`` (Windows), and every recorded PID."""
+        self.record()
+        _kill_process_tree(self.process)
+        for pid in sorted(self.known):
+            try:
+                psutil.Process(pid).kill()
+            except (psutil.Error, AttributeError):
+                pass
+
+    def survivors(self) -> list[int]:
+        if psutil is None:
+            return sorted(self.known)
+        return [pid for pid in sorted(self.known) if psutil.pid_exists(pid)]
+
+    def orphan_may_end(self) -> bool:
+        """Called while the process has exited but its pipe is still open: after the grace the
+        tree is killed once; True when the job may end (the pipe has had its time after the kill:
+        :attr:`given_up`)."""
+        now = time.monotonic()
+        if self.exited_at is None:
+            self.exited_at = now
+        if now - self.exited_at < ORPHAN_GRACE_S:
+            return False
+        if self.killed_at is None:
+            self.killed_at = now
+            self.kill()
+            return False
+        if now - self.killed_at < ORPHAN_GIVE_UP_S:
+            return False
+        self.given_up = True
+        return True
+
 
 def _record_line(job, line: str) -> None:
     """One line of the engine's output: a progress line moves ``job.fraction``/``job.message``,
@@ -93,7 +162,7 @@ def _record_line(job, line: str) -> None:
     with job._lock:
         if parsed is not None:
             job.fraction, job.message = parsed
-        elif line:
+        elif line and not line.startswith(DONE_PREFIX):
             job.log.append(line)
 
 
@@ -111,14 +180,28 @@ def _wait(job, timeout: float | None) -> int:
 
 
 def _error_line(log: list[str]) -> str | None:
-    """The worker's last ``error: ...`` line (its own one-line message), if it printed one."""
-    errors = [line for line in log if line.startswith("error: ")]
-    return errors[-1][len("error: "):] if errors else None
+    """The worker's last ``error: ...`` line (its own one-line message), or its last
+    ``exception: ...`` line (an unexpected Python exception), if it printed one."""
+    for prefix in (ERROR_PREFIX, EXCEPTION_PREFIX):
+        lines = [line for line in log if line.startswith(prefix)]
+        if lines:
+            return lines[-1][len(prefix):]
+    return None
+
+
+def traceback_text(log: list[str]) -> str:
+    """The worker's last Python traceback in its output ("" when it printed none)."""
+    starts = [i for i, line in enumerate(log) if line.startswith("Traceback (most recent call last)")]
+    if not starts:
+        return ""
+    tail = log[starts[-1]:]
+    ends = [i for i, line in enumerate(tail) if line.startswith(EXCEPTION_PREFIX)]
+    return "\n".join(tail[:ends[0]] if ends else tail)
 
 
 def _failure_message(log: list[str], how: str, last_step: str) -> str:
-    """What the user reads when the engine ended badly: its error line, else how it ended,
-    its last step and its last output (a crash in C code leaves no Python message)."""
+    """What the user reads when the engine ended badly: its error or exception line, else how
+    it ended, its last step and its last output (a crash in C code leaves no Python message)."""
     line = _error_line(log)
     if line is not None:
         return line
@@ -126,41 +209,57 @@ def _failure_message(log: list[str], how: str, last_step: str) -> str:
             f"Its last step was: {last_step}. Its last output:\n" + "\n".join(log[-15:]))
 
 
+def _orphan_message(tree: ProcessTree, last_step: str) -> str:
+    text = ("the engine process's launcher exited while the engine still ran (it was stopped). "
+            f"Its last step was: {last_step}.")
+    survivors = tree.survivors() if tree.given_up else []
+    if survivors:
+        text += (" These engine processes could not be stopped: "
+                 + ", ".join(f"PID {pid}" for pid in survivors)
+                 + "; end them in the Task Manager (Windows) or with kill.")
+    return text
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
+                            env=child_environment(), **popen_options())
+
+
 class BackgroundAnalysis:
-    """One worker process: ``fraction``/``message`` follow its progress lines, ``log`` the rest.
+    """One worker process for one :class:`~DeepRadScoreSlicerLib.worker.RunRequest`:
+    ``fraction``/``message`` follow its progress lines, ``log`` the rest.
+
+    The request goes to the worker's stdin as its one JSON line, and stdin is closed, so the
+    worker exits with the run's status.
 
     :param command_prefix: the interpreter (and launcher arguments) to start :mod:`worker` with;
         default ``[PythonSlicer]`` or this Python. Tests put a launcher script here.
     """
 
-    def __init__(self, image_path, mask_path, output_dir, bundle_path="", endpoints=None,
-                 thickness_mm: float | None = None, device: str = "auto", python: str | None = None,
-                 command_prefix: list[str] | None = None, radiomics_backend: str = "auto"):
-        self.output_dir = Path(output_dir)
+    def __init__(self, request: RunRequest, python: str | None = None,
+                 command_prefix: list[str] | None = None):
+        self.request = request
+        self.output_dir = Path(request.output)
         prefix = list(command_prefix) if command_prefix else [python or python_executable()]
-        command = [*prefix, str(WORKER), "--image", str(image_path),
-                   "--mask", str(mask_path), "--output", str(self.output_dir),
-                   "--bundle", str(bundle_path or ""), "--device", device,
-                   "--radiomics-backend", radiomics_backend]
-        if thickness_mm is not None:
-            command += ["--thickness-mm", str(thickness_mm)]
-        if endpoints:
-            command += ["--endpoints", *endpoints]
-        self.command = command
+        self.command = [*prefix, str(WORKER)]
         self.fraction = 0.0
         self.message = "starting the engine"
         self.log: list[str] = []
         self.cancelled = False
         self.context: dict = {}
         self._lock = threading.Lock()
-        self._exited_at: float | None = None
         self.orphaned = False
         self._returncode: int | None = None
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, text=True, encoding="utf-8",
-                                        errors="replace", env=child_environment(), **popen_options())
+        self.process = _start(self.command)
+        self.tree = ProcessTree(self.process)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        try:
+            self.process.stdin.write(request.to_line() + "\n")
+            self.process.stdin.close()
+        except OSError:
+            pass  # the process is already gone: poll() reports how it ended
 
     def _read(self) -> None:
         try:
@@ -177,28 +276,26 @@ class BackgroundAnalysis:
     def poll(self):
         """None while running; the exit status once the process and its output are finished.
 
-        Never blocks: a launcher that has exited while its child still holds the output pipe is
-        given :data:`ORPHAN_GRACE_S`, then the tree is killed.
+        Never blocks, and always ends: a launcher that has exited while its child still holds
+        the output pipe is given :data:`ORPHAN_GRACE_S`, then the tree is killed, and after
+        :data:`ORPHAN_GIVE_UP_S` the job is given up.
         """
         if self._returncode is not None:
             return self._returncode
         code = self.process.poll()
         if code is None:
+            self.tree.record()
             return None
         if self._reader.is_alive() and not self.cancelled:
             # (After our own Cancel the whole tree is dead: the reader only has the EOF left to
             # read, so the job is over; without this a poll right after cancel() raced the reader.)
-            now = time.monotonic()
-            if self._exited_at is None:
-                self._exited_at = now
-            if now - self._exited_at < ORPHAN_GRACE_S:
-                return None
             # CTKAppLauncher waits for its child, so this is abnormal: stop the tree, fail the job.
-            self.orphaned = True
-            self._kill_tree()
-            self._reader.join(timeout=0.05)
-            if self._reader.is_alive():
+            if not self.tree.orphan_may_end() and self._reader.is_alive():
                 return None
+            self.orphaned = True
+            code = code or 1
+        elif self.tree.killed_at is not None:
+            self.orphaned = True
             code = code or 1
         self._returncode = code
         return code
@@ -208,51 +305,52 @@ class BackgroundAnalysis:
         ``TimeoutError`` with the worker's last message when ``timeout`` passes."""
         return _wait(self, timeout)
 
-    def _kill_tree(self) -> None:
-        _kill_process_tree(self.process)
-
     def cancel(self) -> None:
         """Kill the worker and everything it started (a launcher's child python included)."""
         self.cancelled = True
-        self._kill_tree()
+        self.tree.kill()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             logger.warning("the engine process %d did not end after kill", self.process.pid)
 
     def error_message(self) -> str:
-        """The worker's ``error: ...`` line, or what is known about an unexpected crash."""
+        """The worker's ``error:``/``exception:`` line, or what is known about a crash."""
         with self._lock:
             log = list(self.log)
         code = self._returncode if self._returncode is not None else self.process.returncode
         if self.orphaned and not _error_line(log):
-            return (f"the engine process's launcher exited while the engine still ran (it was stopped). "
-                    f"Its last step was: {self.message}.")
+            return _orphan_message(self.tree, self.message)
         if code is not None and code < 0:
             how = f"was killed by signal {-code}"
         else:
             how = f"stopped unexpectedly with exit status {code}"
         return _failure_message(log, how, self.message)
 
+    def traceback(self) -> str:
+        with self._lock:
+            return traceback_text(list(self.log))
+
 
 class EngineProcess:
-    """One engine (``worker.py --serve``) kept alive across Runs, with its bundle loaded.
+    """One engine (``worker.py``) kept alive across Runs, with its bundle loaded.
 
-    The Logic keeps one per bundle path and closes it when the bundle changes or Slicer exits
-    (closing its stdin ends it; it also ends by itself when Slicer dies, as its stdin closes).
-    Cancel kills it, and its whole tree, like a one-shot worker: the next Run starts a new one.
+    The Logic keeps one per bundle path and closes it when the bundle changes, when it has been
+    idle for a while, on "Release engine", or when Slicer exits (closing its stdin ends it; it also
+    ends by itself when Slicer dies, as its stdin closes). Cancel kills it, and its whole tree,
+    like a one-shot worker: the next Run starts a new one.
     """
 
     def __init__(self, bundle_path: str = "", device: str = "auto", command_prefix: list[str] | None = None):
         self.bundle_path = str(bundle_path or "")
         self.device = device
         prefix = list(command_prefix) if command_prefix else [python_executable()]
-        self.command = [*prefix, str(WORKER), "--serve"]
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.PIPE, text=True, encoding="utf-8",
-                                        errors="replace", env=child_environment(), **popen_options())
+        self.command = [*prefix, str(WORKER)]
+        self.process = _start(self.command)
+        self.tree = ProcessTree(self.process)
         self.job: EngineJob | None = None
         self.runs = 0
+        self.idle_since = time.monotonic()
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -260,10 +358,14 @@ class EngineProcess:
     def alive(self) -> bool:
         return self.process.poll() is None and self._reader.is_alive()
 
+    def busy(self) -> bool:
+        with self._lock:
+            return self.job is not None
+
     def serves(self, bundle_path, device: str, command_prefix) -> bool:
         prefix = list(command_prefix) if command_prefix else [python_executable()]
-        return (self.alive() and self.job is None and self.bundle_path == str(bundle_path or "")
-                and self.device == device and self.command[:-2] == prefix)
+        return (self.alive() and not self.busy() and self.bundle_path == str(bundle_path or "")
+                and self.device == device and self.command[:-1] == prefix)
 
     def _read(self) -> None:
         try:
@@ -276,6 +378,7 @@ class EngineProcess:
                 elif line.startswith(DONE_PREFIX):
                     with self._lock:
                         self.job = None
+                    self.idle_since = time.monotonic()
                     fields = line[len(DONE_PREFIX):].split()
                     loads = [f.split("=", 1)[1] for f in fields[1:] if f.startswith("bundle-loads=")]
                     job.bundle_loads = int(loads[0]) if loads else None
@@ -290,14 +393,14 @@ class EngineProcess:
             except OSError:
                 pass
 
-    def submit(self, job: "EngineJob", request: dict) -> None:
+    def submit(self, job: "EngineJob", request: RunRequest) -> None:
         with self._lock:
             if self.job is not None:
                 raise RuntimeError("the engine is busy with another run")
             self.job = job
         self.runs += 1
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write(request.to_line() + "\n")
             self.process.stdin.flush()
         except OSError as error:
             with self._lock:
@@ -305,7 +408,7 @@ class EngineProcess:
             raise RuntimeError(f"the engine process ended before the run started ({error})") from None
 
     def kill(self) -> None:
-        _kill_process_tree(self.process)
+        self.tree.kill()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -325,25 +428,25 @@ class EngineProcess:
 
 
 class EngineJob:
-    """One run on an :class:`EngineProcess`; the same handle as :class:`BackgroundAnalysis`."""
+    """One run on an :class:`EngineProcess`; the same handle as :class:`BackgroundAnalysis`.
 
-    def __init__(self, engine: EngineProcess, image_path, mask_path, output_dir, endpoints=None,
-                 thickness_mm: float | None = None, radiomics_backend: str = "auto"):
+    The request's ``bundle`` and ``device`` are the engine's own."""
+
+    def __init__(self, engine: EngineProcess, request: RunRequest):
         self.engine = engine
         self.process = engine.process
-        self.output_dir = Path(output_dir)
+        self.request = RunRequest(**{**request.__dict__, "bundle": engine.bundle_path, "device": engine.device})
+        self.output_dir = Path(request.output)
         self.fraction = 0.0
         self.message = "starting the engine" if engine.runs == 0 else "engine ready"
         self.log: list[str] = []
         self.cancelled = False
+        self.orphaned = False
         self.context: dict = {}
         self.bundle_loads: int | None = None
         self._lock = threading.Lock()
         self._returncode: int | None = None
-        engine.submit(self, {"image": str(image_path), "mask": str(mask_path), "output": str(self.output_dir),
-                             "bundle": engine.bundle_path, "device": engine.device,
-                             "endpoints": list(endpoints) if endpoints else None, "thickness_mm": thickness_mm,
-                             "radiomics_backend": radiomics_backend})
+        engine.submit(self, self.request)
 
     def _line(self, line: str) -> None:
         _record_line(self, line)
@@ -353,22 +456,21 @@ class EngineJob:
             self._returncode = code
 
     def poll(self):
-        """None while running; the run's status once it is answered (or the engine died)."""
+        """None while running; the run's status once it is answered (or the engine died).
+        Never blocks, and always ends (as :meth:`BackgroundAnalysis.poll`)."""
         with self._lock:
             if self._returncode is not None:
                 return self._returncode
-        code = self.engine.process.poll()
+        engine = self.engine
+        code = engine.process.poll()
         if code is None:
+            engine.tree.record()
             return None
-        if self.engine._reader.is_alive():
+        if engine._reader.is_alive() and not self.cancelled:
             # A launcher gone while its child holds the pipe: as in BackgroundAnalysis.poll.
-            now = time.monotonic()
-            self._exited_at = getattr(self, "_exited_at", None) or now
-            if now - self._exited_at < ORPHAN_GRACE_S:
+            if not engine.tree.orphan_may_end() and engine._reader.is_alive():
                 return None
-            self.engine.kill()
-            if self.engine._reader.is_alive():
-                return None
+            self.orphaned = True
         with self._lock:
             if self._returncode is None:
                 self._returncode = code if code != 0 else 1
@@ -387,6 +489,8 @@ class EngineJob:
     def error_message(self) -> str:
         with self._lock:
             log = list(self.log)
+        if self.orphaned and not _error_line(log):
+            return _orphan_message(self.engine.tree, self.message)
         code = self.engine.process.poll()
         if code is None:
             how = f"failed with status {self._returncode}"
@@ -395,3 +499,7 @@ class EngineJob:
         else:
             how = f"stopped unexpectedly with exit status {code}"
         return _failure_message(log, how, self.message)
+
+    def traceback(self) -> str:
+        with self._lock:
+            return traceback_text(list(self.log))

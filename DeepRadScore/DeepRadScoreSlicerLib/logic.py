@@ -32,6 +32,7 @@ from typing import Callable, Optional
 import slicer
 
 from DeepRadScoreLib.errors import InputError
+from DeepRadScoreLib.features.settings import DEFAULT_THICKNESS_MM, check_thickness
 
 from . import dependencies as deps
 from . import mrml_images, scene_outputs
@@ -39,7 +40,6 @@ from . import mrml_images, scene_outputs
 logger = logging.getLogger(__name__)
 
 RING_COLOR = (0.98, 0.78, 0.18)  # amber: distinct from Slicer's default first segment colours
-DEFAULT_THICKNESS_MM = 3.0
 TEMP_PREFIX = "DeepRadScore-"
 
 
@@ -97,45 +97,64 @@ class DeepRadScoreLogic:
 
     def setupPythonRequirements(self, confirm: bool = True,
                                 statusCallback: Optional[Callable[[str], None]] = None,
-                                radiomicsBackend: str = "auto") -> bool:
-        """Install what the engine needs after ONE confirmation; False if the user declines.
+                                radiomicsBackend: str = "auto", bundlePath=None,
+                                confirmCallback: Optional[Callable[[str], bool]] = None,
+                                installProgress: Optional[Callable[[int, int, str], bool]] = None) -> bool:
+        """Install what a Run with ``bundlePath`` needs after ONE confirmation; False if the user
+        declines or cancels.
 
-        pyradiomics is not needed (the native backend computes the same features); a
-        SlicerRadiomics pyradiomics that is installed but too old is reported, unless
-        ``radiomicsBackend`` is ``"native"`` (then it is never used).
+        What is needed is decided from the inputs alone (:func:`dependencies.run_needs`): a
+        features-only Run needs neither torch nor scikit-learn; a bundle with ONNX networks needs
+        onnxruntime; one without needs torch from the PyTorch extension. pyradiomics is never
+        needed (the native backend computes the same features).
 
         :param confirm: ask the user first (a console user may pass False).
         :param statusCallback: ``statusCallback(text)`` before each install step (the GUI shows it).
         :param radiomicsBackend: ``auto``, ``pyradiomics`` or ``native`` (see :meth:`process`).
+        :param bundlePath: the Run's bundle folder (None or "": features only).
+        :param confirmCallback: ``confirmCallback(text) -> bool`` (default Slicer's OK/Cancel box).
+        :param installProgress: ``installProgress(index, count, requirement) -> bool`` before each
+            pip package on Slicer 5.10 (False cancels the remaining ones).
         :returns: True when everything is in place.
-        :raises RuntimeError: with what the user can do, when this Slicer is too old, or a
-            package must come from another extension (SlicerRadiomics) or from Slicer itself.
+        :raises RuntimeError: with what the user can do, when this Slicer is too old, this machine
+            cannot get the torch the bundle needs, or a package must come from Slicer itself.
+        :raises InputError: the bundle folder is not a bundle.
         """
-        import slicer.util
+        import platform
 
         status = statusCallback or (lambda text: logger.info(text))
         problem = self.slicerVersionProblem()
         if problem:
             raise RuntimeError(problem)
-        optional = () if radiomicsBackend == "native" else None
-        missing = deps.missing_requirements(optional=optional)
+        needs = deps.run_needs(bundlePath)
+        problem = deps.torch_platform_problem(needs, platform.system(), platform.machine())
+        if problem:
+            raise RuntimeError(problem)
+        missing = deps.missing_requirements(deps.requirements(needs))
         if not missing:
             return True
         blocked = deps.unresolvable(missing)
         if blocked:
             raise RuntimeError(deps.unresolvable_text(blocked))
-        if confirm and not slicer.util.confirmOkCancelDisplay(deps.confirmation_text(missing),
-                                                              windowTitle="Deep-RadScore"):
-            return False
+        if confirm:
+            if confirmCallback is None:
+                import slicer.util
+
+                def confirmCallback(text):
+                    return slicer.util.confirmOkCancelDisplay(text, windowTitle="Deep-RadScore")
+            if not confirmCallback(deps.confirmation_text(missing, needs)):
+                return False
         torchNeeds = deps.torch_requirements(missing)
         if torchNeeds["torch"] or torchNeeds["torchvision"]:
             status("Installing PyTorch through the PyTorch extension (this takes several minutes)...")
             self._installTorch(torchNeeds)
         pipNeeds = deps.pip_requirements(missing)
         if pipNeeds:
-            status(f"Installing {', '.join(pipNeeds)} with pip (this takes a few minutes)...")
-            self._pipInstall(pipNeeds)
-        still = deps.missing_requirements(optional=optional)
+            status(f"Installing {', '.join(pipNeeds)} with pip...")
+            if not self._pipInstall(pipNeeds, installProgress):
+                status("Installation cancelled: nothing was run.")
+                return False
+        still = deps.missing_requirements(deps.requirements(needs))
         if still:
             raise RuntimeError("Still missing after installation (restart Slicer and try again): "
                                + "; ".join(m.describe() for m in still))
@@ -147,8 +166,9 @@ class DeepRadScoreLogic:
         try:
             import PyTorchUtils
         except ModuleNotFoundError:
-            raise RuntimeError("Deep-RadScore needs the PyTorch extension: install it from the "
-                               "Extensions Manager and restart Slicer.") from None
+            raise RuntimeError("This bundle has no ONNX networks and needs PyTorch: install the PyTorch "
+                               "extension from the Extensions Manager and restart Slicer (or use a bundle "
+                               "with ONNX networks, which needs no PyTorch).") from None
         torchLogic = PyTorchUtils.PyTorchUtilsLogic()
         # torchInstalled() first: the logic's ``torch`` property installs silently.
         if torchLogic.torchInstalled() and not torchNeeds["torch"] and not torchNeeds["torchvision"]:
@@ -159,28 +179,50 @@ class DeepRadScoreLogic:
             raise RuntimeError("PyTorch was not installed.")
 
     @staticmethod
-    def _pipInstall(pipNeeds: list[str]) -> None:
+    def _pipEnsure():
+        """Slicer >= 5.12's ``pip_ensure`` (it shows its own progress dialog), or None (5.10)."""
         import importlib
 
+        for name in ("slicer.packaging", "slicer.pydeps"):
+            try:
+                ensure = getattr(importlib.import_module(name), "pip_ensure", None)
+            except ImportError:
+                ensure = None
+            if ensure is not None:
+                return ensure
+        return None
+
+    def _pipInstall(self, pipNeeds: list[str], progress: Optional[Callable[[int, int, str], bool]] = None,
+                    pipInstall: Optional[Callable[[list[str]], None]] = None) -> bool:
+        """Install ``pipNeeds`` under the constraints file; False when ``progress`` cancelled.
+
+        Slicer 5.12's ``pip_ensure`` shows its own dialog and takes them all at once; on 5.10
+        (``slicer.util.pip_install``, or ``pipInstall`` given) they go one package at a time, with
+        ``progress(index, count, requirement)`` before each, so the user sees which one and can
+        cancel between packages.
+        """
         from packaging.requirements import Requirement
 
         with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
             constraints = os.path.join(folder, "constraints.txt")
             upgrading = [Requirement(r).name for r in pipNeeds]
             Path(constraints).write_text(deps.constraints_text(upgrading=upgrading))
-            ensure = None
-            for name in ("slicer.packaging", "slicer.pydeps"):  # Slicer >= 5.12
-                try:
-                    ensure = getattr(importlib.import_module(name), "pip_ensure", None)
-                except ImportError:
-                    ensure = None
-                if ensure is not None:
-                    break
+            ensure = self._pipEnsure() if pipInstall is None else None
             if ensure is not None:
                 ensure([Requirement(r) for r in pipNeeds], constraints=constraints, prompt_install=False,
                        requester="Deep-RadScore")
-            else:  # Slicer 5.10
-                slicer.util.pip_install([*pipNeeds, "-c", constraints])
+                return True
+            if pipInstall is None:
+                import slicer.util
+
+                pipInstall = slicer.util.pip_install
+            for index, requirement in enumerate(pipNeeds):
+                if progress is not None and progress(index, len(pipNeeds), requirement) is False:
+                    return False
+                pipInstall([requirement, "-c", constraints])
+            if progress is not None:
+                progress(len(pipNeeds), len(pipNeeds), "")
+        return True
 
     # -- the ring ---------------------------------------------------------------------------
 
@@ -199,6 +241,7 @@ class DeepRadScoreLogic:
 
         from DeepRadScoreLib.regions import peritumoral_ring
 
+        thicknessMm = check_thickness(thicknessMm, "thicknessMm")
         tumour = self._tumour(segmentationNode, tumorSegmentId)
         labelmap = mrml_images.export_segment(segmentationNode, tumorSegmentId, referenceVolumeNode)
         try:
@@ -242,12 +285,13 @@ class DeepRadScoreLogic:
 
     # -- running the engine -----------------------------------------------------------------
 
-    def caseImages(self, volumeNode, segmentationNode, tumorSegmentId: str):
-        """The CT (float32 HU) and the tumour (uint8 on the CT's grid) as SimpleITK images."""
+    def caseImages(self, volumeNode, segmentationNode, tumorSegmentId: str, pixelType="float32"):
+        """The CT (``pixelType``; None: the node's own, e.g. int16 HU) and the tumour (uint8 on
+        the CT's grid) as SimpleITK images."""
         if volumeNode is None or segmentationNode is None:
             raise InputError("select a CT volume and a segmentation")
         self._tumour(segmentationNode, tumorSegmentId)
-        image = mrml_images.volume_to_image(volumeNode)
+        image = mrml_images.volume_to_image(volumeNode, pixelType)
         mask = mrml_images.segment_to_mask(segmentationNode, tumorSegmentId, volumeNode)
         return image, mask
 
@@ -273,6 +317,7 @@ class DeepRadScoreLogic:
         from DeepRadScoreLib.features.backends import describe
 
         start = time.time()
+        radiomicsBackend, warning = deps.radiomics_choice(radiomicsBackend)
         described = describe(radiomicsBackend)  # an unusable backend is refused before any work
         image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
         bundle = None
@@ -281,14 +326,23 @@ class DeepRadScoreLogic:
 
             bundle = Bundle.load(str(bundlePath), device=device)
         result = analyse_case(image, mask, bundle=bundle, endpoints=list(endpoints) if endpoints else None,
-                              thickness_mm=thicknessMm, gradcam=True, device=device, progress=progressCallback,
-                              cancel=cancel, heatmap_grid="patch", backend=radiomicsBackend)
-        used = bundle.settings.thickness_mm if bundle is not None else (thicknessMm or DEFAULT_THICKNESS_MM)
-        output = self._showRun(volumeNode, segmentationNode, tumorSegmentId, image, result, used,
+                              settings=self._settingsRequest(thicknessMm, radiomicsBackend), gradcam=True,
+                              device=device, progress=progressCallback, cancel=cancel, heatmap_grid="patch")
+        output = self._showRun(volumeNode, segmentationNode, tumorSegmentId, image, result,
+                               result.settings.thickness_mm,
                                bool(bundle and bundle.synthetic), predictionsTableNode, featuresTableNode,
-                               heatmapOpacity, (radiomicsBackend, described))
+                               heatmapOpacity, (radiomicsBackend, described, warning))
         logger.info("Deep-RadScore finished in %.1f s", time.time() - start)
         return output
+
+    @staticmethod
+    def _settingsRequest(thicknessMm: Optional[float], radiomicsBackend: str):
+        """The console's and the GUI's options as the engine's one settings request (the engine
+        checks them and resolves them against the bundle's, as on the command line)."""
+        from DeepRadScoreLib.features.settings import SettingsRequest
+
+        return SettingsRequest(thickness_mm=None if thicknessMm is None else float(thicknessMm),
+                               backend=radiomicsBackend)
 
     def _showRun(self, volumeNode, segmentationNode, tumorSegmentId, image, result, thicknessMm, synthetic,
                  predictionsTableNode, featuresTableNode, heatmapOpacity, backend=None) -> DeepRadScoreOutput:
@@ -300,11 +354,15 @@ class DeepRadScoreLogic:
                                       thicknessMm, volumeNode, tumour.GetName())
         output = self.showResults(volumeNode, image, result, ringId, synthetic=synthetic,
                                   predictionsTableNode=predictionsTableNode, featuresTableNode=featuresTableNode,
-                                  segmentationNode=segmentationNode, heatmapOpacity=heatmapOpacity)
+                                  segmentationNode=segmentationNode, heatmapOpacity=heatmapOpacity,
+                                  tumorSegmentId=tumorSegmentId)
         if backend is not None and backend[1]:
-            requested, described = backend
+            requested, described, warning = backend
             output.radiomicsBackend = described
             output.message += " " + deps.radiomics_backend_text(described, requested)
+            if warning:
+                logger.warning(warning)
+                output.message += " " + warning
         return output
 
     def _temporaryFolder(self) -> str:
@@ -320,46 +378,52 @@ class DeepRadScoreLogic:
                         thicknessMm: Optional[float] = None, device: str = "auto", radiomicsBackend: str = "auto"):
         """Start the engine in a child process (what the GUI does); poll or wait on the handle.
 
-        The CT and mask go to a private temporary folder that :meth:`finishBackground` or
-        :meth:`discardBackground` delete (also when the start fails, the scene closes, or Slicer
-        exits). Closing the scene cancels and discards the job. ``thicknessMm`` and
+        The CT (in its own pixel type, e.g. int16, compressed) and the mask go to a private
+        temporary folder that :meth:`finishBackground` or :meth:`discardBackground` delete (also
+        when the start fails, the scene closes, or Slicer exits); the job keeps no copy of the CT,
+        only its geometry. Closing the scene cancels and discards the job. ``thicknessMm`` and
         ``radiomicsBackend`` as in :meth:`process` (the worker resolves ``auto`` in its own
         Python and records what ran).
 
-        :returns: a :class:`~DeepRadScoreSlicerLib.background.BackgroundAnalysis`.
+        :returns: a :class:`~DeepRadScoreSlicerLib.background.BackgroundAnalysis` or
+            :class:`~DeepRadScoreSlicerLib.background.EngineJob`.
         """
         import SimpleITK as sitk
 
         from DeepRadScoreLib.features.backends import BACKENDS
 
         from .background import BackgroundAnalysis, EngineJob
+        from .worker import RunRequest
 
         if radiomicsBackend not in BACKENDS:
             raise InputError(f"radiomicsBackend: unknown backend '{radiomicsBackend}' (choose one of "
                              f"{', '.join(BACKENDS)})")
-        image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId)
+        radiomicsBackend, warning = deps.radiomics_choice(radiomicsBackend)
+        image, mask = self.caseImages(volumeNode, segmentationNode, tumorSegmentId, pixelType=None)
+        geometry = mrml_images.geometry_only(image)
         folder = self._temporaryFolder()
         try:
             imagePath, maskPath = os.path.join(folder, "image.nrrd"), os.path.join(folder, "mask.nrrd")
-            sitk.WriteImage(image, imagePath)
+            sitk.WriteImage(image, imagePath, True)
+            del image  # written: the engine reads the file, no second copy stays here
             sitk.WriteImage(mask, maskPath, True)
-            output = os.path.join(folder, "result")
+            request = RunRequest(image=imagePath, mask=maskPath, output=os.path.join(folder, "result"),
+                                 bundle=str(bundlePath or ""), device=device,
+                                 endpoints=list(endpoints) if endpoints else None,
+                                 settings=self._settingsRequest(thicknessMm, radiomicsBackend))
             engine = self._engineFor(bundlePath, device) if self.keepEngine else None
             if engine is not None:
-                job = EngineJob(engine, imagePath, maskPath, output, endpoints, thicknessMm,
-                                radiomics_backend=radiomicsBackend)
+                job = EngineJob(engine, request)
             else:
-                job = BackgroundAnalysis(imagePath, maskPath, output, str(bundlePath or ""),
-                                         list(endpoints) if endpoints else None, thicknessMm, device,
-                                         command_prefix=self.enginePrefix, radiomics_backend=radiomicsBackend)
+                job = BackgroundAnalysis(request, command_prefix=self.enginePrefix)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         scene = volumeNode.GetScene()
         job.context = {"volumeNode": volumeNode, "segmentationNode": segmentationNode,
-                       "tumorSegmentId": tumorSegmentId, "image": image, "bundlePath": bundlePath,
+                       "tumorSegmentId": tumorSegmentId, "geometry": geometry, "bundlePath": bundlePath,
                        "thicknessMm": thicknessMm, "folder": folder, "scene": scene, "discarded": False,
-                       "radiomicsBackend": radiomicsBackend}
+                       "radiomicsBackend": radiomicsBackend, "radiomicsWarning": warning}
         job.context["closeObserver"] = scene.AddObserver(
             slicer.vtkMRMLScene.StartCloseEvent, lambda caller, event, job=job: self.discardBackground(job))
         self._jobs.append(job)
@@ -374,17 +438,38 @@ class DeepRadScoreLogic:
         if engine is not None and engine.serves(bundlePath, device, self.enginePrefix):
             return engine
         if engine is not None:
-            if engine.alive() and engine.job is not None:
+            if engine.alive() and engine.busy():
                 return None  # busy: this run gets a one-shot process
             engine.close()
         self._engine = EngineProcess(str(bundlePath or ""), device, self.enginePrefix)
         return self._engine
 
-    def closeEngine(self) -> None:
-        """End the kept engine process (when Slicer exits; a later Run starts a new one)."""
-        if self._engine is not None:
-            self._engine.close()
-            self._engine = None
+    def engineRunning(self) -> bool:
+        """Whether a kept engine process is alive (holding torch, the bundle, any GPU memory)."""
+        return self._engine is not None and self._engine.alive()
+
+    def closeEngine(self) -> bool:
+        """End the kept engine process (a later Run starts a new one); True if one was ended.
+        A run in progress on it is cancelled first."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return False
+        for job in list(self._jobs):
+            if getattr(job, "engine", None) is engine:
+                self.discardBackground(job)
+        engine.close()
+        return True
+
+    def releaseIdleEngine(self, idleSeconds: float, bundlePath=None) -> bool:
+        """End the kept engine when it has been idle for ``idleSeconds``, or (``bundlePath``
+        given) when it is idle and serves another bundle; True if it was ended."""
+        engine = self._engine
+        if engine is None or engine.busy():
+            return False
+        other = bundlePath is not None and engine.bundle_path != str(bundlePath or "")
+        if other or not engine.alive() or time.monotonic() - engine.idle_since >= idleSeconds:
+            return self.closeEngine()
+        return False
 
     def _release(self, job) -> None:
         context = job.context
@@ -409,9 +494,9 @@ class DeepRadScoreLogic:
         finally:
             self._release(job)
         return self._showRun(context["volumeNode"], context["segmentationNode"], context["tumorSegmentId"],
-                             context["image"], result, thickness or DEFAULT_THICKNESS_MM, synthetic,
+                             context["geometry"], result, thickness, synthetic,
                              predictionsTableNode, featuresTableNode, heatmapOpacity,
-                             (context.get("radiomicsBackend", "auto"), described))
+                             (context.get("radiomicsBackend", "auto"), described, context.get("radiomicsWarning", "")))
 
     def discardBackground(self, job) -> None:
         """Stop a worker if it still runs and delete its temporary files (Cancel, a failure, a
@@ -430,16 +515,25 @@ class DeepRadScoreLogic:
 
     def showResults(self, volumeNode, image, result, ringSegmentId: str, synthetic: bool = False,
                     predictionsTableNode=None, featuresTableNode=None, segmentationNode=None,
-                    heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> DeepRadScoreOutput:
-        """Tables, Grad-CAM volumes, the overlay and the slice position for one CaseResult."""
+                    heatmapOpacity: float = scene_outputs.DEFAULT_HEAT_OPACITY,
+                    tumorSegmentId: str = "") -> DeepRadScoreOutput:
+        """Tables, Grad-CAM volumes, the overlay and the slice position for one CaseResult.
+
+        The tables are those of this CT and tumour segment (node attributes say which): reused by
+        a later run on the same CT and segment, never by a run on another (``featuresTableNode``
+        and ``predictionsTableNode`` are used only if they belong to this CT and segment).
+        """
         scene = volumeNode.GetScene()
         base = volumeNode.GetName()
-        features = scene_outputs.table_node(scene, f"{base} Deep-RadScore features", featuresTableNode)
+        key = scene_outputs.output_key(volumeNode, segmentationNode, tumorSegmentId)
+        features = scene_outputs.table_node(scene, f"{base} Deep-RadScore features", featuresTableNode,
+                                            key=key, kind=scene_outputs.FEATURES_TABLE)
         scene_outputs.fill_features_table(features, result.features)
         output = DeepRadScoreOutput(volumeNode=volumeNode, caseResult=result, ringSegmentId=ringSegmentId,
                                     featuresTableNode=features, segmentationNode=segmentationNode)
         if result.predictions:
-            table = scene_outputs.table_node(scene, f"{base} Deep-RadScore predictions", predictionsTableNode)
+            table = scene_outputs.table_node(scene, f"{base} Deep-RadScore predictions", predictionsTableNode,
+                                             key=key, kind=scene_outputs.PREDICTIONS_TABLE)
             scene_outputs.fill_predictions_table(table, result.predictions)
             output.predictionsTableNode = table
             for endpoint, heatmap in result.heatmaps.items():
@@ -456,18 +550,28 @@ class DeepRadScoreLogic:
             output.message = (f"Computed the ring and {len(result.features)} radiomics features. Predictions "
                               "need a model bundle trained with `deepradscore train` (or the demo's, which is "
                               "trained on synthetic data and means nothing clinically).")
-            scene_outputs.show_overlay(scene, volumeNode, None, 0.0)
+            # Predictions an earlier Run (with a bundle) left for this case are not this run's.
+            stale = scene_outputs.tagged_table(scene, key, scene_outputs.PREDICTIONS_TABLE)
+            if stale is not None:
+                scene.RemoveNode(stale)
+            scene_outputs.hide_overlay(scene)
         scene_outputs.jump_slices(scene, scene_outputs.patch_centre_ras(result.patch, image))
         return output
 
     def showHeatmap(self, output: DeepRadScoreOutput, endpoint: str,
                     opacity: float = scene_outputs.DEFAULT_HEAT_OPACITY) -> None:
-        """Show one endpoint's Grad-CAM as the foreground over the CT in every slice view, with
-        the segments as outlines so the heatmap over the tumour stays visible."""
+        """Show one endpoint's Grad-CAM as the foreground over the CT in the slice views that show
+        this CT (every view if none does), with the segments as outlines so the heatmap over the
+        tumour stays visible; :meth:`hideHeatmap` restores what those views showed."""
         node = output.heatmapNodes[endpoint]
         scene_outputs.show_overlay(output.volumeNode.GetScene(), output.volumeNode, node, opacity)
         if output.segmentationNode is not None:
             scene_outputs.segments_as_outlines(output.segmentationNode)
+
+    @staticmethod
+    def hideHeatmap(scene) -> int:
+        """Take our heatmaps out of the views and restore what each view showed before."""
+        return scene_outputs.hide_overlay(scene)
 
     @staticmethod
     def setHeatmapOpacity(scene, opacity: float) -> int:

@@ -101,14 +101,29 @@ def _array_of(node) -> np.ndarray:
 
 
 def volume_to_image(node, pixel_type=np.float32) -> sitk.Image:
-    """A scalar or labelmap volume node as a SimpleITK image on its world grid (LPS)."""
-    array = _array_of(node).astype(pixel_type, copy=True)
+    """A scalar or labelmap volume node as a SimpleITK image on its world grid (LPS).
+
+    ``pixel_type`` None keeps the node's own type (a CT's int16 stays int16: half the memory and
+    file of float32, and the same HU)."""
     origin, spacing, direction = grid_from_ijk_to_ras(world_ijk_to_ras(node), node.GetName())
-    image = sitk.GetImageFromArray(array)
+    array = _array_of(node)
+    if pixel_type is not None and array.dtype != np.dtype(pixel_type):
+        array = array.astype(pixel_type)
+    image = sitk.GetImageFromArray(array)  # copies the voxels out of the node's buffer
     image.SetOrigin(origin)
     image.SetSpacing(spacing)
     image.SetDirection(direction)
     return image
+
+
+def geometry_only(image: sitk.Image) -> sitk.Image:
+    """A one-voxel image with ``image``'s origin, spacing and direction: what placing the results
+    needs (index -> physical point), without keeping the voxels."""
+    small = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    small.SetOrigin(image.GetOrigin())
+    small.SetSpacing(image.GetSpacing())
+    small.SetDirection(image.GetDirection())
+    return small
 
 
 def set_volume_from_image(node, image: sitk.Image) -> None:

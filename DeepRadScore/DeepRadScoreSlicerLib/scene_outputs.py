@@ -23,6 +23,13 @@ DEFAULT_HEAT_OPACITY = 0.4
 # Node attributes that mark our heatmaps: which CT they belong to and their endpoint.
 HEATMAP_OF_ATTRIBUTE = "DeepRadScore.HeatmapOf"
 HEATMAP_ENDPOINT_ATTRIBUTE = "DeepRadScore.Endpoint"
+# Table attributes: which CT, segmentation and tumour segment they hold the results of, and which
+# table it is, so a run reuses only the tables of its own case.
+TABLE_OF_ATTRIBUTE = "DeepRadScore.ResultsOf"
+TABLE_KIND_ATTRIBUTE = "DeepRadScore.Table"
+FEATURES_TABLE, PREDICTIONS_TABLE = "features", "predictions"
+# On a slice composite node: what it showed before our overlay ("background|foreground|opacity").
+PREVIOUS_LAYERS_ATTRIBUTE = "DeepRadScore.PreviousLayers"
 
 # An inferno-like ramp (black, purple, red, orange, pale yellow): perceptually ordered and
 # distinct from CT greys, so the overlay reads as "more" where it is brighter.
@@ -104,12 +111,46 @@ def fill_features_table(table_node, features: dict) -> None:
     table_node.SetLocked(True)
 
 
-def table_node(scene, name: str, existing=None):
-    """Reuse ``existing`` (same scene) or add a new table node."""
-    if existing is not None and existing.GetScene() is scene:
-        existing.SetName(name)
-        return existing
-    return scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+def output_key(ct_node, segmentation_node, segment_id: str) -> str:
+    """What the tables of one case are tagged with: the CT's, segmentation's and segment's IDs."""
+    segmentation_id = segmentation_node.GetID() if segmentation_node is not None else ""
+    return f"{ct_node.GetID()}|{segmentation_id}|{segment_id or ''}"
+
+
+def _nodes(scene, class_name: str):
+    return [scene.GetNthNodeByClass(i, class_name) for i in range(scene.GetNumberOfNodesByClass(class_name))]
+
+
+def tagged_table(scene, key: str, kind: str):
+    """The table of kind ``kind`` made for the case ``key`` by an earlier run, or None."""
+    for node in _nodes(scene, "vtkMRMLTableNode"):
+        if node.GetAttribute(TABLE_OF_ATTRIBUTE) == key and node.GetAttribute(TABLE_KIND_ATTRIBUTE) == kind:
+            return node
+    return None
+
+
+def table_node(scene, name: str, existing=None, key: str | None = None, kind: str = FEATURES_TABLE):
+    """The table for one case's results: ``existing`` if it belongs to that case (``key``) and
+    scene, else the one an earlier run made for the case, else a new one, tagged with ``key``.
+
+    Without ``key`` (a console call that names no case) ``existing`` is reused as given.
+    """
+    if key is None:
+        if existing is not None and existing.GetScene() is scene:
+            existing.SetName(name)
+            return existing
+        return scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+    node = None
+    if (existing is not None and existing.GetScene() is scene
+            and existing.GetAttribute(TABLE_OF_ATTRIBUTE) == key and existing.GetAttribute(TABLE_KIND_ATTRIBUTE) == kind):
+        node = existing
+    node = node or tagged_table(scene, key, kind)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+        node.SetAttribute(TABLE_OF_ATTRIBUTE, key)
+        node.SetAttribute(TABLE_KIND_ATTRIBUTE, kind)
+    node.SetName(name)
+    return node
 
 
 def heatmap_nodes(ct_node) -> dict:
@@ -168,21 +209,59 @@ def is_heatmap(node) -> bool:
     return node is not None and node.GetAttribute(HEATMAP_OF_ATTRIBUTE) is not None
 
 
-def show_overlay(scene, background_node, foreground_node, opacity: float = DEFAULT_HEAT_OPACITY) -> None:
-    """CT as background and heatmap as foreground at ``opacity`` in every slice view.
+def _remember_layers(composite) -> None:
+    if composite.GetAttribute(PREVIOUS_LAYERS_ATTRIBUTE) is None:
+        composite.SetAttribute(PREVIOUS_LAYERS_ATTRIBUTE, "|".join((
+            composite.GetBackgroundVolumeID() or "", composite.GetForegroundVolumeID() or "",
+            repr(float(composite.GetForegroundOpacity())))))
 
-    Without a heatmap only views that showed one of ours lose it; a user's own foreground (e.g.
-    a PET over the CT) is left alone.
+
+def show_overlay(scene, background_node, foreground_node, opacity: float = DEFAULT_HEAT_OPACITY) -> list:
+    """Heatmap as foreground at ``opacity`` over the CT, in the slice views that show this CT as
+    their background; where no view shows it, in every view (with the CT as background). Each
+    view changed remembers what it showed, for :func:`hide_overlay`. Returns the views changed.
+
+    A view showing another volume (a PET fusion, a compare layout's other CT) is left alone.
+    ``foreground_node`` None: the same as :func:`hide_overlay`.
     """
-    for index in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
-        composite = scene.GetNthNodeByClass(index, "vtkMRMLSliceCompositeNode")
-        if foreground_node is None:
-            if is_heatmap(scene.GetNodeByID(composite.GetForegroundVolumeID() or "")):
-                composite.SetForegroundVolumeID(None)
-            continue
+    if foreground_node is None:
+        hide_overlay(scene)
+        return []
+    composites = _nodes(scene, "vtkMRMLSliceCompositeNode")
+    targets = [c for c in composites if c.GetBackgroundVolumeID() == background_node.GetID()]
+    if not targets:
+        targets = composites
+    for composite in targets:
+        _remember_layers(composite)
         composite.SetBackgroundVolumeID(background_node.GetID())
         composite.SetForegroundVolumeID(foreground_node.GetID())
         composite.SetForegroundOpacity(opacity)
+    # Views that showed one of our heatmaps over another CT keep it (they show that CT's result).
+    return targets
+
+
+def hide_overlay(scene) -> int:
+    """Take our heatmaps out of every view and restore what each showed before our overlay;
+    returns how many views changed."""
+    changed = 0
+    for composite in _nodes(scene, "vtkMRMLSliceCompositeNode"):
+        previous = composite.GetAttribute(PREVIOUS_LAYERS_ATTRIBUTE)
+        showing = is_heatmap(scene.GetNodeByID(composite.GetForegroundVolumeID() or ""))
+        if previous is None and not showing:
+            continue
+        if previous is not None:
+            background, foreground, opacity = previous.split("|")
+            if scene.GetNodeByID(background) is not None or not background:
+                composite.SetBackgroundVolumeID(background or None)
+            foreground_node = scene.GetNodeByID(foreground) if foreground else None
+            composite.SetForegroundVolumeID(foreground if foreground_node is not None and not is_heatmap(foreground_node)
+                                            else None)
+            composite.SetForegroundOpacity(float(opacity))
+            composite.RemoveAttribute(PREVIOUS_LAYERS_ATTRIBUTE)
+        else:
+            composite.SetForegroundVolumeID(None)
+        changed += 1
+    return changed
 
 
 def set_overlay_opacity(scene, opacity: float) -> int:

@@ -1,45 +1,89 @@
 """The engine run in its own process for the Slicer GUI: one case in, predictions + heatmaps out.
 
-Slicer's GUI starts this file with Slicer's Python (``PythonSlicer worker.py ...``) so that
-feature extraction and the networks never block the GUI thread, and Cancel kills the process:
-pyradiomics and torch spend minutes inside C code where a Python cancel flag is not looked at,
-and only killing the process really stops them. Progress goes to stdout as lines
-``PROGRESS <fraction> <message>``; a user-facing problem ends with ``error: <message>`` and
-exit status 2 (as the CLI does). With ``--serve`` it stays alive across runs (the Slicer Logic
-keeps one engine per bundle): each stdin line is one run's options as JSON, answered by
-``DONE <status>``, so the second Run does not re-import torch or reload the bundle. The result is written into ``--output`` (a folder) by
-:func:`save_result` in the engine's one result format (``CaseResult.to_json``, the JSON of
-``deepradscore predict``, plus the features and image files) and read back by :func:`load_result`.
-The ring the worker computes is the one the Slicer Logic adds as a segment (computed once).
-``--radiomics-backend`` (``auto``: pyradiomics where it imports in this Python, else the native
-backend) is resolved here, and what ran is recorded in the result (:func:`load_backend`).
+Slicer's GUI starts this file with Slicer's Python (``PythonSlicer worker.py``) so that feature
+extraction and the networks never block the GUI thread, and Cancel kills the process: pyradiomics
+and torch spend minutes inside C code where a Python cancel flag is not looked at, and only
+killing the process really stops them.
 
-This module imports only the engine, never slicer/vtk/qt.
+Each line on stdin is one :class:`RunRequest` as JSON (read with :mod:`DeepRadScoreLib.typedjson`,
+so a wrong field is one ``error:`` line naming it), and the worker calls the engine's one-case
+function (``pipelines.case.analyse_case``) with it: there is no command line. Progress goes to stdout as
+``PROGRESS <fraction> <message>``; each request ends with ``DONE <status> bundle-loads=<n>``. A
+user-facing problem prints ``error: <message>`` (status 2), an unexpected exception its traceback
+and then ``exception: <type>: <message>`` (status 1), so the GUI can show the message and log the
+traceback. The process stays alive across requests (the Logic keeps one engine per bundle, so a
+second Run does not re-import torch or reload the bundle) and exits at the end of stdin with the
+last request's status: a one-shot run writes one line and closes stdin.
+
+The result is written into the request's ``output`` folder by :func:`save_result` in the engine's
+one result format (``CaseResult.to_json``, the JSON of ``deepradscore predict``, plus the features
+and image files) and read back by :func:`load_result`. The ring the worker computes is the one the
+Slicer Logic adds as a segment (computed once). ``radiomics_backend`` (``auto``: pyradiomics where
+it imports in this Python, else the native backend) is resolved here, and what ran is recorded in
+the result (:func:`load_backend`).
+
+This module imports only the engine, never slicer/vtk/qt; the engine is imported inside the
+functions, so importing this module (the GUI does, for the protocol) loads nothing heavy.
 """
 from __future__ import annotations
 
-import logging
-import argparse
 import json
+import logging
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-# Started as a script: make the module folder (which holds DeepRadScoreLib) importable.
-MODULE_DIR = Path(__file__).resolve().parent.parent
-if str(MODULE_DIR) not in sys.path:
-    sys.path.insert(0, str(MODULE_DIR))
-
-import SimpleITK as sitk  # noqa: E402
-
-from DeepRadScoreLib.errors import Cancelled, InputError  # noqa: E402
-from DeepRadScoreLib.regions import DeepRoiPatch  # noqa: E402
+from DeepRadScoreLib.features.settings import SettingsRequest
 
 logger = logging.getLogger(__name__)
 PROGRESS_PREFIX = "PROGRESS "
 DONE_PREFIX = "DONE "
+ERROR_PREFIX = "error: "
+EXCEPTION_PREFIX = "exception: "
 RESULT_FILE = "result.json"
+# Started as a script, the module folder (which holds DeepRadScoreLib) goes on sys.path first.
+MODULE_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunRequest:
+    """One run, as the Logic sends it and the worker reads it (one JSON line).
+
+    ``bundle`` "" runs the ring and features only. ``endpoints`` None: all of the bundle's.
+    ``settings``: what the user asked for (ring thickness, parameter file, radiomics backend),
+    resolved against the bundle's recorded settings by the engine, as on the command line.
+    """
+
+    image: str
+    mask: str
+    output: str
+    bundle: str = ""
+    device: str = "auto"
+    endpoints: list[str] | None = None
+    settings: SettingsRequest = field(default_factory=SettingsRequest)
+
+    def __post_init__(self):
+        if not (self.image and self.mask and self.output):
+            raise ValueError("image, mask and output must be given")
+        if self.endpoints == []:
+            self.endpoints = None
+
+    def to_line(self) -> str:
+        """The JSON line the worker reads."""
+        from DeepRadScoreLib.typedjson import to_json
+
+        return json.dumps(to_json(self), allow_nan=False)
+
+    @classmethod
+    def from_line(cls, line: str) -> "RunRequest":
+        """A request line parsed and checked; raises InputError naming the bad field."""
+        from DeepRadScoreLib.errors import InputError
+        from DeepRadScoreLib.typedjson import SchemaError, from_json
+
+        try:
+            return from_json(cls, json.loads(line), "request")
+        except (json.JSONDecodeError, SchemaError) as err:
+            raise InputError(f"engine request: {err}") from None
 
 
 def progress_line(fraction: float, message: str) -> str:
@@ -57,8 +101,7 @@ def parse_progress(line: str):
         return None
 
 
-def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | None = None,
-                radiomics_backend: str = "") -> None:
+def save_result(result, folder: str | Path, bundle=None, radiomics_backend: str = "") -> None:
     """Write a CaseResult in the engine's one result format: ``CaseResult.to_json`` (what
     ``deepradscore predict -o`` writes) plus the features, and the images beside it.
 
@@ -67,11 +110,13 @@ def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | N
     features (``features.backends.describe``); it is written last, so its presence means the
     result is complete.
     """
+    import numpy as np
+    import SimpleITK as sitk
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     document = result.to_json(bundle)
     document["features"] = {k: float(v) for k, v in result.features.items()}
-    document["thickness_mm"] = thickness_mm
     document["radiomics_backend"] = radiomics_backend
     files = {"ring": "ring.nrrd", "patch_hu": "patch_hu.npy", "heatmaps": {}}
     sitk.WriteImage(result.ring, str(folder / files["ring"]), True)
@@ -85,9 +130,13 @@ def save_result(result, folder: str | Path, bundle=None, thickness_mm: float | N
 
 
 def load_result(folder: str | Path):
-    """Read what :func:`save_result` wrote: ``(analysis.CaseResult, synthetic, thickness_mm)``
+    """Read what :func:`save_result` wrote: ``(pipelines.case.CaseResult, synthetic, thickness_mm)``
     (the ring thickness the engine used: the bundle's, or the one asked for)."""
+    import numpy as np
+    import SimpleITK as sitk
+
     from DeepRadScoreLib.pipelines.case import CaseResult, EndpointPrediction
+    from DeepRadScoreLib.regions import DeepRoiPatch
 
     folder = Path(folder)
     document = json.loads((folder / RESULT_FILE).read_text())
@@ -101,8 +150,7 @@ def load_result(folder: str | Path):
     result = CaseResult(features=document["features"], ring=sitk.ReadImage(str(folder / files["ring"])),
                         patch=patch, predictions=predictions, heatmaps=heatmaps, seconds=document["seconds"])
     bundle = document.get("bundle") or {}
-    thickness = bundle.get("thickness_mm", document.get("thickness_mm"))
-    return result, bool(bundle.get("synthetic", False)), thickness
+    return result, bool(bundle.get("synthetic", False)), float(document["settings"]["thickness_mm"])
 
 
 def load_backend(folder: str | Path) -> str:
@@ -142,109 +190,85 @@ class BundleCache:
         return self.bundle
 
 
-def run(args, cache: BundleCache | None = None) -> int:
+def run(request: RunRequest, cache: BundleCache | None = None) -> int:
+    """One request: the engine's one-case analysis, its result saved into ``request.output``."""
+    import SimpleITK as sitk
+
     from DeepRadScoreLib.pipelines.case import analyse_case
     from DeepRadScoreLib.features.backends import describe
+    from DeepRadScoreLib.io.images import read_image
 
     # An unusable backend ("pyradiomics" where it does not import) is one error line, before
     # the bundle is loaded.
-    described = describe(args.radiomics_backend)
-    bundle = (cache or BundleCache()).get(args.bundle, args.device)
+    described = describe(request.settings.backend)
+    bundle = (cache or BundleCache()).get(request.bundle, request.device)
 
     def progress(fraction: float, message: str) -> None:
         print(progress_line(fraction, message), flush=True)
 
-    image = sitk.ReadImage(args.image)
-    mask = sitk.ReadImage(args.mask)
-    result = analyse_case(image, mask, bundle=bundle, endpoints=args.endpoints,
-                          thickness_mm=args.thickness_mm, gradcam=True, device=args.device,
-                          progress=progress, heatmap_grid="patch", backend=args.radiomics_backend)
-    thickness = (bundle.settings.thickness_mm if bundle is not None
-                 else args.thickness_mm if args.thickness_mm is not None else 3.0)
-    save_result(result, args.output, bundle, thickness, described)
+    # The CT comes in its own type (int16 for most CTs: half the file); the engine takes float32
+    # HU, as `deepradscore predict` reads it, so both compute the same numbers.
+    image = read_image(request.image)
+    mask = sitk.ReadImage(request.mask)
+    result = analyse_case(image, mask, bundle=bundle, endpoints=request.endpoints,
+                          settings=request.settings, gradcam=True, device=request.device,
+                          progress=progress, heatmap_grid="patch")
+    del image  # the CT is not needed for saving: free it before the files are written
+    save_result(result, request.output, bundle, described)
     progress(1.0, "done")
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="DeepRadScore one-case analysis for the Slicer module")
-    parser.add_argument("--serve", action="store_true",
-                        help="keep running: one request per stdin line (these options as JSON), "
-                             "each answered by 'DONE <status>'; exit at the end of stdin")
-    parser.add_argument("--image")
-    parser.add_argument("--mask")
-    parser.add_argument("--output", help="result folder")
-    parser.add_argument("--bundle", default="")
-    parser.add_argument("--endpoints", nargs="*", default=None)
-    parser.add_argument("--thickness-mm", type=float, default=None,
-                        help="ring thickness (default: the bundle's; 3 mm without a bundle)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--radiomics-backend", default="auto",
-                        help="auto (pyradiomics where it imports, else native), pyradiomics or native")
-    return parser
+def handle(line: str, cache: BundleCache) -> int:
+    """One request line, reported the way the GUI reads it: 0 done, 2 ``error:`` (bad input),
+    130 cancelled, 1 an unexpected exception (its traceback, then its ``exception:`` line)."""
+    from DeepRadScoreLib.errors import Cancelled, InputError
 
-
-def _run_reporting(args, cache: BundleCache) -> int:
-    if args.endpoints == []:
-        args.endpoints = None
     try:
-        return run(args, cache)
+        return run(RunRequest.from_line(line), cache)
     except InputError as err:
-        print(f"error: {err}", flush=True)
+        print(f"{ERROR_PREFIX}{err}", flush=True)
         return 2
     except Cancelled:
         print("cancelled", flush=True)
         return 130
+    except Exception as err:  # noqa: BLE001  (reported to the GUI as the run's failure)
+        import traceback
+
+        traceback.print_exc(file=sys.stdout)
+        text = str(err).replace("\n", " ").strip()
+        print(f"{EXCEPTION_PREFIX}{type(err).__name__}: {text}" if text else
+              f"{EXCEPTION_PREFIX}{type(err).__name__}", flush=True)
+        return 1
 
 
-def request_arguments(request: dict) -> list[str]:
-    """A JSON request (what :class:`~DeepRadScoreSlicerLib.background.EngineProcess` writes) as
-    the command-line arguments of one run."""
-    argv = ["--image", request["image"], "--mask", request["mask"], "--output", request["output"],
-            "--bundle", request.get("bundle") or "", "--device", request.get("device", "auto"),
-            "--radiomics-backend", request.get("radiomics_backend") or "auto"]
-    if request.get("thickness_mm") is not None:
-        argv += ["--thickness-mm", str(request["thickness_mm"])]
-    if request.get("endpoints"):
-        argv += ["--endpoints", *request["endpoints"]]
-    return argv
-
-
-def serve(cache: BundleCache) -> int:
-    """One run per request line until stdin closes (Slicer exited or closed the engine).
+def serve(lines, cache: BundleCache | None = None) -> int:
+    """One run per request line until the lines end (Slicer exited, or a one-shot run's single
+    line was read); returns the last request's status.
 
     torch, pyradiomics and the bundle stay loaded between runs, so a second Run costs the
     radiomics and little else. An unexpected error ends the request, not the engine.
     """
-    for line in sys.stdin:
+    cache = cache or BundleCache()
+    code = 0
+    for line in lines:
         if not line.strip():
             continue
-        try:
-            args = parser().parse_args(request_arguments(json.loads(line)))
-            code = _run_reporting(args, cache)
-        except Exception:  # noqa: BLE001  (reported to the GUI as the run's failure)
-            import traceback
-
-            traceback.print_exc(file=sys.stdout)
-            code = 1
+        code = handle(line, cache)
         print(f"{DONE_PREFIX}{code} bundle-loads={cache.loads}", flush=True)
-    return 0
+    return code
 
 
-def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+def main() -> int:
     # The engine process is ours alone (Slicer's own process is never touched): keep
     # pyradiomics' per-GLCM notes out of the log that a crash message quotes.
     from DeepRadScoreLib.processes import pyradiomics_errors_only
 
     pyradiomics_errors_only()
-    cache = BundleCache()
-    if args.serve:
-        return serve(cache)
-    if not (args.image and args.mask and args.output):
-        parser().error("--image, --mask and --output are required without --serve")
-    return _run_reporting(args, cache)
+    return serve(sys.stdin)
 
 
 if __name__ == "__main__":
+    if str(MODULE_DIR) not in sys.path:
+        sys.path.insert(0, str(MODULE_DIR))
     sys.exit(main())

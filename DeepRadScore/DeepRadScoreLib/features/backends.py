@@ -143,7 +143,10 @@ def extract_case_features(image, mask, ring, params: ParamsLike = None, *,
     :raises InputError: a region too small, an unsupported parameter file, an unusable backend.
     """
     from DeepRadScoreLib.features.gate import check_case_bins
-    check_case_bins(image, mask, ring, params_path)  # a bin count beyond the bound: refused before the work
+    from DeepRadScoreLib.features.params import parameters
+
+    params = parameters(params)
+    check_case_bins(image, mask, ring, params)  # a bin count beyond the bound: refused before the work
     if resolve(backend) == "pyradiomics":
         from DeepRadScoreLib.features.radiomics import extract_case_features as extract
     else:

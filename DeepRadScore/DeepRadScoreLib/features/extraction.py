@@ -116,8 +116,8 @@ def check_outputs(output_csv: str | Path, cohort: bool) -> None:
 
 def backend_params(settings: ExtractionSettings):
     """The radiomics parameters as the backends take them (every call into a backend goes
-    through this module, with this): today the path of a file holding them."""
-    return settings.params_path()
+    through this module, with this): parsed once, keyed by their SHA-256."""
+    return settings.parameters()
 
 
 def case_features(image, mask, ring, settings: ExtractionSettings, jobs: int = 1,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 from functools import lru_cache
-from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
 
@@ -46,15 +45,13 @@ def bins_for_range(lo: float, hi: float, bin_width: float) -> int:
     return int(math.floor(hi / bin_width) - math.floor(lo / bin_width)) + 1
 
 
-def check_case_bins(image, mask, ring, params_path=None) -> None:
+def check_case_bins(image, mask, ring, params) -> None:
     """:func:`check_bin_count` for the tumour (``mask``) and the ``ring`` (SimpleITK 0/1 masks on
-    ``image``) at every image type's binning of the parameter file (default: the bundled one)."""
+    ``image``) at every image type's binning of ``params`` (a ``features.params.
+    RadiomicsParameters``)."""
     import SimpleITK as sitk
 
-    from DeepRadScoreLib.features.settings import params_file
-
-    path = params_file(params_path)
-    binnings = _binnings(str(path), path.stat().st_mtime_ns)
+    binnings = _binnings(params)
     stats = sitk.LabelStatisticsImageFilter()  # in C++, no image-sized temporary
     for name, roi in (("tumour mask", mask), ("peritumoral ring", ring)):
         stats.Execute(image, sitk.Cast(roi, sitk.sitkUInt8))
@@ -72,25 +69,23 @@ def check_case_bins(image, mask, ring, params_path=None) -> None:
 
 
 @lru_cache(maxsize=8)
-def _binnings(path: str, _mtime_ns: int) -> tuple[tuple[str, float, int | None], ...]:
-    """(image type, binWidth, binCount or None) per estimated image type of a parameter file;
-    nothing when the file cannot be read (the extraction refuses it with its own message)."""
-    import yaml
-
+def _binnings(parameters) -> tuple[tuple[str, float, int | None], ...]:
+    """(image type, binWidth, binCount or None) per estimated image type of the parameters
+    (hashed by their SHA-256); nothing when they are malformed (the extraction refuses them with
+    its own message)."""
+    params = parameters.mapping
     try:
-        with open(path, encoding="utf-8") as handle:
-            params = yaml.safe_load(handle) or {}
         setting = params.get("setting") or {}
         types = params.get("imageType") or {"Original": {}}
         out = []
         for image_type, custom in types.items():
             if image_type not in ("Original", "Wavelet"):
-                logger.debug("%s: bins of image type %s not estimated", path, image_type)
+                logger.debug("%s: bins of image type %s not estimated", parameters.source, image_type)
                 continue
             merged = {**setting, **(custom or {})}
             width, count = float(merged.get("binWidth", _DEFAULT_BIN_WIDTH)), merged.get("binCount")
             if width > 0 or count is not None:
                 out.append((image_type, width, count))
         return tuple(out)
-    except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError):
+    except (ValueError, TypeError, AttributeError):
         return ()

@@ -27,14 +27,13 @@ import hashlib
 import json
 import logging
 import math
-import tempfile
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
 # The bundled parameter file (an installed wheel has it), re-exported for the extraction.
-from DeepRadScoreLib.features.native.params import PARAMS_PATH, params_file  # noqa: F401
+from DeepRadScoreLib.features.params import PARAMS_PATH, params_file  # noqa: F401
 from DeepRadScoreLib.typedjson import SchemaError, from_json, to_json
 
 logger = logging.getLogger(__name__)
@@ -163,19 +162,11 @@ class ExtractionSettings:
                 "params_name": self.params_name, "mask_rule": self.mask_rule,
                 "backend": self.backend, "pyradiomics_version": self.pyradiomics_version}
 
-    def params_path(self) -> Path:
-        """A parameter file holding :attr:`params_yaml` (the bundled file when it is that one;
-        else a content-addressed copy in the temporary folder, reused across calls so that
-        pyradiomics' per-file extractor cache keeps working)."""
-        from DeepRadScoreLib.outputs import atomic_file
-
-        if PARAMS_PATH.is_file() and _bundled_sha256() == self.params_sha256:
-            return PARAMS_PATH
-        path = Path(tempfile.gettempdir()) / f"deepradscore-params-{self.params_sha256[:24]}.yaml"
-        if not path.is_file() or _sha256(path.read_text(encoding="utf-8")) != self.params_sha256:
-            with atomic_file(path) as tmp:
-                tmp.write_text(self.params_yaml, encoding="utf-8")
-        return path
+    def parameters(self):
+        """The radiomics parameters as the backends take them (a ``features.params.
+        RadiomicsParameters``): parsed once per process and content hash, never written to a
+        temporary file."""
+        return _parameters(self.params_sha256, self.params_yaml, self.params_name)
 
 
 def resolve_settings(request: SettingsRequest | None = None, recorded: ExtractionSettings | None = None,
@@ -285,3 +276,13 @@ def _bundled_sha256() -> str:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=8)
+def _parameters(sha256: str, text: str, name: str):
+    # Keyed by the content hash that __post_init__ checked, so the text is parsed once and
+    # hashed never again.
+    from DeepRadScoreLib.features.params import RadiomicsParameters, from_text
+
+    parsed = from_text(text, name or "radiomics parameters")
+    return RadiomicsParameters(parsed.mapping, sha256, parsed.source, text)

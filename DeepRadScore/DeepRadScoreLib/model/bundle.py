@@ -190,20 +190,8 @@ class Bundle:
     @property
     def settings(self) -> ExtractionSettings:
         """The extraction settings the bundle was trained with: ``settings.thickness_mm`` (the
-        ring), ``settings.params_path()`` (a file with its pyradiomics parameters)."""
+        ring), ``settings.parameters()`` (its pyradiomics parameters)."""
         return self.meta.settings
-
-    def extraction_settings(self, thickness_mm: float | None = None, params_path=None) -> ExtractionSettings:
-        """The settings to extract a case with for this bundle.
-
-        :param thickness_mm: a thickness the user gave explicitly, or ``None``.
-        :param params_path: a parameter file the user gave explicitly, or ``None``.
-        :returns: the bundle's :attr:`settings`.
-        :raises InputError: ``<bundle>: ...`` when a given setting contradicts the bundle's.
-        """
-        from DeepRadScoreLib.features.settings import check_settings
-
-        return check_settings(self.meta.settings, str(self.path or "bundle"), thickness_mm, params_path)
 
     def model_info(self, endpoint: str, model: str = "fusion") -> ModelInfo:
         """One endpoint's model: chosen classifier, threshold, CV AUCs, nested-CV estimate."""

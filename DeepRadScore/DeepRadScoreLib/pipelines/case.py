@@ -72,8 +72,7 @@ class CaseResult:
 def analyse_case(image, mask, bundle=None, endpoints=None,
                  settings: SettingsRequest | ExtractionSettings | None = None,
                  gradcam=True, device: str = "auto", radiomics_jobs: int | Callable[[], int] = 1, progress=None,
-                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None, *,
-                 thickness_mm: float | None = None, backend: str | None = None) -> CaseResult:
+                 cancel=None, heatmap_grid: str = "ct", threads: int | None = None) -> CaseResult:
     """Ring, 1702 features and deep-ROI patch of one case; with a bundle, per endpoint the three
     models' probabilities and (``gradcam``: True = every endpoint, or a list of endpoints) the
     Grad-CAM heatmap on the CT grid.
@@ -84,8 +83,6 @@ def analyse_case(image, mask, bundle=None, endpoints=None,
     extracted with the bundle's settings, and an asked value that contradicts them is refused
     (:class:`InputError`), never silently used; an :class:`ExtractionSettings` is taken as
     already resolved for this bundle. ``CaseResult.settings`` records what was used.
-    ``thickness_mm`` / ``backend``: the same two values as separate keywords, for the Slicer
-    module's current call only (the rest of the engine passes ``settings``).
     ``image``/``mask`` are SimpleITK images on one grid (see ``imaging.load_case``). ``device``
     is used when ``bundle`` is a path to load. ``radiomics_jobs`` > 1 spreads the radiomics over
     processes (the command line does; inside Slicer the engine keeps to its one worker process);
@@ -104,8 +101,6 @@ def analyse_case(image, mask, bundle=None, endpoints=None,
     from DeepRadScoreLib.features.backends import pyradiomics_version, resolve
     from DeepRadScoreLib.features.extraction import case_features
 
-    if thickness_mm is not None or backend is not None:
-        settings = SettingsRequest(thickness_mm, None, backend or "auto")
     seconds = {}
     if bundle is not None and not hasattr(bundle, "meta"):
         from DeepRadScoreLib.model.bundle import Bundle
