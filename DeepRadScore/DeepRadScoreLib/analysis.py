@@ -59,6 +59,7 @@ class CaseResult:
             out["bundle"] = {"path": str(bundle.path) if bundle.path else None,
                              "synthetic": bundle.synthetic,
                              "deep_weights": bundle.deep.provenance.get("weights"),
+                             "deep_runtime": bundle.deep.runtime,
                              "skipped_endpoints": bundle.skipped,
                              "thickness_mm": bundle.settings.thickness_mm,
                              "params_sha256": bundle.settings.params_sha256}
