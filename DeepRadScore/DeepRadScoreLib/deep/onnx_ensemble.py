@@ -36,7 +36,8 @@ from DeepRadScoreLib.regions import PATCH_SIZE
 logger = logging.getLogger(__name__)
 
 OPSET = 17
-# Opset 17 runs from ONNX Runtime 1.14; 1.16 is the oldest we have run (set once, here).
+# Opset 17 runs from ONNX Runtime 1.14; we ask for 1.16 (pyproject.toml says the same) and have
+# run 1.32 only.
 MIN_ONNXRUNTIME = (1, 16)
 INPUT_NAME = "patch_hu"
 OUTPUT_NAMES = ("features", "probabilities", "activations")
