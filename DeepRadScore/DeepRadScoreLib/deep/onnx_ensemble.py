@@ -283,7 +283,12 @@ def _head_weights(weights_file: Path, prefix: str, n_heads: int, k: int) -> np.n
 
     rows = []
     try:
-        with safe_open(str(weights_file), framework="numpy") as tensors:
+        tensors = safe_open(str(weights_file), framework="numpy")
+    except Exception as err:  # SafetensorError, OSError, ...: e.g. a pickle in its place
+        raise InputError(f"{weights_file}: not a readable safetensors file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    try:
+        with tensors:
             for j in range(n_heads):
                 fc1 = tensors.get_tensor(f"{prefix}heads.{j}.fc1.weight").astype(np.float64)
                 fc2 = tensors.get_tensor(f"{prefix}heads.{j}.fc2.weight").astype(np.float64)

@@ -477,8 +477,10 @@ def _load_onnx(path: Path, meta: BundleMeta, onnx: dict, device: str, threads: i
     for Grad-CAM from deep.safetensors, the description in bundle.json."""
     from DeepRadScoreLib.deep.onnx_ensemble import OnnxEnsemble
 
-    members = {str(m.get("prefix")) for m in meta.deep.get("members", []) if isinstance(m, dict)}
-    if set(onnx) != members:
+    described = meta.deep.get("members")
+    if not isinstance(described, list) or not all(isinstance(m, dict) for m in described):
+        raise InputError(f"{path / DEEP_FILE}: Deep-CT description is malformed (no list of members)")
+    if set(onnx) != {str(m.get("prefix")) for m in described}:
         raise InputError(f"{path / BUNDLE_JSON}: deep_onnx does not list one file per Deep-CT network")
     return OnnxEnsemble.from_saved(meta.deep, {p: path / f for p, f in onnx.items()}, path / DEEP_FILE,
                                    device=device, threads=threads)

@@ -209,6 +209,8 @@ class BundleMeta:
                 if absent:
                     raise ValueError(f"models.{endpoint}.radscore.{roi}: feature {absent[0]} is not "
                                      f"among feature_names")
+        if self.deep_onnx and self.format_version < 4:
+            raise ValueError("deep_onnx: ONNX networks came with bundle format 4")
         prefixes = [n.prefix for n in self.deep_onnx]
         if len(set(prefixes)) != len(prefixes):
             raise ValueError("deep_onnx: a network is listed twice")
