@@ -202,7 +202,8 @@ def _foreign_onnx(path: Path, kind: str) -> None:
     shape = (1, 3, 160, 160) if kind == "input" else (1, 160, 160)
     names = ["features", "probabilities"]
     torch.onnx.export(Other().eval(), (torch.zeros(shape),), str(path), input_names=["patch_hu"],
-                      output_names=names, opset_version=17, dynamo=False)
+                      output_names=names, opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch"} for n in ["patch_hu", *names]})
 
 
 @pytest.mark.parametrize("damage", ["truncated", "wrong hash", "other input", "other outputs"])
