@@ -35,7 +35,8 @@ def _rewrite_meta(path, change):
 
 def _drop_inference(path, keys=None, format_version=None):
     """The bundle without the inference files of ``keys`` ((endpoint, model); default all), as
-    an older DeepRadScore or a failed export leaves it; ``format_version=2``: as format 2 wrote it."""
+    an older DeepRadScore or a failed export leaves it; ``format_version=2``: as format 2 wrote it
+    (no inference files, no ONNX graphs)."""
     def change(meta):
         for endpoint, info in meta["models"].items():
             for model, entry in info["models"].items():
@@ -48,6 +49,9 @@ def _drop_inference(path, keys=None, format_version=None):
                         entry["inference_file"] = ""
         if format_version is not None:
             meta["format_version"] = format_version
+            for network in meta.pop("deep_onnx", []):  # format 4's ONNX graphs
+                meta["files"].pop(network["file"])
+                (path / network["file"]).unlink()
     _rewrite_meta(path, change)
 
 
@@ -322,7 +326,7 @@ def test_inference_forms_give_the_skops_pipelines_probabilities(trained):  # noq
 
     bundle = Bundle.load(trained["bundle"], device="cpu")
     meta = json.loads((trained["bundle"] / "bundle.json").read_text())
-    assert meta["format_version"] == 3
+    assert meta["format_version"] == 4
     features, patches = read_feature_table(trained["features"], trained["ids"][-6:])
     numpy_scores = score_cases(bundle, features, patches)
     rng = np.random.default_rng(0)
@@ -363,10 +367,16 @@ def test_older_bundles_load_through_skops_and_gain_inference_files_when_saved(tr
     _drop_inference(bundle_copy, format_version=2)
     old = Bundle.load(bundle_copy, device="cpu")
     assert not any(isinstance(c, InferenceClassifier) for c in old.classifiers.values())
-    np.testing.assert_allclose(score_cases(old, features, patches).scores.score, expected, rtol=0, atol=1e-9)
+    # Format 2 has no ONNX graphs: its networks run through torch, as the original's can.
+    through_torch = score_cases(Bundle.load(trained["bundle"], device="cpu", deep_runtime="torch"),
+                                features, patches).scores.score
+    np.testing.assert_allclose(score_cases(old, features, patches).scores.score, through_torch, rtol=0, atol=1e-9)
     old.save(tmp_path / "again")
     again = Bundle.load(tmp_path / "again", device="cpu")
-    assert json.loads((tmp_path / "again" / "bundle.json").read_text())["format_version"] == 3
+    saved = json.loads((tmp_path / "again" / "bundle.json").read_text())
+    # Loaded through torch (format 2 has no ONNX graphs), saved again with its graphs.
+    assert saved["format_version"] == 4 and len(saved["deep_onnx"]) == len(saved["deep"]["members"])
+    assert again.has_onnx and type(again.deep).__name__ == "OnnxEnsemble"
     assert all(isinstance(c, InferenceClassifier) for c in again.classifiers.values())
     np.testing.assert_allclose(score_cases(again, features, patches).scores.score, expected, rtol=0, atol=1e-9)
 

@@ -8,6 +8,7 @@ with C code) is only an extra, the native backend's packages are plain dependenc
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,3 +82,52 @@ def test_wheel_metadata_lists_pyradiomics_only_as_an_extra(tmp_path):
     assert not radiomics.marker.evaluate({"extra": ""})
     # SlicerRadiomics' build and the 3.1.0 sdist both say 3.0.1a1: the extra accepts them.
     assert radiomics.specifier.contains("3.0.1a1", prereleases=True)
+
+
+def test_wheel_metadata_needs_onnxruntime_and_torch_only_for_training(tmp_path):
+    """Prediction runs the networks' ONNX graphs: onnxruntime is a plain dependency, torch,
+    torchvision and onnx (the exporter's) are the ``train`` extra."""
+    wheel = _build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        message = Parser().parsestr(archive.read(metadata).decode("utf-8"))
+    requirements = [Requirement(line) for line in message.get_all("Requires-Dist")]
+    plain = {r.name.lower() for r in requirements if r.marker is None}
+    assert "onnxruntime" in plain
+    assert not plain & {"torch", "torchvision", "onnx"}
+    assert "train" in message.get_all("Provides-Extra")
+    train = {r.name.lower() for r in requirements
+             if r.marker is not None and r.marker.evaluate({"extra": "train"})}
+    assert {"torch", "torchvision", "onnx"} <= train
+
+
+def test_installed_wheel_predicts_an_onnx_bundle_without_torch(tmp_path):
+    """``pip install .`` without extras: the wheel (no torch among its dependencies) predicts
+    with a bundle that has ONNX graphs, in a process where torch and torchvision cannot be
+    imported."""
+    from test_onnx import _blocking_path, _write_case
+    from test_training import make_cohort, train_args
+
+    from DeepRadScoreLib.cli.main import main
+
+    cohort = make_cohort(tmp_path / "cohort")
+    bundle = tmp_path / "bundle"
+    assert main(train_args(cohort, bundle)) == 0
+    wheel = _build_wheel(tmp_path)
+    target, work = tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, text=True)
+    block = _blocking_path(tmp_path / "block")
+    ct, mask = _write_case(work)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(block), str(target)]), OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-c", "import sys; from DeepRadScoreLib.cli.main import main; "
+                          "import DeepRadScoreLib; print(DeepRadScoreLib.__file__, file=sys.stderr); "
+                          "sys.exit(main(sys.argv[1:]))",
+                          "predict", str(bundle), str(ct), str(mask), "-o", "result.json", "--gradcam", "heat.nrrd"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert str(target) in run.stderr.splitlines()[0]
+    result = json.loads((work / "result.json").read_text())
+    assert result["bundle"]["deep_runtime"]["engine"] == "onnxruntime"
+    assert (work / "heat.nrrd").is_file()

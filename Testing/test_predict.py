@@ -54,6 +54,10 @@ def test_predict_writes_every_field_and_heatmap(trained, tmp_path, capsys):  # n
     # native, even where pyradiomics is installed).
     assert result["seconds"]["deep"] > 0.0 and result["seconds"]["deep_wait"] >= 0.0
     assert result["radiomics_backend"].startswith("native (")
+    # The bundle has ONNX graphs: ONNX Runtime ran them, on the CPU (--device cpu), with the
+    # one thread predict gives the Deep-CT beside the radiomics.
+    assert result["bundle"]["deep_runtime"] == {"engine": "onnxruntime", "version": result["bundle"]["deep_runtime"]["version"],
+                                               "provider": "CPUExecutionProvider", "threads": 1}
 
 
 def test_predict_with_the_native_backend_gives_the_same_predictions(trained, tmp_path):  # noqa: F811

@@ -1,6 +1,8 @@
-"""Issue 13, rows 1-2: `deepradscore predict` (fresh process, multitask bundle, Grad-CAM) on
-../shared/data/ibsi_ct_phantom against `deepradscore extract` of the same case, side by side;
-then the same predict with a busy-loop process pinned to the last core.
+"""`deepradscore predict` (fresh process, multitask bundle, Grad-CAM) on
+../shared/data/ibsi_ct_phantom against `deepradscore extract` of the same case, side by side:
+the Deep-CT through ONNX Runtime (the bundle's .onnx graphs, no torch imported) and through torch
+(the same bundle without its graphs, as an older bundle is); then the ONNX predict with a
+busy-loop process pinned to the last core.
 
 The bundle is trained here on a small synthetic cohort (a generated feature table + deep-ROI
 patches with planted labels for the ten endpoint names, 1 epoch, 1 CV repeat), or given with
@@ -87,6 +89,23 @@ def timed(argv: list[str]) -> tuple[float, float, float]:
     return wall, before, loadavg()
 
 
+def without_onnx(bundle_dir: Path, folder: Path) -> Path:
+    """A copy of the bundle without its ONNX graphs (format 3): predict runs it through torch."""
+    import shutil
+
+    from DeepRadScoreLib.model.bundle import _content_hash
+
+    shutil.copytree(bundle_dir, folder)
+    meta = json.loads((folder / "bundle.json").read_text())
+    for network in meta.pop("deep_onnx"):
+        meta["files"].pop(network["file"])
+        (folder / network["file"]).unlink()
+    meta["format_version"] = 3
+    meta["content_sha256"] = _content_hash(meta)
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    return folder
+
+
 def busy_loop() -> subprocess.Popen:
     """A process spinning on the last CPU of our affinity set (the "second core" of issue 13)."""
     import os
@@ -111,20 +130,19 @@ def step(name, f):
     rows.append([name, time.perf_counter() - t, cpu() - c])
 step("bundle.json's schema modules (main thread, before the radiomics; no scikit-learn)",
      lambda: __import__("DeepRadScoreLib.model.bundle"))
-step("import torch", lambda: __import__("torch"))
-import torch
-torch.set_num_threads(1)
+step("import onnxruntime", lambda: __import__("onnxruntime"))
 from DeepRadScoreLib.model import bundle as B
 p = Path(sys.argv[1])
 meta = B.from_json(B.BundleMeta, B._read_checked_json(p, p / "bundle.json"))
 k = int(meta.parameters.deep["k"])
 step("sha256 of the bundle's files", lambda: [B.sha256_file(p / n) for n in meta.files])
-step("deep.safetensors + the networks (meta device, weights assigned; no torchvision)",
-     lambda: B._load_deep(p, meta, "cpu"))
+onnx = {n.prefix: n.file for n in meta.deep_onnx}
+step(f"{len(onnx)} ONNX Runtime sessions (one thread) + the heads' weights for Grad-CAM",
+     lambda: B._load_onnx(p, meta, onnx, "cpu", 1))
 step("the RadScores from bundle.json (numpy)", lambda: B._radscores(meta))
 step(f"{3 * len(meta.endpoints)} classifiers from their inference files (numpy)",
      lambda: B._load_classifiers(p, meta, list(meta.endpoints), k))
-assert "torchvision" not in sys.modules
+assert "torch" not in sys.modules and "torchvision" not in sys.modules
 assert not {m.split(".")[0] for m in sys.modules} & {"sklearn", "skops"}, "the bundle has no inference files"
 # What the loader did before the inference files (issue 13), no longer run by predict:
 old = []
@@ -132,6 +150,11 @@ def former(name, f):
     step(name, f)
     old.append(rows.pop())
 from DeepRadScoreLib.typedjson import to_json
+former("import torch (the torch path: bundles without ONNX graphs)", lambda: __import__("torch"))
+import torch
+torch.set_num_threads(1)
+former("deep.safetensors + the torch networks (meta device, weights assigned)",
+       lambda: B._load_deep(p, meta, "cpu"))
 former("scikit-learn + the RadScorePairs from bundle.json",
        lambda: [__import__("DeepRadScoreLib.model.radscore", fromlist=["RadScorePair"]).RadScorePair
                 .from_coefficients(to_json(i.radscore)) for i in meta.models.values()])
@@ -176,6 +199,9 @@ def main() -> int:
             assert status == 0
         predict = [*engine, "predict", str(bundle_dir), image, mask, "-o", str(tmp / "result.json"),
                    "--gradcam", str(tmp / "heat.nii.gz"), "--device", "cpu"]
+        torch_dir = without_onnx(bundle_dir, tmp / "bundle-torch")
+        predict_torch = [*engine, "predict", str(torch_dir), image, mask, "-o", str(tmp / "result-torch.json"),
+                         "--gradcam", str(tmp / "heat.nii.gz"), "--device", "cpu"]
         extract = [*engine, "extract", image, mask, "-o", str(tmp / "features.csv")]
         for repeat in range(args.repeats):
             row = {"repeat": repeat}
@@ -183,6 +209,9 @@ def main() -> int:
             row["predict_s"], row["predict_load_before"], row["predict_load_after"] = timed(predict)
             row["predict_stages_s"] = json.loads((tmp / "result.json").read_text())["seconds"]
             row["predict_threads"] = json.loads((tmp / "result.json").read_text()).get("radiomics_jobs")
+            row["predict_runtime"] = json.loads((tmp / "result.json").read_text())["bundle"]["deep_runtime"]
+            row["torch_s"], row["torch_load_before"], row["torch_load_after"] = timed(predict_torch)
+            row["torch_stages_s"] = json.loads((tmp / "result-torch.json").read_text())["seconds"]
             spinner = busy_loop()
             try:
                 time.sleep(1.0)  # so that the load it adds is visible to the free-core count
@@ -197,11 +226,12 @@ def main() -> int:
         parts_load = loadavg()
         parts, former = profile_parts(bundle_dir)
 
-    med = {key: float(np.median([r[key] for r in runs])) for key in ("extract_s", "predict_s", "busy_s")}
+    med = {key: float(np.median([r[key] for r in runs])) for key in ("extract_s", "predict_s", "torch_s", "busy_s")}
     ratio1 = float(np.median([r["predict_s"] / r["extract_s"] for r in runs]))
+    ratio_torch = float(np.median([r["torch_s"] / r["extract_s"] for r in runs]))
     ratio2 = float(np.median([r["busy_s"] / r["predict_s"] for r in runs]))
     loads = [r[k] for r in runs for k in r if "load" in k]
-    lines = ["# Predict timing (`benchmarks/bench_predict.py`, issue 13 rows 1-2)", "",
+    lines = ["# Predict timing (`benchmarks/bench_predict.py`)", "",
              f"CPU: {cpu_model()}; Python {platform.python_version()}; 1-minute load average during "
              f"the runs {min(loads):.2f}-{max(loads):.2f} (other developers' work on the same "
              f"machine: the figures are noisy, the ratios are of runs side by side); "
@@ -212,8 +242,10 @@ def main() -> int:
              "| what | seconds (median) | ratio (median of per-repeat ratios) | goal |",
              "| --- | --- | --- | --- |",
              f"| `deepradscore extract` of the phantom | {med['extract_s']:.1f} | 1 | |",
-             f"| `deepradscore predict` of the phantom, Grad-CAM | {med['predict_s']:.1f} | "
-             f"{ratio1:.2f}x extract | <= 1.5x |",
+             f"| `deepradscore predict` of the phantom, Grad-CAM, Deep-CT through ONNX Runtime | "
+             f"{med['predict_s']:.1f} | {ratio1:.2f}x extract | <= 1.1x |",
+             f"| the same through torch (the bundle without its ONNX graphs) | {med['torch_s']:.1f} | "
+             f"{ratio_torch:.2f}x extract | |",
              f"| the same, busy loop on the second core | {med['busy_s']:.1f} | {ratio2:.2f}x quiet "
              f"predict | <= 1.5x |", "",
              "Stages of each predict (result.json `seconds`), per repeat:", ""]
@@ -221,10 +253,12 @@ def main() -> int:
         lines.append(f"- repeat {r['repeat']}: extract {r['extract_s']:.1f} s, predict {r['predict_s']:.1f} s "
                      f"(radiomics processes {r['predict_threads']}, load {r['predict_load_before']:.2f}) "
                      + json.dumps({k: round(v, 2) for k, v in r["predict_stages_s"].items()})
+                     + f"; torch {r['torch_s']:.1f} s "
+                     + json.dumps({k: round(v, 2) for k, v in r["torch_stages_s"].items()})
                      + f"; busy {r['busy_s']:.1f} s (radiomics processes {r['busy_threads']}, load "
                      f"{r['busy_load_before']:.2f}) "
                      + json.dumps({k: round(v, 2) for k, v in r["busy_stages_s"].items()}))
-    lines += ["", f"What a predict process does beyond extract (fresh interpreter, one torch thread, "
+    lines += ["", f"What a predict process does beyond extract (fresh interpreter, one thread, "
               f"load {parts_load:.2f}): the bundle loader's parts, which `predict` overlaps with the "
               "radiomics in a thread. On 2 cores busy with 2 radiomics workers they still cost about "
               "half their CPU time in wall time. The classifiers and RadScores are applied with "
@@ -232,8 +266,8 @@ def main() -> int:
               "| part | wall (s) | CPU (s) |", "| --- | --- | --- |"]
     lines += [f"| {name} | {wall:.2f} | {cpu:.2f} |" for name, wall, cpu in parts]
     lines += [f"| total | {sum(p[1] for p in parts):.2f} | {sum(p[2] for p in parts):.2f} |", "",
-              "What the loader ran instead before the inference files (same interpreter, afterwards; "
-              "no longer part of `predict`):", "", "| former part | wall (s) | CPU (s) |", "| --- | --- | --- |"]
+              "What the loader runs instead on the torch path, and ran before the inference files "
+              "(same interpreter, afterwards; not part of an ONNX bundle's `predict`):", "", "| former part | wall (s) | CPU (s) |", "| --- | --- | --- |"]
     lines += [f"| {name} | {wall:.2f} | {cpu:.2f} |" for name, wall, cpu in former]
     lines += [f"| total | {sum(p[1] for p in former):.2f} | {sum(p[2] for p in former):.2f} |"]
     lines += ["", "Raw: " + json.dumps(runs)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,9 @@ def torch_threads(threads: int | None):
     """Run the block with ``threads`` torch intra-op threads (``None``: as they are), then put
     back the count there was: the setting is process-wide, and a caller (a test session, the
     Slicer worker) may rely on its own."""
-    if threads is None:
+    if threads is None or "torch" not in sys.modules:
+        # A process that has not imported torch runs nothing through it (the ONNX Runtime path
+        # sizes its own sessions): importing torch here would cost ~1.8 s for nothing.
         yield
         return
     import torch

@@ -172,6 +172,16 @@ class DeepEnsemble:
         self.oof_probabilities = oof_probabilities or {}
         self.folds_of_case = folds_of_case
         self.device = device
+        # Why torch runs this ensemble at prediction, when a loaded bundle says (no ONNX graphs).
+        self.note = ""
+
+    @property
+    def runtime(self) -> dict:
+        """What runs the networks (for result.json): torch, its version and device."""
+        out = {"engine": "torch", "version": torch.__version__.split("+")[0], "device": str(self.device)}
+        if self.note:
+            out["note"] = self.note
+        return out
 
     @property
     def n_networks(self) -> int:

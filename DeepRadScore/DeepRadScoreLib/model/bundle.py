@@ -6,7 +6,9 @@ bundle.json              everything a person may want to read: versions, endpoin
                          (features + coefficients by name), chosen classifiers, thresholds, CV AUC
                          tables and nested-CV estimates; training summary; deep-model provenance;
                          data provenance; sha256 of every other file
-deep.safetensors         the Deep-CT networks (tensors only)
+deep.safetensors         the Deep-CT networks (tensors only): what torch trains and reads
+deep.<member>.onnx       each network as an ONNX graph (format 4): what prediction runs, through
+                         ONNX Runtime, without torch (``deep.onnx_ensemble``)
 <endpoint>_<model>.skops the fitted classifier pipelines (scikit-learn)
 <endpoint>_<model>.inference.json  the same classifier as plain numbers, applied with numpy
 ```
@@ -56,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 # 2: typed, schema-checked bundle.json with the extraction settings and nested-CV estimates.
 # 3: numpy inference files beside the skops files (``ModelInfo.inference_file``); 2 still loads.
-FORMAT_VERSION = 3
+# 4: the Deep-CT networks as ONNX graphs too (``BundleMeta.deep_onnx``); 2 and 3 load through torch.
+FORMAT_VERSION = 4
 OLDEST_FORMAT = 2
 BUNDLE_JSON = "bundle.json"
 DEEP_FILE = "deep.safetensors"
@@ -69,7 +72,10 @@ ALLOWED_TYPES = frozenset({
 })
 
 _VERSIONED_PACKAGES = ("numpy", "scipy", "scikit-learn", "skops", "safetensors", "torch", "torchvision",
-                       "pyradiomics", "SimpleITK")
+                       "onnx", "onnxruntime", "pyradiomics", "SimpleITK")
+# Which runtime runs the networks: "auto" = ONNX Runtime where the bundle has its graphs, else torch.
+DEEP_RUNTIMES = ("auto", "torch")
+_TORCH_NOTED: set[str] = set()  # bundles already said to run through torch (said once a process)
 
 
 class Bundle:
@@ -139,9 +145,18 @@ class Bundle:
         return self._pipelines
 
     @property
+    def has_onnx(self) -> bool:
+        """The bundle carries its networks as ONNX graphs (bundle.json's ``deep_onnx`` is not
+        empty), so prediction runs them without torch."""
+        return bool(self.meta.deep_onnx)
+
+    @property
     def deep(self):
-        """The Deep-CT ensemble (:class:`~DeepRadScoreLib.deep.ensemble.DeepEnsemble`); during a
-        background load it is available as soon as the networks are, before the classifiers."""
+        """The Deep-CT ensemble: an :class:`~DeepRadScoreLib.deep.onnx_ensemble.OnnxEnsemble`
+        (ONNX Runtime) where the bundle has its ONNX graphs, else a
+        :class:`~DeepRadScoreLib.deep.ensemble.DeepEnsemble` (torch); the same interface, and
+        ``runtime`` says which. During a background load it is available as soon as the networks
+        are, before the classifiers."""
         if self._loader is not None:
             self._deep_ready.wait()
             # Networks that loaded are usable even if a classifier file then failed: that error
@@ -227,7 +242,6 @@ class Bundle:
         :param path: the bundle directory to create (replaced if it exists).
         :returns: ``path``.
         """
-        import safetensors.torch
         import skops.io
 
         from DeepRadScoreLib.model.inference_export import export_classifier
@@ -238,8 +252,7 @@ class Bundle:
         meta = to_json(self.meta)  # a private copy, plain JSON types only
         meta["format_version"] = FORMAT_VERSION  # a format-2 bundle saved again gains its forms
         with atomic_dir(path) as tmp:
-            tensors = {name: t.detach().cpu().contiguous() for name, t in self.deep.state_tensors().items()}
-            safetensors.torch.save_file(tensors, str(tmp / DEEP_FILE))
+            meta["deep_onnx"] = _save_networks(self, tmp)
             for (endpoint, model), pipeline in self.pipelines.items():
                 entry = meta["models"][endpoint]["models"][model]
                 entry["file"] = f"{endpoint}_{model}.skops"
@@ -260,7 +273,8 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", endpoints: list[str] | None = None,
-             background: bool = False, threads: int | None = None) -> "Bundle":
+             background: bool = False, threads: int | None = None,
+             deep_runtime: str = "auto") -> "Bundle":
         """Read and check a bundle.
 
         :param path: the bundle directory.
@@ -272,12 +286,17 @@ class Bundle:
             classifiers are read by a thread meanwhile (``predict`` overlaps that with the
             radiomics). :attr:`deep`, :attr:`classifiers` and :meth:`wait` block until it is done
             and raise its error, if any.
-        :param threads: torch intra-op threads while the networks are built (``None``: as they
-            are; the count is put back afterwards).
+        :param threads: ONNX Runtime intra-op threads of the networks (``None``: the free
+            cores); on the torch path, torch's threads while the networks are built (``None``:
+            as they are; the count is put back afterwards).
+        :param deep_runtime: ``auto`` (ONNX Runtime where the bundle has ONNX graphs, else torch)
+            or ``torch`` (torch even so: to compare the two).
         :returns: the :class:`Bundle`.
         :raises InputError: any problem, as one message naming the file.
         """
         path = Path(path)
+        if deep_runtime not in DEEP_RUNTIMES:
+            raise ValueError(f"deep_runtime must be one of {DEEP_RUNTIMES}, got {deep_runtime!r}")
         meta_file = path / BUNDLE_JSON
         raw = _read_checked_json(path, meta_file)
         try:
@@ -296,14 +315,14 @@ class Bundle:
             wanted = [bundle.check_endpoint(e) for e in dict.fromkeys(endpoints)]
             bundle._loaded = [e for e in meta.endpoints if e in wanted]
         if not background:
-            bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads)
+            bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads, deep_runtime)
             bundle._radscores = _radscores(meta)
             bundle._classifiers = _load_classifiers(path, meta, bundle._loaded, k)
             return bundle
 
         def load_heavy():
             try:
-                bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads)
+                bundle._deep = _load_networks(path, meta, bundle._loaded, k, device, threads, deep_runtime)
                 bundle._deep_ready.set()
                 bundle._radscores = _radscores(meta)
                 bundle._classifiers = _load_classifiers(path, meta, bundle._loaded, k)
@@ -339,20 +358,36 @@ def _classifier_files(path: Path, meta: BundleMeta, endpoints: list[str]) -> dic
 
 
 def _load_networks(path: Path, meta: BundleMeta, endpoints: list[str], k: int, device: str,
-                   threads: int | None):
+                   threads: int | None, deep_runtime: str = "auto"):
     """Check the hashes of every file the load will use, then read the Deep-CT networks.
 
     The classifiers are read afterwards (:func:`_load_classifiers`), so that a case's Deep-CT
     can run while they are still being read; nothing is read before all hashes match.
     """
     files = _classifier_files(path, meta, endpoints)
+    onnx = {n.prefix: n.file for n in meta.deep_onnx} if deep_runtime == "auto" else {}
+    for name in [DEEP_FILE, *onnx.values()]:
+        if name not in meta.files:
+            raise InputError(f"{path / name}: not covered by the bundle's hashes")
     # A full load checks every file the bundle lists (a whole bundle should be intact); a
     # partial one reads, and so hashes, only the files it uses. Each before it is used.
-    used = set(meta.files) if list(endpoints) == list(meta.endpoints) else {DEEP_FILE, *files.values()}
+    used = (set(meta.files) if list(endpoints) == list(meta.endpoints)
+            else {DEEP_FILE, *files.values(), *onnx.values()})
     for name in [n for n in meta.files if n in used]:
         _check_hash(path, meta, name)
-    with torch_threads(threads):
-        deep = _load_deep(path, meta, device)
+    if onnx:
+        deep = _load_onnx(path, meta, onnx, device, threads)
+    else:
+        import torch  # noqa: F401  (imported before torch_threads, so that it applies)
+
+        with torch_threads(threads):
+            deep = _load_deep(path, meta, device)
+        if deep_runtime == "auto":
+            deep.note = ("the bundle has no ONNX networks (made before format 4, or its backbone "
+                         "could not be exported): the Deep-CT ran through torch")
+            if str(path) not in _TORCH_NOTED:
+                _TORCH_NOTED.add(str(path))
+                logger.warning("%s: %s; train it again to predict without torch", path, deep.note)
     if int(deep.config.k) != k or not set(meta.endpoints) <= set(deep.endpoints):
         raise InputError(f"{path / DEEP_FILE}: the Deep-CT networks do not serve the bundle's "
                          f"endpoints with k = {k} features")
@@ -403,6 +438,40 @@ def _read_checked_json(path: Path, meta_file: Path) -> dict:
     if not matches:
         raise InputError(f"{meta_file}: content does not match its recorded hash (edited or damaged)")
     return meta
+
+
+def _save_networks(bundle: "Bundle", tmp: Path) -> list[dict]:
+    """Write deep.safetensors and the ONNX graphs into ``tmp``; returns bundle.json's
+    ``deep_onnx``. A bundle loaded through ONNX Runtime has no torch networks to write: its
+    files are copied (they were hash-checked at load)."""
+    import shutil
+
+    deep = bundle.deep
+    if not hasattr(deep, "state_tensors"):
+        for name in [DEEP_FILE, *(n.file for n in bundle.meta.deep_onnx)]:
+            shutil.copyfile(Path(bundle.path) / name, tmp / name)
+        return to_json(bundle.meta)["deep_onnx"]
+    import safetensors.torch
+
+    from DeepRadScoreLib.deep.onnx_export import export_networks
+
+    tensors = {name: t.detach().cpu().contiguous() for name, t in deep.state_tensors().items()}
+    safetensors.torch.save_file(tensors, str(tmp / DEEP_FILE))
+    return export_networks(deep, tmp)
+
+
+def _load_onnx(path: Path, meta: BundleMeta, onnx: dict, device: str, threads: int | None):
+    """The Deep-CT ensemble through ONNX Runtime (no torch): the graphs, the heads' weights
+    for Grad-CAM from deep.safetensors, the description in bundle.json."""
+    from DeepRadScoreLib.deep.onnx_ensemble import OnnxEnsemble
+
+    described = meta.deep.get("members")
+    if not isinstance(described, list) or not all(isinstance(m, dict) for m in described):
+        raise InputError(f"{path / DEEP_FILE}: Deep-CT description is malformed (no list of members)")
+    if set(onnx) != {str(m.get("prefix")) for m in described}:
+        raise InputError(f"{path / BUNDLE_JSON}: deep_onnx does not list one file per Deep-CT network")
+    return OnnxEnsemble.from_saved(meta.deep, {p: path / f for p, f in onnx.items()}, path / DEEP_FILE,
+                                   device=device, threads=threads)
 
 
 def _load_deep(path: Path, meta: BundleMeta, device: str):

@@ -165,6 +165,16 @@ class Parameters:
 
 
 @dataclass
+class OnnxNetwork:
+    """One Deep-CT network as an ONNX graph (format 4): the tensor prefix of its weights in
+    deep.safetensors, its file in the bundle, the ONNX opset it was exported with."""
+
+    prefix: str
+    file: str
+    opset: int
+
+
+@dataclass
 class BundleMeta:
     """The content of bundle.json (see :mod:`DeepRadScoreLib.model.bundle` for the files)."""
 
@@ -181,6 +191,9 @@ class BundleMeta:
     deep: dict[str, Any]
     training: dict[str, Any]
     data: dict[str, Any]
+    # The networks as ONNX graphs, one per member of ``deep`` (format 4); empty: torch runs them
+    # (format 3 and older, or a backbone / export that could not be exported).
+    deep_onnx: list[OnnxNetwork] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     content_sha256: str = ""
 
@@ -196,6 +209,14 @@ class BundleMeta:
                 if absent:
                     raise ValueError(f"models.{endpoint}.radscore.{roi}: feature {absent[0]} is not "
                                      f"among feature_names")
+        if self.deep_onnx and self.format_version < 4:
+            raise ValueError("deep_onnx: ONNX networks came with bundle format 4")
+        prefixes = [n.prefix for n in self.deep_onnx]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("deep_onnx: a network is listed twice")
+        for network in self.deep_onnx:
+            if not network.file.endswith(".onnx") or "/" in network.file or "\\" in network.file:
+                raise ValueError(f"deep_onnx: {network.file!r} is not an .onnx file name")
 
     def model(self, endpoint: str, model: str) -> ModelInfo:
         return self.models[endpoint].models[model]

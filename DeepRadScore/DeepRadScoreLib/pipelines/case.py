@@ -62,6 +62,7 @@ class CaseResult:
             out["bundle"] = {"path": str(bundle.path) if bundle.path else None,
                              "synthetic": bundle.synthetic,
                              "deep_weights": bundle.deep.provenance.get("weights"),
+                             "deep_runtime": bundle.deep.runtime,
                              "skipped_endpoints": bundle.skipped}
             if bundle.synthetic:
                 out["note"] = ("trained on a synthetic cohort: these numbers demonstrate the "
