@@ -315,6 +315,13 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     report(progress, 0.05, f"scoring {len(inputs.case_ids)} test cases", cancel)
     scored, metrics, predictions = score_and_measure(inputs)
     seconds["score"] = time.perf_counter() - t
+    # --- hook: reporting beyond the paper (calibration, decision curves, per cohort, TRIPOD+AI) ---
+    from DeepRadScoreLib.evaluation import reporting
+    t = time.perf_counter()
+    extras = reporting.measure(inputs, scored.scores, metrics, compute_metrics)
+    metrics = extras.metrics
+    seconds["calibration"] = time.perf_counter() - t
+    # --- end hook ---
     cohort_summary = table1.cohort_table(inputs.cohort.table)
     bundle, params = inputs.bundle, inputs.bundle.meta.parameters
 
@@ -322,6 +329,9 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
         made, results, training, explained = make_figures(inputs, scored, metrics, tmp / "figures",
                                                           gradcam_cases, shap_cases, seconds,
                                                           progress, cancel)
+        t = time.perf_counter()  # --- hook: the extra tables, figures and report blocks ---
+        extra_blocks = reporting.write(extras, tmp, inputs.synthetic)
+        seconds["calibration"] += time.perf_counter() - t  # --- end hook ---
         report(progress, 0.96, "writing the tables and the report", cancel)
         metrics.to_csv(tmp / "metrics.csv", index=False)
         predictions.to_csv(tmp / "predictions.csv", index=False)
@@ -332,9 +342,13 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
             provenance=captions.bundle_provenance(bundle, bundle_path, inputs.synthetic),
             notes=captions.notes(len(inputs.case_ids), manifest_path.name, inputs.synthetic, inputs.skipped),
             blocks=[captions.metrics_block(display_metrics(metrics)), *results,
+                    *extra_blocks["results"],  # hook
                     captions.training_cv_block(captions.training_cv_table(bundle, inputs.endpoints),
                                                params.cv_repeats, params.nested_cv.outer_repeats),
-                    *training, captions.cohort_block(cohort_summary), *explained])
+                    *training, captions.cohort_block(cohort_summary),
+                    *extra_blocks["cohorts"],  # hook
+                    *explained,
+                    *extra_blocks["tripod"]])  # hook
         write_report(content, tmp / "report.html")
     seconds["total"] = time.perf_counter() - t0
     report(progress, 1.0, "evaluation done", None)
