@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from DeepRadScoreLib import ENDPOINTS, __version__
+from DeepRadScoreLib.cli import robustness as robustness_cli
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None,
                    help="pyradiomics parameter file when extracting here; with --features, must match the table's")
     _add_backend_option(p)
+    robustness_cli.add_train_options(p)  # hook: --robustness, --min-icc
 
     p = sub.add_parser("predict", help="predict all endpoints for one case")
     p.add_argument("bundle")
@@ -143,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--features", default=None)
     p.add_argument("--seed", type=int, default=0)
+
+    robustness_cli.add_parser(sub)  # hook: the robustness sub-command
 
     p = sub.add_parser("demo", help="synthetic cohort -> features -> bundle -> report -> predict")
     p.add_argument("-o", "--output", default="demo-output", help="demo folder (reused on a second run)")

@@ -40,9 +40,14 @@ def run_train(args: argparse.Namespace) -> int:
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, nested_repeats=args.nested_repeats,
                               thickness_mm=args.thickness_mm, params_path=args.params, progress=progress,
-                              radiomics_backend=args.radiomics_backend)
+                              radiomics_backend=args.radiomics_backend,
+                              robustness_csv=args.robustness, min_icc=args.min_icc)
     for endpoint, why in bundle.skipped.items():
         print(f"skipped {endpoint}: {why}", file=sys.stderr)
+    robust = bundle.meta.data.get("robustness")
+    if robust:
+        print(f"robustness filter: {robust['n_kept']} features with {robust['icc_type']} >= {robust['min_icc']:g} "
+              f"kept, {robust['n_dropped']} dropped", file=sys.stderr)
     print(summary(bundle))
     if bundle.synthetic:
         print("note: trained on a SYNTHETIC cohort; the bundle has no clinical meaning", file=sys.stderr)

@@ -209,3 +209,26 @@ def decision_curve_figure(endpoint: str, thresholds: np.ndarray, net_benefits: M
            xlabel="Threshold probability", ylabel="Net benefit", title=f"{endpoint}: decision curves")
     ax.legend(loc="upper right", fontsize=7.5)
     return _save(fig, path)
+
+
+def icc_figure(table, path: Path, min_icc: float | None = None) -> Path:
+    """The ICC distribution of each feature class (box, points), with the filter's bound."""
+    classes = [c for c in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "other")
+               if (table.feature_class == c).any()]
+    data = [table.icc[(table.feature_class == c)].dropna().to_numpy(dtype=float) for c in classes]
+    fig = Figure(figsize=(1.0 * len(classes) + 2.4, 3.8))
+    ax = fig.add_subplot()
+    box = ax.boxplot([d if d.size else [np.nan] for d in data], widths=0.6, patch_artist=True, showfliers=False)
+    for patch in box["boxes"]:
+        patch.set(facecolor="#1f77b4", alpha=0.35)
+    rng = np.random.default_rng(0)
+    for i, values in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.18, 0.18, values.size), values, s=3, color="k", alpha=0.35)
+    if min_icc is not None:
+        ax.axhline(min_icc, color="#d62728", lw=1.2, ls="--", label=f"bound {min_icc:g}")
+        ax.legend(loc="lower left", fontsize=7.5)
+    ax.set_xticks(range(1, len(classes) + 1), [f"{c}\n(n={d.size})" for c, d in zip(classes, data)], fontsize=8)
+    low = min([float(d.min()) for d in data if d.size] + [0.0])
+    ax.set(ylim=(max(low, -1.0) - 0.05, 1.05), ylabel=f"{table.icc_type.iloc[0]} over the perturbed copies",
+           title="Feature robustness by feature class")
+    return _save(fig, path)

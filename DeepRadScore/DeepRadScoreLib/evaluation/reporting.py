@@ -139,7 +139,8 @@ def _facts(inputs, extras: Extras) -> dict:
 def write(extras: Extras, folder: Path, synthetic: bool = False) -> dict[str, list]:
     """Write the extra tables and figures into the report folder ``folder``; return the report
     blocks by place: ``results`` (after the ROC curves), ``cohorts`` (after Table 1) and
-    ``tripod`` (the last section)."""
+    ``tripod`` (the last sections: the training ICC filter's table when the bundle has one, then
+    the TRIPOD+AI items)."""
     from DeepRadScoreLib.evaluation import figures, reporting_captions as words
 
     folder = Path(folder)
@@ -162,5 +163,8 @@ def write(extras: Extras, folder: Path, synthetic: bool = False) -> dict[str, li
         blocks["cohorts"].append(words.cohort_metrics_block(extras.by_cohort, extras.training_cohorts))
     elif extras.training_cohorts or extras.test_cohorts:
         blocks["cohorts"].append(words.cohorts_used_block(extras.training_cohorts, extras.test_cohorts))
+    from DeepRadScoreLib.evaluation.robustness_report import bundle_blocks
+
+    blocks["tripod"].extend(bundle_blocks(extras.facts.get("robustness"), folder / "figures" / "robustness_icc.png"))
     blocks["tripod"].append(words.tripod_block(extras, synthetic))
     return blocks

@@ -178,7 +178,8 @@ def _model_info(selection: ModelSelection) -> dict:
 def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, features_csv=None,
                  cv_repeats: int = 10, seed: int = 0, workers: int = 1, nested_repeats: int = 1,
                  thickness_mm: float | None = None, params_path=None, progress=None,
-                 cancel=None, radiomics_backend: str | None = None) -> Bundle:
+                 cancel=None, radiomics_backend: str | None = None,
+                 robustness_csv=None, min_icc: float | None = None) -> Bundle:
     """Read the cohort, get its features, train on the training rows and write the bundle
     directory atomically.
 
@@ -193,6 +194,9 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
     :param nested_repeats: outer repeats of the nested-CV estimate.
     :param radiomics_backend: the radiomics backend when extracting here (``auto``/``None``,
         ``pyradiomics``, ``native``); the bundle records which one made its features.
+    :param robustness_csv: / ``min_icc``: an ICC table from ``deepradscore robustness``; the
+        features below ``min_icc`` (default 0.75) are dropped before any selection, and the bundle
+        records the bound and the table's sha256.
     :returns: the saved :class:`Bundle`.
     :raises InputError: bad input, named by file (a table without or with inconsistent settings,
         a manifest without trainable endpoints, ...).
@@ -210,6 +214,10 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         raise InputError(f"{manifest_path}: no row has split=train")
     if not cohort.endpoints:
         raise InputError(f"{manifest_path}: no endpoint column (e.g. LVI, EGFR, or name one with --endpoints)")
+    # --- hook: the robustness filter, its table read and checked before any work ---
+    from DeepRadScoreLib.robustness.icc import RobustnessFilter
+    robust = RobustnessFilter.from_options(robustness_csv, min_icc)
+    # --- end hook ---
 
     if features_csv is None:
         from DeepRadScoreLib.features.extraction import extract_cohort
@@ -227,6 +235,7 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
 
         check_settings(settings, str(features_csv), thickness_mm, params_path)
     features, patches = read_feature_table(features_csv, list(train["case_id"]))
+    features = robust.apply(features) if robust is not None else features  # hook: robustness filter
     labels = pd.DataFrame({e: cohort.labels(e, "train").to_numpy(dtype=float) for e in cohort.endpoints},
                           index=features.index)
     synthetic_file = manifest_path.parent / SYNTHETIC_MARKER
@@ -238,6 +247,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         "training_case_ids": list(features.index),
         "synthetic": synthetic_file.exists(),
     }
+    if robust is not None:  # hook: the bound and the table's hash go into bundle.json's data
+        data["robustness"] = robust.record()
     if synthetic_file.exists():
         data["synthetic_description"] = json.loads(synthetic_file.read_text())
     bundle = fit_bundle(features, patches, labels, deep_config, cv_repeats=cv_repeats, seed=seed,
