@@ -105,6 +105,16 @@ def test_binned_points_and_wilson_intervals():
         assert (lo, hi) == pytest.approx((ci.low, ci.high))
 
 
+def test_wilson_bounds_hold_the_proportion_at_zero_and_all_events():
+    for n in range(1, 60):
+        for events in (0, n):
+            lo, hi = calibration.wilson_interval(np.array([events]), np.array([n]))
+            phat = events / n
+            assert lo[0] <= phat <= hi[0] and 0 <= lo[0] and hi[0] <= 1
+            ci = binomtest(events, n).proportion_ci(method="wilson")
+            assert (lo[0], hi[0]) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
 def test_net_benefit_by_hand():
     y, p = sample(n=120, seed=4)
     nb = decision.net_benefit(y, p)

@@ -140,6 +140,12 @@ def test_train_drops_unrobust_features_and_the_bundle_records_the_table(noise_ru
     table_csv = noise_run[1]
     table = pd.read_csv(table_csv).set_index("feature")
     cohort = make_cohort(tmp_path / "cohort")
+    # evaluate reads the manifest's files: point every row at one small real CT.
+    image, mask = make_case(shape=(12, 24, 24), radius_mm=5.0)
+    sitk.WriteImage(image, str(tmp_path / "cohort" / "ct.nii.gz"))
+    sitk.WriteImage(mask, str(tmp_path / "cohort" / "mask.nii.gz"))
+    manifest = pd.read_csv(cohort["manifest"]).assign(image="ct.nii.gz", mask="mask.nii.gz")
+    manifest.to_csv(cohort["manifest"], index=False)
     bundle_dir = tmp_path / "bundle"
     assert main(train_args(cohort, bundle_dir) + ["--robustness", str(table_csv), "--min-icc", "0.75"]) == 0
     bundle = Bundle.load(bundle_dir, device="cpu")
@@ -151,6 +157,14 @@ def test_train_drops_unrobust_features_and_the_bundle_records_the_table(noise_ru
     assert record["n_kept"] == len(kept) and record["n_dropped"] == 1702 - len(kept)
     assert "tumor_original_firstorder_Mean" in PLANTED_FEATURES and "tumor_original_firstorder_Mean" not in kept
     assert "robustness filter:" in capsys.readouterr().err
+    # evaluate's report shows the training filter: the ICC figure and the TRIPOD+AI row.
+    from DeepRadScoreLib.evaluation.evaluate import evaluate_bundle
+
+    evaluate_bundle(bundle_dir, cohort["manifest"], tmp_path / "report", features_csv=cohort["features"],
+                    device="cpu", gradcam_cases=0, shap_cases=5)
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "ICC distribution per feature class" in html and "Dashed: the training filter&#x27;s bound 0.75" in html
+    assert f"features with ICC below 0.75 dropped before selection (ICC table sha256 {record['table_sha256'][:12]})" in html
     # Bad options: refused before any work, one line, exit 2.
     for extra, message in ((["--min-icc", "0.8"], "--min-icc needs --robustness"),
                            (["--robustness", str(tmp_path / "none.csv")], "robustness table not found"),

@@ -176,7 +176,8 @@ def wilson_interval(events: np.ndarray, n: np.ndarray, conf_level: float = 0.95)
     phat = events / n
     centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    # At 0 or n events one bound is the proportion itself; rounding must not put it past it.
+    return np.clip(np.minimum(centre - half, phat), 0, 1), np.clip(np.maximum(centre + half, phat), 0, 1)
 
 
 def calibration_curve(y, p, n_bins: int | None = None, conf_level: float = 0.95,
