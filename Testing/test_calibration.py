@@ -86,6 +86,13 @@ def test_spline_basis_is_natural_and_curve_matches_scikit_learn():
     np.testing.assert_allclose(curve.observed, expected, atol=1e-4)
     assert np.all(curve.band_low <= curve.observed) and np.all(curve.observed <= curve.band_high)
     # A calibrated model's diagonal lies inside the band over most of the range.
+    # Few events: the straight recalibration line (its slope is the calibration slope's fit).
+    y_small, p_small = sample(n=60, seed=2)
+    small = calibration.calibration_curve(y_small, p_small)
+    assert min(y_small.sum(), 60 - y_small.sum()) < calibration.SPLINE_MIN_EVENTS
+    assert small.method == "logistic fit on logit(p)"
+    line = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10000).fit(logit(p_small)[:, None], y_small)
+    np.testing.assert_allclose(small.observed, line.predict_proba(logit(small.grid)[:, None])[:, 1], atol=1e-5)
     big = calibration.calibration_curve(*sample(n=3000, seed=2))
     inside = (big.band_low <= big.grid) & (big.grid <= big.band_high)
     assert inside.mean() > 0.9 and np.abs(big.observed - big.grid).max() < 0.03

@@ -13,8 +13,10 @@ face value. Following Van Calster et al. (J Clin Epidemiol 2016, "A calibration 
   probabilities are too extreme (the usual sign of overfitting), > 1 too modest.
 - **Calibration curve**: the observed event rate as a smooth function of the predicted
   probability, here a logistic regression on a restricted cubic spline of ``logit(p)`` (3 knots
-  at the 10th, 50th and 90th percentiles, Harrell's default) with a 95 % pointwise band from the
-  fit's covariance; plus the observed rate in quantile bins with Wilson 95 % intervals.
+  at the 10th, 50th and 90th percentiles, Harrell's default; with fewer than
+  :data:`SPLINE_MIN_EVENTS` cases of the rarer class, the straight line of the recalibration
+  fit) with a 95 % pointwise band from the fit's covariance; plus the observed rate in quantile
+  bins with Wilson 95 % intervals.
 
 Probabilities are clipped to [1e-6, 1 - 1e-6] before the logit. Every fit is a plain Newton
 iteration (no penalty); when it does not converge (complete separation, which small test sets
@@ -33,6 +35,10 @@ from scipy.stats import norm
 logger = logging.getLogger(__name__)
 
 EPS = 1e-6
+# Fewer cases of the rarer class than this, and the curve is the straight logistic
+# recalibration line instead of the spline: about ten events per fitted parameter (a spline with
+# 3 knots has three), or the curve's wiggles are noise.
+SPLINE_MIN_EVENTS = 30
 # The calibration columns of metrics.csv, in order.
 COLUMNS = ("brier_score", "brier_scaled", "calibration_intercept", "calibration_intercept_ci_low",
            "calibration_intercept_ci_high", "calibration_slope", "calibration_slope_ci_low",
@@ -193,7 +199,9 @@ def calibration_curve(y, p, n_bins: int | None = None, conf_level: float = 0.95,
     if y.size >= 5 and 0 < y.sum() < y.size:
         distinct = np.unique(lp)
         knots = np.quantile(lp, [0.1, 0.5, 0.9])
-        use_spline = distinct.size >= 5 and np.all(np.diff(knots) > 1e-9)
+        minority = min(y.sum(), y.size - y.sum())
+        use_spline = (minority >= SPLINE_MIN_EVENTS and distinct.size >= 5
+                      and bool(np.all(np.diff(knots) > 1e-9)))
         basis = (lambda v: spline_basis(v, knots)) if use_spline else (lambda v: v[:, None])  # noqa: E731
         X = np.column_stack([np.ones(y.size), basis(lp)])
         fit = logistic_fit(X, y)
