@@ -24,7 +24,7 @@ MAX_LINES = 600
 RANKS = {
     "DeepRadScoreLib": 0, "errors": 0, "typedjson": 1, "progress": 1, "outputs": 1, "filehash": 1,
     "resources": 1, "processes": 1,
-    "io": 2, "regions": 3, "features": 4, "deep": 5, "model": 6,
+    "io": 2, "regions": 3, "features": 4, "deep": 5, "robustness": 5, "model": 6,
     "evaluation": 7, "synthetic": 7, "pipelines": 8, "cli": 9,
 }
 # What a prediction (``predict``, the Slicer Logic's worker) runs: it must load without training code.

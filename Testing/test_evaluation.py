@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from conftest import make_case
@@ -23,6 +24,7 @@ from DeepRadScoreLib.evaluation import delong
 from DeepRadScoreLib.evaluation import evaluate as evaluation
 from DeepRadScoreLib.evaluation import metrics
 from DeepRadScoreLib.pipelines.evaluate import evaluate_bundle
+from DeepRadScoreLib.evaluation import reporting
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.settings import ExtractionSettings, settings_path, write_settings
 
@@ -158,7 +160,7 @@ def evaluated(trained, tmp_path_factory):
 def test_evaluate_writes_metrics_from_test_cases_only(evaluated):
     folder, manifest, bundle, out, result, seen = evaluated
     table = pd.read_csv(out / "metrics.csv")
-    assert list(table.columns) == evaluation.METRICS_COLUMNS
+    assert list(table.columns) == evaluation.METRICS_COLUMNS + reporting.EXTRA_COLUMNS
     assert set(zip(table.endpoint, table.model)) == {(e, m) for e in ("LVI", "NOISE") for m in evaluation.MODELS}
     test = manifest[manifest.split == "test"]
     predictions = pd.read_csv(out / "predictions.csv")
@@ -175,6 +177,21 @@ def test_evaluate_writes_metrics_from_test_cases_only(evaluated):
         expected = metrics.threshold_metrics(p.label.to_numpy(int), p.score.to_numpy(), bundle.threshold(row.endpoint, row.model))
         assert row.accuracy == pytest.approx(expected["accuracy"])
         assert row.classifier == bundle.model_info(row.endpoint, row.model).chosen
+        # Calibration and net benefit, by hand from predictions.csv.
+        y, q = p.label.to_numpy(float), p.score.to_numpy(float)
+        assert row.brier_score == pytest.approx(np.mean((q - y) ** 2))
+        assert row.brier_scaled == pytest.approx(1 - row.brier_score / (y.mean() * (1 - y.mean())))
+        t = bundle.threshold(row.endpoint, row.model)
+        tp, fp = np.sum((q >= t) & (y == 1)), np.sum((q >= t) & (y == 0))
+        assert row.net_benefit_at_threshold == pytest.approx(tp / len(y) - fp / len(y) * t / (1 - t))
+        if not math.isnan(row.calibration_slope):
+            lp = np.log(np.clip(q, 1e-6, 1 - 1e-6) / (1 - np.clip(q, 1e-6, 1 - 1e-6)))
+            ref = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10000).fit(lp[:, None], y)
+            assert row.calibration_slope == pytest.approx(ref.coef_[0, 0], rel=1e-4, abs=1e-5)
+    curves = pd.read_csv(out / "decision_curves.csv")
+    assert len(curves) == 2 * 3 * 99 and curves.threshold.min() == 0.01 and curves.threshold.max() == 0.99
+    assert (curves.net_benefit_treat_none == 0).all()
+    assert not (out / "metrics_by_cohort.csv").exists()  # no cohort column: nothing per cohort
     fusion = table[table.model == "fusion"].set_index("endpoint")
     # The planted endpoint is separated on held-out cases; the independent one is not.
     assert fusion.at["LVI", "auc"] >= 0.8
@@ -190,7 +207,7 @@ def test_evaluate_writes_table1_figures_and_a_report_that_renders(evaluated, tmp
     names = {p.name for p in (out / "figures").iterdir()}
     for endpoint in ("LVI", "NOISE"):
         assert {f"roc_{endpoint}.png", f"cv_{endpoint}.png", f"corr_{endpoint}.png",
-                f"shap_{endpoint}.png"} <= names
+                f"shap_{endpoint}.png", f"calibration_{endpoint}.png", f"decision_{endpoint}.png"} <= names
     assert "gradcam.png" in names
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "not for clinical use" in html and "ImageNet weights" in html
@@ -205,7 +222,49 @@ def test_evaluate_writes_table1_figures_and_a_report_that_renders(evaluated, tmp
         pytest.skip("chromium not installed")
     seen_dom = check_in_chromium(out / "report.html", tmp_path)
     assert len(seen_dom["imgs"]) == len(names) and all(i["ok"] for i in seen_dom["imgs"])
-    assert len(seen_dom["tables"]) == 3 and all(t["rows"] > 0 for t in seen_dom["tables"])
+    # Table 3, its calibration companion, training CV, Table 1 and the TRIPOD+AI items.
+    assert len(seen_dom["tables"]) == 5 and all(t["rows"] > 0 for t in seen_dom["tables"])
+    alts = [i["alt"] for i in seen_dom["imgs"]]
+    for endpoint in ("LVI", "NOISE"):
+        assert f"{endpoint}: calibration curves on the test cases" in alts
+        assert f"{endpoint}: decision curves on the test cases" in alts
+    assert "What this report answers for TRIPOD+AI" in html and "the researcher&#x27;s to write" in html
+    assert "Calibration intercept" in html and "treat-all" in html
+
+
+def test_evaluate_reports_every_metric_per_test_cohort(trained, tmp_path):
+    """Training on cohort I, testing on II and III: each test cohort's metrics on its own cases
+    (DeLong CIs included), pooled rows equal to metrics.csv, and the training cohort named."""
+    folder, manifest, bundle = trained
+    cohort = manifest.copy()
+    test_ids = list(cohort[cohort.split == "test"].case_id)
+    cohort["cohort"] = "I"
+    cohort.loc[cohort.case_id.isin(test_ids[::2]), "cohort"] = "II"
+    cohort.loc[cohort.case_id.isin(test_ids[1::2]), "cohort"] = "III"
+    for name in ("ct.nii.gz", "mask.nii.gz", "SYNTHETIC.json"):
+        shutil.copy(folder / name, tmp_path / name)
+    cohort.to_csv(tmp_path / "manifest.csv", index=False)
+    out = tmp_path / "report"
+    evaluate_bundle(folder / "bundle", tmp_path / "manifest.csv", out,
+                               features_csv=folder / "features.csv", device="cpu", gradcam_cases=0,
+                               shap_cases=10)
+    table = pd.read_csv(out / "metrics_by_cohort.csv")
+    assert sorted(table.cohort.unique()) == ["II", "III", "pooled"]
+    pooled = pd.read_csv(out / "metrics.csv")
+    mine = table[table.cohort == "pooled"].drop(columns="cohort").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, pooled, check_dtype=False)
+    predictions = pd.read_csv(out / "predictions.csv")
+    for name, ids in (("II", test_ids[::2]), ("III", test_ids[1::2])):
+        p = predictions[(predictions.endpoint == "LVI") & (predictions.model == "fusion")
+                        & predictions.case_id.isin(ids) & predictions.label.notna()]
+        row = table[(table.cohort == name) & (table.endpoint == "LVI") & (table.model == "fusion")].iloc[0]
+        assert row.n == len(p) and row.n_pos == int(p.label.sum())
+        ci = delong.delong_auc_ci(p.label.to_numpy(int), p.score.to_numpy(float))
+        assert (row.auc, row.auc_ci_low, row.auc_ci_high) == pytest.approx((ci.auc, ci.ci_low, ci.ci_high))
+        assert row.brier_score == pytest.approx(np.mean((p.score - p.label) ** 2))
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Performance per test cohort (external validation)" in html
+    assert "Cohort(s) used for training: I." in html
 
 
 def test_evaluate_refuses_bad_input_and_leaves_nothing(trained, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from scipy import stats
 
+from DeepRadScoreLib.evaluation import calibration, decision
 from DeepRadScoreLib.evaluation import cohort_table
 from DeepRadScoreLib.evaluation import explain
 from DeepRadScoreLib.evaluation import figures
@@ -169,6 +170,12 @@ def report_content(tmp_path_factory) -> report.ReportContent:
                                                              out / "shap.png"), "SHAP.", "Figures"),
         report.ReportFigure("Grad-CAM", figures.gradcam_figure([("c001 LVI=1", patch, heat)] * 3,
                                                                out / "gradcam.png"), "Heatmaps.", "Figures"),
+        report.ReportFigure("LVI: calibration", figures.calibration_figure(
+            "LVI", {m: calibration.calibration_curve(y, s) for m, s in scores.items()}, out / "cal.png"),
+            "Calibration curves.", "Figures"),
+        report.ReportFigure("LVI: decision curves", figures.decision_curve_figure(
+            "LVI", decision.THRESHOLDS, {m: decision.net_benefit(y, s) for m, s in scores.items()},
+            decision.net_benefit_treat_all(y), out / "dca.png"), "Net benefit.", "Figures"),
     ]
     metrics = pd.DataFrame({"endpoint": ["LVI"] * 3, "model": ["radiomics", "deep", "fusion"],
                             "auc": [0.71, 0.74, 0.86], "delong_p_vs_fusion": [0.0004, 0.03, np.nan]})
@@ -193,7 +200,7 @@ def test_figures_are_real_pngs(report_content):
 def test_report_is_self_contained_and_escaped(report_content, tmp_path):
     path = report.write_report(report_content, tmp_path / "report.html")
     text = path.read_text(encoding="utf-8")
-    assert text.count("data:image/png;base64,") == 5
+    assert text.count("data:image/png;base64,") == 7
     assert not re.search(r'(src|href)="(?!data:)', text)  # nothing fetched from elsewhere
     assert "<script" not in text
     assert "Table 1 &lt;cohort&gt;" in text  # escaped, not markup
@@ -209,7 +216,7 @@ def test_report_is_self_contained_and_escaped(report_content, tmp_path):
 def test_report_renders_in_headless_chromium(report_content, tmp_path):
     path = report.write_report(report_content, tmp_path / "report.html")
     seen = check_in_chromium(path, tmp_path)
-    assert len(seen["imgs"]) == 5 and all(i["ok"] for i in seen["imgs"]), seen["imgs"]
+    assert len(seen["imgs"]) == 7 and all(i["ok"] for i in seen["imgs"]), seen["imgs"]
     assert len(seen["tables"]) == 2
     for table in seen["tables"]:
         assert table["rows"] > 0 and table["cells"] > 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from DeepRadScoreLib.cli import demo, evaluate, extract, predict, regions, synth, train
+from DeepRadScoreLib.cli import demo, evaluate, extract, predict, regions, robustness, synth, train
 from DeepRadScoreLib.cli.parser import build_parser
 from DeepRadScoreLib.errors import Cancelled, InputError
 
@@ -26,12 +26,13 @@ HANDLERS = {
     "evaluate": evaluate.run_evaluate,
     "compare-backbones": evaluate.run_compare_backbones,
     "demo": demo.run_demo_command,
+    "robustness": robustness.run_robustness,  # hook
 }
 
 
 # Commands that run pyradiomics in this process. The command line is the application, so it
 # decides what reaches the terminal (processes.pyradiomics_errors_only says why).
-RADIOMICS_COMMANDS = {"extract", "train", "predict", "evaluate", "compare-backbones", "demo"}
+RADIOMICS_COMMANDS = {"extract", "train", "predict", "evaluate", "compare-backbones", "demo", "robustness"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,10 @@ def _add_settings_options(p: argparse.ArgumentParser, recorded: str | None = Non
                         "pyradiomics where it is installed, else native")
 
 
+def _kinds(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.replace(",", " ").split() if v.strip())
+
+
 def settings_request(args: argparse.Namespace) -> SettingsRequest:
     """What the options of :func:`_add_settings_options` asked for."""
     return SettingsRequest(thickness_mm=args.thickness_mm, params_path=getattr(args, "params", None),
@@ -124,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="feature table from `deepradscore extract` (with its .settings.json beside it)")
     p.add_argument("--workers", type=int, default=1, help="extraction processes when --features is not given")
     _add_settings_options(p, recorded="the --features table's, else the defaults of extract")
+    p.add_argument("--robustness", default=None,
+                   help="ICC table from `deepradscore robustness`: drop features below --min-icc before selection")
+    p.add_argument("--min-icc", type=float, default=None, help="ICC bound with --robustness (default 0.75)")
 
     p = sub.add_parser("predict", help="predict all endpoints for one case")
     p.add_argument("bundle")
@@ -157,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--features", default=None)
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("robustness", help="ICC of every feature over perturbed copies of each case")
+    p.add_argument("--manifest", required=True, help="cohort CSV (case_id,image,mask,...)")
+    p.add_argument("-o", "--output", required=True,
+                   help="ICC table CSV to write (its copies, features and cache go to OUTPUT.work/, "
+                        "its report to OUTPUT with .html)")
+    p.add_argument("--copies", type=int, default=4, help="perturbed copies per case")
+    p.add_argument("--perturbations", type=_kinds, default=("rotation", "noise", "volume", "contour"),
+                   help="what each copy applies, from rotation,noise,volume,contour (default: all)")
+    p.add_argument("--max-rotation-deg", type=float, default=5.0, help="rotation drawn from +-this")
+    p.add_argument("--noise-sd", type=float, default=10.0, help="additive Gaussian noise, HU")
+    p.add_argument("--volume-voxels", type=int, default=1, help="dilation / erosion of the mask, voxels")
+    p.add_argument("--contour-flip", type=float, default=0.3,
+                   help="probability of flipping each border voxel (contour randomisation)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="parallel processes on this machine")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    _add_settings_options(p)
 
     p = sub.add_parser("demo", help="synthetic cohort -> features -> bundle -> report -> predict")
     p.add_argument("-o", "--output", default="demo-output", help="demo folder (reused on a second run)")

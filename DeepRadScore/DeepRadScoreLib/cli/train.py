@@ -40,9 +40,14 @@ def run_train(args: argparse.Namespace) -> int:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,
                               workers=args.workers, nested_repeats=args.nested_repeats,
-                              settings=settings_request(args), progress=progress)
+                              settings=settings_request(args), progress=progress,
+                              robustness_csv=args.robustness, min_icc=args.min_icc)
     for endpoint, why in bundle.skipped.items():
         print(f"skipped {endpoint}: {why}", file=sys.stderr)
+    robust = bundle.meta.data.get("robustness")
+    if robust:
+        print(f"robustness filter: {robust['n_kept']} features with {robust['icc_type']} >= {robust['min_icc']:g} "
+              f"kept, {robust['n_dropped']} dropped", file=sys.stderr)
     print(summary(bundle))
     if bundle.synthetic:
         print("note: trained on a SYNTHETIC cohort; the bundle has no clinical meaning", file=sys.stderr)

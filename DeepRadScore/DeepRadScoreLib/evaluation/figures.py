@@ -167,3 +167,68 @@ def _box(patch):
 
     return Rectangle((patch.column0 - 0.5, patch.row0 - 0.5), patch.size, patch.size, fill=False,
                      edgecolor="cyan", linewidth=0.8)
+
+
+def calibration_figure(endpoint: str, curves: Mapping[str, object], path: Path) -> Path:
+    """Calibration of the models of one endpoint, one panel per model: the smoothed curve with its
+    95 % band, the binned observed rates with Wilson CIs, the diagonal of perfect calibration and
+    a rug of the predictions. ``curves[model]`` is a :class:`calibration.CalibrationCurve`."""
+    models = list(curves)
+    fig = Figure(figsize=(3.2 * max(len(models), 1), 3.5), layout="constrained")
+    axes = fig.subplots(1, max(len(models), 1), squeeze=False, sharey=True)[0]
+    for ax, model in zip(axes, models):
+        c, colour = curves[model], MODEL_COLOURS.get(model, "C0")
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="ideal")
+        if np.isfinite(c.observed).any():
+            ax.fill_between(c.grid, c.band_low, c.band_high, color=colour, alpha=0.2, lw=0)
+            ax.plot(c.grid, c.observed, color=colour, lw=1.8, label="smoothed, 95 % band")
+        ax.errorbar(c.bin_predicted, c.bin_observed,
+                    yerr=[c.bin_observed - c.bin_low, c.bin_high - c.bin_observed],
+                    fmt="o", ms=4, color="k", ecolor="0.35", capsize=2, lw=0.8, label="binned, 95 % CI")
+        ax.set(xlim=(0, 1), ylim=(-0.03, 1.03), xlabel="Predicted probability",
+               title=MODEL_LABELS.get(model, model), aspect="equal")
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("Observed proportion")
+    axes[0].legend(loc="upper left", fontsize=7)
+    fig.suptitle(f"{endpoint}: calibration on the test cases", fontsize=10)
+    return _save(fig, path)
+
+
+def decision_curve_figure(endpoint: str, thresholds: np.ndarray, net_benefits: Mapping[str, np.ndarray],
+                          treat_all: np.ndarray, path: Path) -> Path:
+    """Decision curves of one endpoint: net benefit against threshold probability for each model,
+    treat-all (grey) and treat-none (black, 0)."""
+    fig = Figure(figsize=(5.4, 4.0))
+    ax = fig.add_subplot()
+    ax.plot(thresholds, treat_all, color="0.55", lw=1.4, label="treat all")
+    ax.axhline(0, color="k", lw=1.2, label="treat none")
+    for model, nb in net_benefits.items():
+        ax.plot(thresholds, nb, lw=1.8, color=MODEL_COLOURS.get(model), label=MODEL_LABELS.get(model, model))
+    top = max([float(np.nanmax(v)) for v in [treat_all, *net_benefits.values()] if np.isfinite(v).any()] + [0.05])
+    ax.set(xlim=(0, 1), ylim=(-0.05 * max(top, 0.1) - 0.02, top * 1.1 + 0.01),
+           xlabel="Threshold probability", ylabel="Net benefit", title=f"{endpoint}: decision curves")
+    ax.legend(loc="upper right", fontsize=7.5)
+    return _save(fig, path)
+
+
+def icc_figure(table, path: Path, min_icc: float | None = None) -> Path:
+    """The ICC distribution of each feature class (box, points), with the filter's bound."""
+    classes = [c for c in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "other")
+               if (table.feature_class == c).any()]
+    data = [table.icc[(table.feature_class == c)].dropna().to_numpy(dtype=float) for c in classes]
+    fig = Figure(figsize=(1.0 * len(classes) + 2.4, 3.8))
+    ax = fig.add_subplot()
+    box = ax.boxplot([d if d.size else [np.nan] for d in data], widths=0.6, patch_artist=True, showfliers=False)
+    for patch in box["boxes"]:
+        patch.set(facecolor="#1f77b4", alpha=0.35)
+    rng = np.random.default_rng(0)
+    for i, values in enumerate(data, start=1):
+        ax.scatter(i + rng.uniform(-0.18, 0.18, values.size), values, s=3, color="k", alpha=0.35)
+    if min_icc is not None:
+        ax.axhline(min_icc, color="#d62728", lw=1.2, ls="--", label=f"bound {min_icc:g}")
+        ax.legend(loc="lower left", fontsize=7.5)
+    ax.set_xticks(range(1, len(classes) + 1), [f"{c}\n(n={d.size})" for c, d in zip(classes, data)], fontsize=8)
+    low = min([float(d.min()) for d in data if d.size] + [0.0])
+    ax.set(ylim=(max(low, -1.0) - 0.05, 1.05), ylabel=f"{table.icc_type.iloc[0]} over the perturbed copies",
+           title="Feature robustness by feature class")
+    return _save(fig, path)

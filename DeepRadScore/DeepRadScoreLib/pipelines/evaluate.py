@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.evaluation import captions
+from DeepRadScoreLib.evaluation import captions, reporting
 from DeepRadScoreLib.evaluation.evaluate import (EvaluationInputs, EvaluationResult, display_metrics,
-                                                 held_out_rows, labels_table, make_figures, score_and_measure)
+                                                 compute_metrics, held_out_rows, labels_table, make_figures,
+                                                 score_and_measure)
 from DeepRadScoreLib.features.settings import SettingsRequest, resolve_settings
 from DeepRadScoreLib.progress import report, scaled
 
@@ -95,6 +96,11 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
     report(progress, 0.05, f"scoring {len(inputs.case_ids)} test cases", cancel)
     scored, metrics, predictions = score_and_measure(inputs)
     seconds["score"] = time.perf_counter() - t
+    # Beyond the paper's discrimination: calibration, decision curves, per-cohort metrics.
+    t = time.perf_counter()
+    extras = reporting.measure(inputs, scored.scores, metrics, compute_metrics)
+    metrics = extras.metrics
+    seconds["calibration"] = time.perf_counter() - t
     cohort_summary = table1.cohort_table(inputs.cohort.table)
     bundle, params = inputs.bundle, inputs.bundle.meta.parameters
 
@@ -102,6 +108,9 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
         made, results, training, explained = make_figures(inputs, scored, metrics, tmp / "figures",
                                                           gradcam_cases, shap_cases, seconds,
                                                           progress, cancel)
+        t = time.perf_counter()
+        extra_blocks = reporting.write(extras, tmp, inputs.synthetic)
+        seconds["calibration"] += time.perf_counter() - t
         report(progress, 0.96, "writing the tables and the report", cancel)
         metrics.to_csv(tmp / "metrics.csv", index=False)
         predictions.to_csv(tmp / "predictions.csv", index=False)
@@ -111,10 +120,11 @@ def evaluate_bundle(bundle_path, manifest_path, output_dir, features_csv=None, d
             subtitle=f"{len(inputs.case_ids)} test cases, endpoints {', '.join(inputs.endpoints)}",
             provenance=captions.bundle_provenance(bundle, bundle_path, inputs.synthetic),
             notes=captions.notes(len(inputs.case_ids), manifest_path.name, inputs.synthetic, inputs.skipped),
-            blocks=[captions.metrics_block(display_metrics(metrics)), *results,
+            blocks=[captions.metrics_block(display_metrics(metrics)), *results, *extra_blocks["results"],
                     captions.training_cv_block(captions.training_cv_table(bundle, inputs.endpoints),
                                                params.cv_repeats, params.nested_cv.outer_repeats),
-                    *training, captions.cohort_block(cohort_summary), *explained])
+                    *training, captions.cohort_block(cohort_summary), *extra_blocks["cohorts"],
+                    *explained, *extra_blocks["tripod"]])
         write_report(content, tmp / "report.html")
     seconds["total"] = time.perf_counter() - t0
     report(progress, 1.0, "evaluation done", None)

@@ -64,7 +64,8 @@ def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFr
 
 def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, features_csv=None,
                  cv_repeats: int = 10, seed: int = 0, workers: int = 1, nested_repeats: int = 1,
-                 settings: SettingsRequest | None = None, progress=None, cancel=None) -> Bundle:
+                 settings: SettingsRequest | None = None, progress=None, cancel=None,
+                 robustness_csv=None, min_icc: float | None = None) -> Bundle:
     """Read the cohort, get its features, train on the training rows and write the bundle
     directory atomically.
 
@@ -78,6 +79,9 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         extraction's here, and with ``features_csv`` what its recorded settings must agree with.
     :param cv_repeats: repeats of the 5-fold CV choosing the classifiers.
     :param nested_repeats: outer repeats of the nested-CV estimate.
+    :param robustness_csv: / ``min_icc``: an ICC table from ``deepradscore robustness``; the
+        features below ``min_icc`` (default 0.75) are dropped before any selection, and the bundle
+        records the bound and the table's sha256.
     :returns: the saved :class:`Bundle`.
     :raises InputError: bad input, named by file (a table without or with inconsistent settings,
         a manifest without trainable endpoints, ...).
@@ -85,6 +89,7 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
     from DeepRadScoreLib.deep.ensemble import DeepConfig
     from DeepRadScoreLib.io.manifest import read_manifest
     from DeepRadScoreLib.pipelines.cohort import cohort_features
+    from DeepRadScoreLib.robustness.icc import RobustnessFilter
 
     manifest_path = Path(manifest)
     output_dir = Path(output_dir)
@@ -96,6 +101,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         raise InputError(f"{manifest_path}: no row has split=train")
     if not cohort.endpoints:
         raise InputError(f"{manifest_path}: no endpoint column (e.g. LVI, EGFR, or name one with --endpoints)")
+    # The robustness table is read and checked before any work.
+    robust = RobustnessFilter.from_options(robustness_csv, min_icc)
 
     extracting = features_csv is None
     got = cohort_features(cohort, list(train["case_id"]), features_csv,
@@ -104,7 +111,7 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
                           progress=scaled(progress, 0.0, 0.4), cancel=cancel)
     if extracting:
         progress = scaled(progress, 0.4, 1.0)
-    features = got.features
+    features = robust.apply(got.features) if robust is not None else got.features
     labels = pd.DataFrame({e: cohort.labels(e, "train").to_numpy(dtype=float) for e in cohort.endpoints},
                           index=features.index)
     synthetic_file = manifest_path.parent / SYNTHETIC_MARKER
@@ -116,6 +123,8 @@ def train_bundle(manifest, output_dir, endpoints=None, deep_config=None, feature
         "training_case_ids": list(features.index),
         "synthetic": synthetic_file.exists(),
     }
+    if robust is not None:
+        data["robustness"] = robust.record()
     if synthetic_file.exists():
         data["synthetic_description"] = json.loads(synthetic_file.read_text())
     bundle = fit_bundle(features, got.patches, labels, deep_config, cv_repeats=cv_repeats, seed=seed,
