@@ -170,3 +170,35 @@ def test_force2d(setting):
     classes = {"firstorder": ["Mean"], "glcm": [], "glrlm": [], "glszm": [], "gldm": [], "ngtdm": []}
     for name, image, mask in _generated("anisotropic", "shell", "one_voxel_thick"):
         check(_mapping({**setting, "preCrop": True}, image_types, classes), image, mask)
+
+
+def _coarse_mask(image, mask):
+    """The mask on a grid of twice the in-plane spacing, a little shifted: another geometry."""
+    reference = sitk.Image([s // 2 for s in mask.GetSize()[:2]] + [mask.GetSize()[2]], sitk.sitkUInt8)
+    reference.SetSpacing((mask.GetSpacing()[0] * 2, mask.GetSpacing()[1] * 2, mask.GetSpacing()[2]))
+    reference.SetOrigin(tuple(o + 0.3 for o in mask.GetOrigin()))
+    reference.SetDirection(mask.GetDirection())
+    return sitk.Resample(mask, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+
+
+def test_correct_mask_geometry_tolerance_and_label_channel():
+    classes = {"firstorder": [], "glcm": ["Contrast"], "shape": ["VoxelVolume", "MeshVolume"]}
+    for name, image, mask in _generated("anisotropic", "shell"):
+        coarse = _coarse_mask(image, mask)
+        check(_mapping({"correctMask": True}, classes=classes), image, coarse)
+        check(_mapping({"correctMask": True, "preCrop": True}, classes=classes), image, coarse)
+        check(_mapping({"resampledPixelSpacing": [1, 1, 1]}, classes=classes), image, coarse)
+        with pytest.raises(InputError, match="^mask: size .* correctMask"):
+            backend.extract_roi(image, coarse, params.from_dict(_mapping(classes=classes)))
+        # Within geometryTolerance a slightly moved mask is the image's grid.
+        moved = sitk.Image(mask)
+        moved.SetOrigin(tuple(o + 1e-4 for o in mask.GetOrigin()))
+        check(_mapping({"geometryTolerance": 1e-3}, classes=classes), image, moved)
+        with pytest.raises(InputError, match="geometryTolerance"):
+            backend.extract_roi(image, moved, params.from_dict(_mapping(classes=classes)))
+        # A two-channel segmentation: label_channel picks the channel.
+        other = sitk.Cast(sitk.BinaryDilate(mask, [1, 1, 1]), sitk.sitkUInt8)
+        other.CopyInformation(mask)
+        vector = sitk.Compose(mask, other)
+        check(_mapping({"label_channel": 1}, classes=classes), image, vector)
+        check(_mapping({"label_channel": 0}, classes=classes), image, vector)

@@ -157,16 +157,36 @@ def _as_uint32(mask: sitk.Image) -> sitk.Image:
     return mask if mask.GetPixelID() == sitk.sitkUInt32 else sitk.Cast(mask, sitk.sitkUInt32)
 
 
-def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
-    """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
+def _same_grid(image: sitk.Image, mask: sitk.Image, tolerance: float | None) -> bool:
+    """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK: its coordinate tolerance
+    (``geometryTolerance``, SimpleITK's default 1e-6 otherwise) times the image's first spacing for
+    origin and spacing, the same number for the direction cosines."""
     if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
-        raise InputError(f"{what}: size {mask.GetSize()} does not match the image's {image.GetSize()}")
-    tolerance = 1e-6 * abs(image.GetSpacing()[0])
-    same = (np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=tolerance)
-            and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=0, atol=tolerance)
-            and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=1e-6))
-    if not same:
-        raise InputError(f"{what}: the mask's origin, spacing or direction does not match the image's")
+        return False
+    factor = 1e-6 if tolerance is None else float(tolerance)
+    coordinate = factor * abs(image.GetSpacing()[0])
+    return bool(np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=coordinate)
+                and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=0, atol=coordinate)
+                and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=factor))
+
+
+def _check_grid(image: sitk.Image, mask: sitk.Image, what: str, tolerance: float | None = None) -> None:
+    if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
+        raise InputError(f"{what}: size {mask.GetSize()} does not match the image's {image.GetSize()} "
+                         "(pyradiomics' correctMask setting resamples it onto the image)")
+    if not _same_grid(image, mask, tolerance):
+        raise InputError(f"{what}: the mask's origin, spacing or direction does not match the image's "
+                         "(see pyradiomics' geometryTolerance and correctMask settings)")
+
+
+def _one_channel(mask: sitk.Image, channel: int, what: str) -> sitk.Image:
+    """pyradiomics' ``getMask``: a vector-valued mask (a segmentation) gives its ``label_channel``."""
+    if mask.GetNumberOfComponentsPerPixel() == 1:
+        return mask
+    if channel >= mask.GetNumberOfComponentsPerPixel():
+        raise InputError(f"{what}: label_channel {channel} requested, but the mask has only "
+                         f"{mask.GetNumberOfComponentsPerPixel()} channels")
+    return sitk.VectorIndexSelectionCast(mask, int(channel))
 
 
 class _Case:
@@ -188,7 +208,16 @@ class _Case:
         self.rois, self.shape_rois, self.bbox, self.crop_box = {}, {}, {}, {}
         reseg = settings.get("resegmentRange")
         for key, mask in masks.items():
-            _check_grid(image, mask, labels[key])
+            mask = _one_channel(mask, int(settings.get("label_channel")), labels[key])
+            tolerance = settings.get("geometryTolerance")
+            if settings.resampling or (settings.get("correctMask") and not _same_grid(image, mask, tolerance)):
+                # Resampling puts both on a grid made from the mask's geometry, and correctMask
+                # resamples the mask onto the image: either only needs the ROI inside the image.
+                preprocess.check_inside(image, _as_uint32(mask), settings.label, labels[key])
+                if not settings.resampling:
+                    mask = preprocess.onto(image, _as_uint32(mask))
+            else:
+                _check_grid(image, mask, labels[key], tolerance)
             own = image
             if settings.resampling:
                 own, own_mask = preprocess.resampled(image, _as_uint32(mask), settings.get("resampledPixelSpacing"),

@@ -35,7 +35,7 @@ REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "pa
               "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
               "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
               "resegmentMode", "resegmentShape", "distances", "symmetricalGLCM", "weightingNorm",
-              "gldm_a", "force2D", "force2Ddimension")
+              "gldm_a", "force2D", "force2Ddimension", "label_channel", "correctMask", "geometryTolerance")
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
 PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
@@ -257,6 +257,12 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = value is None or value in ("manhattan", "euclidean", "infinity", "no_weighting")
     elif name == "gldm_a":
         ok = integer(value) and value >= 0
+    elif name == "label_channel":
+        ok = integer(value) and value >= 0
+    elif name == "correctMask":
+        ok = isinstance(value, bool)
+    elif name == "geometryTolerance":
+        ok = value is None or (number(value) and value > 0)
     elif name == "force2Ddimension":
         ok = integer(value) and 0 <= value <= 2
     elif name in ("normalize", "resegmentShape", "symmetricalGLCM", "force2D"):
