@@ -15,6 +15,11 @@ The CPU model and the load average are written beside the figures.
 
     .venv/bin/python benchmarks/bench_native.py [--cases N]
     .venv/bin/python benchmarks/bench_native.py --ring-shape   # phantom ring, shape class only
+    .venv/bin/python benchmarks/bench_native.py --params FILE  # phantom tumour, another parameter file
+
+``--params`` runs one parameter file (e.g. pyradiomics' exampleCT.yaml in
+Testing/data/pyradiomics_examples) on the phantom's tumour: native ``extract_roi`` against
+pyradiomics' ``execute``, wall and CPU seconds and the largest relative difference, printed.
 
 ``--ring-shape`` times the shape class alone on the phantom's 3 mm ring (two surfaces, where
 pyradiomics' O(V^2) diameter search is slowest): native ``shape.features`` against pyradiomics'
@@ -92,13 +97,44 @@ def ring_shape() -> int:
     return 0 if native_seconds <= 1.5 * py_seconds + 0.05 else 1
 
 
+def other_params(path: Path) -> int:
+    import SimpleITK as sitk
+    from radiomics import featureextractor
+
+    from DeepRadScoreLib.features.native import backend, params
+    from DeepRadScoreLib.io.images import load_case
+
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    folder = DATA / "ibsi_ct_phantom" / "nifti"
+    case = load_case(folder / "image.nii.gz", folder / "mask.nii.gz")
+    mask = sitk.Cast(case.mask, sitk.sitkUInt8)
+    loads = [os.getloadavg()[0]]
+    t0, c0 = time.perf_counter(), time.process_time()
+    reference = {k: float(v) for k, v in featureextractor.RadiomicsFeatureExtractor(str(path)).execute(
+        case.image, mask).items() if not k.startswith("diagnostics_")}
+    py = (time.perf_counter() - t0, time.process_time() - c0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ours = backend.extract_roi(case.image, mask, params.load(path))
+    nat = (time.perf_counter() - t0, time.process_time() - c0)
+    loads.append(os.getloadavg()[0])
+    worst = max_relative_difference(ours, reference)
+    print(f"CPU {cpu_model()}, load {min(loads):.2f}-{max(loads):.2f}: {path.name} on the phantom tumour, "
+          f"{len(reference)} features; pyradiomics {py[0]:.1f} s wall ({py[1]:.1f} s CPU), native "
+          f"{nat[0]:.1f} s wall ({nat[1]:.1f} s CPU): {nat[0] / py[0]:.2f}x; same names "
+          f"{list(ours) == list(reference)}; largest relative difference {worst:.1e}")
+    return 0 if worst <= 1e-6 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=None, help="only the first N cases")
     parser.add_argument("--ring-shape", action="store_true", help="time the ring's shape class only")
+    parser.add_argument("--params", type=Path, default=None, help="time this parameter file on the phantom")
     args = parser.parse_args()
     if args.ring_shape:
         return ring_shape()
+    if args.params is not None:
+        return other_params(args.params)
 
     import SimpleITK as sitk
     from radiomics import featureextractor

@@ -1,13 +1,14 @@
-"""A pyradiomics parameter file, read and checked against what the native backend reproduces.
+"""A pyradiomics parameter set, checked against what the native backend reproduces.
 
-``load(path)`` reads a pyradiomics-style YAML file (``imageType``, ``featureClass``, ``setting``,
-``voxelSetting``) with ``yaml.safe_load`` and returns a frozen :class:`NativeSettings`. Every
-setting is either reproduced (``binWidth``, ``label``, ``preCrop``, ``padDistance``,
-``minimumROIDimensions``, ``minimumROISize``, ``additionalInfo``), accepted because it changes
-nothing (a pyradiomics default, or a setting of a step that is off, e.g. ``interpolator`` without
-resampling), or refused with one line naming it: the native backend must never return numbers
-that differ from pyradiomics' for the same file, so a file it cannot follow is an error, not a
-silent approximation.
+``load(params)`` takes a :class:`~DeepRadScoreLib.features.params.RadiomicsParameters`, a parsed
+mapping or a YAML file (``imageType``, ``featureClass``, ``setting``, ``voxelSetting``) and returns
+a frozen :class:`NativeSettings`, cached by the parameters' SHA-256. Every pyradiomics setting is
+reproduced (:data:`REPRODUCED`, the filters' own settings, per-image-type overrides of the
+per-image ones), and the voxel-based settings change nothing here (the engine never runs voxel
+extraction). What is not reproduced, the image types LBP2D and LBP3D, the shape2D class and a
+preprocessing setting overridden under one image type, is refused with one line naming it: the
+native backend must never return numbers that differ from pyradiomics' for the same file, so a
+file it cannot follow is an error, not a silent approximation.
 """
 from __future__ import annotations
 
