@@ -202,3 +202,25 @@ def test_correct_mask_geometry_tolerance_and_label_channel():
         vector = sitk.Compose(mask, other)
         check(_mapping({"label_channel": 1}, classes=classes), image, vector)
         check(_mapping({"label_channel": 0}, classes=classes), image, vector)
+
+
+def test_shape2d_on_one_slice_rois():
+    """shape2D needs force2D and a one-slice ROI (along force2Ddimension); pyradiomics' quirky
+    gate reads the box size in x, y, z order. Discs, a ring and diagonal pixels, anisotropic."""
+    classes = {"shape2D": [], "shape": ["VoxelVolume"], "firstorder": ["Mean"]}
+    name, image, mask = _generated("one_voxel_thick")[0]
+    ring = sitk.GetArrayFromImage(mask)
+    ring[9, 14:17, 15:18] = 0  # a hole
+    ring[9, 3, 3] = ring[9, 4, 4] = 1  # two diagonal pixels apart from the disc
+    holed = sitk.GetImageFromArray(ring)
+    holed.CopyInformation(mask)
+    for roi in (mask, holed):
+        check(_mapping({"force2D": True}, classes=classes), image, roi)
+        check(_mapping({"force2D": True, "preCrop": True},
+                       classes={"shape2D": ["Perimeter", "SphericalDisproportion"]}), image, roi)
+    # Without force2D pyradiomics gives no shape2D features, and neither do we.
+    assert not [k for k in check(_mapping(classes=classes), image, mask) if "shape2D" in k]
+    # A multi-slice ROI: pyradiomics raises; so do we, with its message.
+    name, image, mask = _generated("anisotropic")[0]
+    with pytest.raises(InputError, match="Size of the mask in dimension 0 is more than 1"):
+        backend.extract_roi(image, mask, params.from_dict(_mapping({"force2D": True}, classes=classes)))

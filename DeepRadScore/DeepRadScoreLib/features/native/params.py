@@ -25,8 +25,8 @@ from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, Pa
 logger = logging.getLogger(__name__)
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
-# order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
-FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
+# order an absent ``featureClass`` enables them in).
+FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape", "shape2D")
 # The image types reproduced (``features.filters`` makes them), in pyradiomics' own order.
 IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm", "Exponential",
                "Gradient")
@@ -104,16 +104,21 @@ class NativeSettings:
     @property
     def texture_classes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """The classes computed per filtered image (all but shape), in the file's order."""
-        return tuple((name, features) for name, features in self.classes if name != "shape")
+        return tuple((name, features) for name, features in self.classes if not name.startswith("shape"))
 
     @property
     def shape_features(self) -> tuple[str, ...]:
         return dict(self.classes).get("shape", ())
 
+    @property
+    def shape2d_features(self) -> tuple[str, ...]:
+        """shape2D's features: pyradiomics computes them only under a global force2D."""
+        return dict(self.classes).get("shape2D", ()) if self.get("force2D") else ()
+
 
 def feature_module(class_name: str):
     """The native module of a feature class (``shape`` -> ``native.shape``)."""
-    return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name}")
+    return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name.lower()}")
 
 
 def load(params: ParamsLike = None) -> NativeSettings:
