@@ -5,8 +5,8 @@ mapping or a YAML file (``imageType``, ``featureClass``, ``setting``, ``voxelSet
 a frozen :class:`NativeSettings`, cached by the parameters' SHA-256. Every pyradiomics setting is
 reproduced (:data:`REPRODUCED`, the filters' own settings, per-image-type overrides of the
 per-image ones), and the voxel-based settings change nothing here (the engine never runs voxel
-extraction). What is not reproduced, the image types LBP2D and LBP3D, the shape2D class and a
-preprocessing setting overridden under one image type, is refused with one line naming it: the
+extraction). What is not reproduced, the image types LBP2D and LBP3D and a preprocessing
+setting overridden under one image type, is refused with one line naming it: the
 native backend must never return numbers that differ from pyradiomics' for the same file, so a
 file it cannot follow is an error, not a silent approximation.
 """
