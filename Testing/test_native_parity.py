@@ -224,3 +224,13 @@ def test_shape2d_on_one_slice_rois():
     name, image, mask = _generated("anisotropic")[0]
     with pytest.raises(InputError, match="Size of the mask in dimension 0 is more than 1"):
         backend.extract_roi(image, mask, params.from_dict(_mapping({"force2D": True}, classes=classes)))
+
+
+def test_preparation_settings_under_an_image_type_change_nothing_as_in_pyradiomics():
+    """pyradiomics normalises, resamples, crops and resegments once, with the global settings."""
+    mapping = _mapping({"preCrop": True},
+                       {"Original": {"normalize": True, "resampledPixelSpacing": [2, 2, 2], "padDistance": 1},
+                        "Square": {"resegmentRange": [-50, 50], "minimumROISize": 3}},
+                       {"firstorder": [], "glcm": ["Contrast"]})
+    for name, image, mask in _generated("anisotropic"):
+        check(mapping, image, mask)

@@ -5,8 +5,8 @@ mapping or a YAML file (``imageType``, ``featureClass``, ``setting``, ``voxelSet
 a frozen :class:`NativeSettings`, cached by the parameters' SHA-256. Every pyradiomics setting is
 reproduced (:data:`REPRODUCED`, the filters' own settings, per-image-type overrides of the
 per-image ones), and the voxel-based settings change nothing here (the engine never runs voxel
-extraction). What is not reproduced, the image types LBP2D and LBP3D and a preprocessing
-setting overridden under one image type, is refused with one line naming it: the
+extraction). What is not reproduced, the image types LBP2D and LBP3D and a label overridden
+under one image type, is refused with one line naming it: the
 native backend must never return numbers that differ from pyradiomics' for the same file, so a
 file it cannot follow is an error, not a silent approximation.
 """
@@ -45,6 +45,12 @@ PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetrica
 # give no value and no key (the other deprecated ones, the modules' ``DEPRECATED``, are computed).
 SILENT_DEPRECATED = {"glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
                      "gldm": ("DependencePercentage", "GrayLevelNonUniformityNormalized")}
+# Settings of the preparation before any filter (loadImage, checkMask, resegmentMask): read once,
+# globally, by pyradiomics, so an image type's own value changes nothing.
+PREPARATION = ("normalize", "normalizeScale", "removeOutliers", "resampledPixelSpacing", "interpolator",
+               "preCrop", "padDistance", "correctMask", "geometryTolerance", "minimumROIDimensions",
+               "minimumROISize", "resegmentRange", "resegmentMode", "resegmentShape", "label_channel",
+               "additionalInfo")
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
@@ -181,8 +187,12 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
                 continue
             if name not in DEFAULTS:
                 raise invalid(source, f"unknown setting {name!r} under imageType {image_type!r}")
-            # Others would change the mask or crop of one filter only, while pyradiomics crops and
-            # checks once for all image types: only a no-op is safe.
+            if name in PREPARATION:
+                # A quirk of pyradiomics, kept: it prepares the image and mask once, with the
+                # global settings, so these have no effect under an image type.
+                _check_value(name, value, source)
+                continue
+            # The label would change the mask of one image type's classes only: not reproduced.
             if not _same(value, merged[name]):
                 raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
         own = {**merged, **custom}
