@@ -234,3 +234,22 @@ def test_preparation_settings_under_an_image_type_change_nothing_as_in_pyradiomi
                        {"firstorder": [], "glcm": ["Contrast"]})
     for name, image, mask in _generated("anisotropic"):
         check(mapping, image, mask)
+
+
+EVERY_IMAGE_TYPE = {"Original": {}, "LoG": {"sigma": [1.0, 2.0]}, "Wavelet": {"wavelet": "db2", "level": 2},
+                    "Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {}, "Gradient": {}}
+
+
+def test_asymmetrical_glcm_on_every_image_type():
+    """Q of an asymmetrical GLCM is not symmetric: its eigenvalues, and so MCC, follow Q's last
+    bits (the square image of the border case flipped to complex: 10% apart before)."""
+    for name, image, mask in _generated("border", "shell"):
+        check(_mapping({"symmetricalGLCM": False, "preCrop": True}, EVERY_IMAGE_TYPE, {"glcm": []}), image, mask)
+
+
+@pytest.mark.parametrize("setting", [{"binCount": 16}, {"voxelArrayShift": 1000, "normalize": True},
+                                     {"resampledPixelSpacing": [1, 1, 1]}, {"force2D": True}])
+def test_settings_on_every_image_type(setting):
+    """A slice of the setting x image type matrix (the rest: benchmarks' --params runs)."""
+    for name, image, mask in _generated("anisotropic"):
+        check(_mapping({**setting, "preCrop": True}, EVERY_IMAGE_TYPE, dict(ALL_CLASSES)), image, mask)
