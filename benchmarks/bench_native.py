@@ -21,7 +21,8 @@ The CPU model and the load average are written beside the figures.
 ``--matrix`` is the long parity sweep kept out of the test suite: 14 setting variants, each with
 all 8 reproduced image types and all 8 feature classes, on the 7 generated edge cases of
 Testing/native_cases.py, native against live pyradiomics (relative 1e-6); it prints every
-difference or refusal and exits 1 if there was one (about 4 minutes on 2 shared cores).
+difference or refusal and exits 1 if there was one (386 s here: 98 extractions, 0 problems, on an
+Intel Xeon at load 5.2, the 2 cores shared).
 
 ``--params`` runs one parameter file (e.g. pyradiomics' exampleCT.yaml in
 Testing/data/pyradiomics_examples) on the phantom's tumour: native ``extract_roi`` against
