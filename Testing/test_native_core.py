@@ -94,8 +94,8 @@ def test_module_names_are_pyradiomics_non_deprecated(cls):
 
 @pytest.mark.parametrize("section, key, value, message", [
     ("imageType", "LBP3D", {}, "image type 'LBP3D'"),
+    ("imageType", "LBP2D", {"lbp2DRadius": 2}, "image type 'LBP2D'"),
     ("imageType", "Wavelet", {"label": 2}, "setting 'label' under imageType 'Wavelet'"),
-    ("featureClass", "shape2D", [], "feature class 'shape2D'"),
     ("featureClass", "glcm", ["NoSuchFeature"], "feature glcm/NoSuchFeature"),
 ])
 def test_unsupported_parameters_are_one_line_errors(tmp_path, section, key, value, message):

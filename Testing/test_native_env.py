@@ -150,7 +150,7 @@ def test_the_slicer_module_runs_there_on_the_native_backend(native_python, tmp_p
     described = load_backend(tmp_path / "out")
     assert described.startswith("native (DeepRadScore ")
     assert deps.radiomics_backend_text(described) == ("radiomics: DeepRadScore's native backend "
-                                                      "(pyradiomics/SlicerRadiomics not found; same numbers).")
+                                                      "(the default; the same numbers as pyradiomics).")
     result, synthetic, thickness = load_result(tmp_path / "out")
     reference = extract_case_features(image, mask, peritumoral_ring(mask, 3.0))
     assert list(result.features) == list(reference) and thickness == 3.0 and synthetic is False

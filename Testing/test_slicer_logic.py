@@ -409,9 +409,11 @@ def test_background_worker_without_bundle_gives_features(small_case, tmp_path):
     assert np.array_equal(sitk.GetArrayViewFromImage(ring), sitk.GetArrayViewFromImage(peritumoral_ring(mask, 3.0)))
     assert output.predictionsTableNode is None and not output.heatmapNodes
     assert "deepradscore train" in output.message
-    # auto in the worker's Python, where pyradiomics imports: pyradiomics ran, and it is said.
-    assert output.radiomicsBackend.startswith("pyradiomics ")
-    assert output.message.endswith(f"radiomics: {output.radiomicsBackend}.")
+    # auto in the worker's Python: the native backend ran (even where pyradiomics imports), and it
+    # is said.
+    assert output.radiomicsBackend.startswith("native (")
+    assert output.message.endswith("radiomics: DeepRadScore's native backend (the default; the same numbers "
+                                   "as pyradiomics).")
     table = output.featuresTableNode.GetTable()
     assert table.GetNumberOfRows() == 1702
     expected = extract_case_features(image, mask, peritumoral_ring(mask, 3.0))

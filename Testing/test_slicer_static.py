@@ -437,7 +437,7 @@ def test_missing_requirements_accept_what_slicer_and_its_extensions_ship():
 
 def test_the_run_says_which_radiomics_backend_ran():
     assert (deps.radiomics_backend_text("native (DeepRadScore 0.1.0)")
-            == "radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not found; same numbers).")
+            == "radiomics: DeepRadScore's native backend (the default; the same numbers as pyradiomics).")
     assert "chosen" in deps.radiomics_backend_text("native (DeepRadScore 0.1.0)", "native")
     assert deps.radiomics_backend_text("pyradiomics 3.0.1a1") == "radiomics: pyradiomics 3.0.1a1."
     # The Logic passes the backend on (in-process and to the worker) and records what ran.

@@ -356,11 +356,11 @@ def radiomics_backend_text(described: str, requested: str = "auto") -> str:
     :param described: what ran, as ``DeepRadScoreLib.features.backends.describe`` says it
         (``pyradiomics 3.0.1a1`` or ``native (DeepRadScore 0.1.0)``).
     :param requested: the backend asked for (``auto``, ``pyradiomics`` or ``native``).
-    :returns: e.g. ``radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not
-        found; same numbers)``.
+    :returns: e.g. ``radiomics: DeepRadScore's native backend (the default; the same numbers as
+        pyradiomics)``.
     """
     if not described.startswith(NATIVE):
         return f"radiomics: {described}."
     if requested == NATIVE:
         return "radiomics: DeepRadScore's native backend (chosen; the same numbers as pyradiomics)."
-    return "radiomics: DeepRadScore's native backend (pyradiomics/SlicerRadiomics not found; same numbers)."
+    return "radiomics: DeepRadScore's native backend (the default; the same numbers as pyradiomics)."

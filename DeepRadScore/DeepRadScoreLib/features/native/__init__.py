@@ -1,8 +1,9 @@
 """A pyradiomics-equal radiomics backend in numpy, scipy and PyWavelets (no pyradiomics import).
 
-It returns pyradiomics' own numbers (relative 1e-6) for the parameter files it supports, for
-machines where pyradiomics cannot be installed (issue 14). ``params`` reads and validates a
-pyradiomics parameter file, ``preprocess`` reproduces pyradiomics' crops, mask checks and
+It returns pyradiomics' own numbers (relative 1e-6) for every pyradiomics setting and image
+type but LBP2D and LBP3D (refused by name), and is the default backend. ``params``
+reads and validates a pyradiomics parameter set, ``preprocess`` reproduces pyradiomics'
+normalisation, resampling, mask correction, crops, mask checks, resegmentation and
 discretisation (the filters are :mod:`DeepRadScoreLib.features.filters`, shared with the
 pyradiomics path), ``firstorder``, ``shape``, ``glcm``, ``glrlm``,
 ``glszm``, ``gldm`` and ``ngtdm`` compute one feature class each, and ``backend`` puts them

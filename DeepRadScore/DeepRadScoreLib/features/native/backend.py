@@ -53,6 +53,7 @@ def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
 def roi_feature_names(settings: NativeSettings) -> tuple[str, ...]:
     """pyradiomics' keys for one ROI under ``settings``, in pyradiomics' order (no pyradiomics)."""
     names = [f"original_shape_{name}" for name in settings.shape_features]
+    names += [f"original_shape2D_{name}" for name in settings.shape2d_features]
     for image_type in settings.image_types:
         for image_name in image_names(image_type, settings):
             for class_name, enabled in settings.texture_classes:
@@ -157,16 +158,36 @@ def _as_uint32(mask: sitk.Image) -> sitk.Image:
     return mask if mask.GetPixelID() == sitk.sitkUInt32 else sitk.Cast(mask, sitk.sitkUInt32)
 
 
-def _check_grid(image: sitk.Image, mask: sitk.Image, what: str) -> None:
-    """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK (its default tolerances)."""
+def _same_grid(image: sitk.Image, mask: sitk.Image, tolerance: float | None) -> bool:
+    """The geometry check pyradiomics' ``checkMask`` gets from SimpleITK: its coordinate tolerance
+    (``geometryTolerance``, SimpleITK's default 1e-6 otherwise) times the image's first spacing for
+    origin and spacing, the same number for the direction cosines."""
     if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
-        raise InputError(f"{what}: size {mask.GetSize()} does not match the image's {image.GetSize()}")
-    tolerance = 1e-6 * abs(image.GetSpacing()[0])
-    same = (np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=tolerance)
-            and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=0, atol=tolerance)
-            and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=1e-6))
-    if not same:
-        raise InputError(f"{what}: the mask's origin, spacing or direction does not match the image's")
+        return False
+    factor = 1e-6 if tolerance is None else float(tolerance)
+    coordinate = factor * abs(image.GetSpacing()[0])
+    return bool(np.allclose(image.GetOrigin(), mask.GetOrigin(), rtol=0, atol=coordinate)
+                and np.allclose(image.GetSpacing(), mask.GetSpacing(), rtol=0, atol=coordinate)
+                and np.allclose(image.GetDirection(), mask.GetDirection(), rtol=0, atol=factor))
+
+
+def _check_grid(image: sitk.Image, mask: sitk.Image, what: str, tolerance: float | None = None) -> None:
+    if image.GetSize() != mask.GetSize() or image.GetDimension() != 3:
+        raise InputError(f"{what}: size {mask.GetSize()} does not match the image's {image.GetSize()} "
+                         "(pyradiomics' correctMask setting resamples it onto the image)")
+    if not _same_grid(image, mask, tolerance):
+        raise InputError(f"{what}: the mask's origin, spacing or direction does not match the image's "
+                         "(see pyradiomics' geometryTolerance and correctMask settings)")
+
+
+def _one_channel(mask: sitk.Image, channel: int, what: str) -> sitk.Image:
+    """pyradiomics' ``getMask``: a vector-valued mask (a segmentation) gives its ``label_channel``."""
+    if mask.GetNumberOfComponentsPerPixel() == 1:
+        return mask
+    if channel >= mask.GetNumberOfComponentsPerPixel():
+        raise InputError(f"{what}: label_channel {channel} requested, but the mask has only "
+                         f"{mask.GetNumberOfComponentsPerPixel()} channels")
+    return sitk.VectorIndexSelectionCast(mask, int(channel))
 
 
 class _Case:
@@ -188,7 +209,16 @@ class _Case:
         self.rois, self.shape_rois, self.bbox, self.crop_box = {}, {}, {}, {}
         reseg = settings.get("resegmentRange")
         for key, mask in masks.items():
-            _check_grid(image, mask, labels[key])
+            mask = _one_channel(mask, int(settings.get("label_channel")), labels[key])
+            tolerance = settings.get("geometryTolerance")
+            if settings.resampling or (settings.get("correctMask") and not _same_grid(image, mask, tolerance)):
+                # Resampling puts both on a grid made from the mask's geometry, and correctMask
+                # resamples the mask onto the image: either only needs the ROI inside the image.
+                preprocess.check_inside(image, _as_uint32(mask), settings.label, labels[key])
+                if not settings.resampling:
+                    mask = preprocess.onto(image, _as_uint32(mask))
+            else:
+                _check_grid(image, mask, labels[key], tolerance)
             own = image
             if settings.resampling:
                 own, own_mask = preprocess.resampled(image, _as_uint32(mask), settings.get("resampledPixelSpacing"),
@@ -223,7 +253,8 @@ class _Case:
 
     # The units of work: shape per ROI, then (image type -> filtered images) x ROI.
     def tasks(self) -> list[tuple]:
-        tasks = [((key, "shape"), key, None, None) for key in self.rois] if self.settings.shape_features else []
+        shapes = self.settings.shape_features or self.settings.shape2d_features
+        tasks = [((key, "shape"), key, None, None) for key in self.rois] if shapes else []
         if self.settings.texture_classes:
             for image_type in self.settings.image_types:
                 tasks += [((key, name), key, image_type, name) for key in self.rois
@@ -264,7 +295,31 @@ class _Case:
 
         values = shape.features(self.shape_rois[key], self.spacings[key],
                                 deprecated=bool(set(self.settings.shape_features) & set(shape.DEPRECATED)))
-        return {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
+        out = {f"original_shape_{name}": float(values[name]) for name in self.settings.shape_features}
+        if self.settings.shape2d_features:
+            out.update(self._shape2d(key))
+        return out
+
+    def _shape2d(self, key: str) -> dict[str, float]:
+        """pyradiomics' shape2D, with its two checks: the bounding box's size along
+        ``force2Ddimension`` read in SimpleITK's (x, y, z) order must exceed 1 (a quirk, kept:
+        the extractor otherwise skips the class), and the mask's along that numpy axis must be 1
+        (the class raises otherwise). A skip would leave the table's columns empty: refused."""
+        from DeepRadScoreLib.features.native import shape2d
+
+        dimension = int(self.settings.get("force2Ddimension"))
+        roi = self.shape_rois[key]
+        if not roi.shape[::-1][dimension] > 1:
+            raise InputError(f"{self.labels[key]}: pyradiomics skips shape2D for this ROI (its size along "
+                             f"force2Ddimension {dimension}, counted in x, y, z order, is 1)")
+        if roi.shape[dimension] > 1:
+            raise InputError(f"{self.labels[key]}: Size of the mask in dimension {dimension} is more than 1, "
+                             "cannot compute 2D shape")
+        spacing = [s for axis, s in enumerate(self.spacings[key][::-1]) if axis != dimension]
+        enabled = self.settings.shape2d_features
+        values = shape2d.features(np.squeeze(roi, axis=dimension), spacing,
+                                  deprecated="SphericalDisproportion" in enabled)
+        return {f"original_shape2D_{name}": values[name] for name in enabled}
 
     def _filtered(self, image_type: str, keys: Iterable[str]) -> Iterator[tuple]:
         """((ROI, image name), the filtered image on that ROI's bounding box) for each ROI."""
@@ -344,7 +399,7 @@ class _Case:
     def assemble(self, key: str, results: dict) -> dict[str, float]:
         """One ROI's {pyradiomics key: value} in pyradiomics' order."""
         features: dict[str, float] = {}
-        if self.settings.shape_features:
+        if self.settings.shape_features or self.settings.shape2d_features:
             features.update(results[(key, "shape")])
         if self.settings.texture_classes:
             for image_type in self.settings.image_types:

@@ -170,10 +170,10 @@ def features(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool 
         if len(levels) < 2:
             values["MCC"] = 1.0
         return values
-    return _from_matrices(counts / totals[:, None, None], levels.astype(float), ng_max)
+    return _from_matrices(counts / totals[:, None, None], levels.astype(float), ng_max, not symmetrical)
 
 
-def _from_matrices(p: np.ndarray, g: np.ndarray, ng_max: float) -> dict[str, float]:
+def _from_matrices(p: np.ndarray, g: np.ndarray, ng_max: float, asymmetrical: bool = False) -> dict[str, float]:
     """Features from normalised matrices ``p`` (directions, Ng, Ng) over grey levels ``g``."""
     n_dir, n = p.shape[0], len(g)
     gi, gj = g[:, None], g[None, :]
@@ -245,8 +245,20 @@ def _from_matrices(p: np.ndarray, g: np.ndarray, ng_max: float) -> dict[str, flo
     out["SumSquares"] = (p * dx ** 2).sum(axis=(1, 2))
 
     values = {name: _nanmean(out[name]) for name in NAMES if name != "MCC"}
-    values["MCC"] = _mcc(p, px, py) if n > 1 else 1.0
+    values["MCC"] = (_mcc_sequential(p, px, py) if asymmetrical else _mcc(p, px, py)) if n > 1 else 1.0
     return {name: values[name] for name in NAMES}
+
+
+def _mcc_sequential(p: np.ndarray, px: np.ndarray, py: np.ndarray) -> float:
+    """:func:`_mcc` with Q summed term by term over k in pyradiomics' order and arithmetic
+    (``(p_ik p_jk) / (p_x(i) p_y(k) + eps)``). An asymmetrical GLCM makes Q non-symmetric, whose
+    eigenvalues can turn from a close real pair into a complex one on a last-bit difference, and
+    one complex direction makes every direction's root complex (a negative eigenvalue then adds an
+    imaginary root instead of a skipped NaN): only Q's own bits give pyradiomics' number."""
+    q_matrix = np.zeros((p.shape[0], p.shape[1], p.shape[1]))
+    for k in range(p.shape[2]):
+        q_matrix += (p[:, :, None, k] * p[:, None, :, k]) / (px[:, :, None] * py[:, None, k, None] + EPS)
+    return _mcc_of(q_matrix)
 
 
 def _mcc(p: np.ndarray, px: np.ndarray, py: np.ndarray) -> float:
@@ -258,7 +270,10 @@ def _mcc(p: np.ndarray, px: np.ndarray, py: np.ndarray) -> float:
     and the square root of a (rounding-)negative eigenvalue behave as in pyradiomics.
     """
     weighted = p / (px[:, :, None] * py[:, None, :] + EPS)
-    q_matrix = weighted @ p.transpose(0, 2, 1)
+    return _mcc_of(weighted @ p.transpose(0, 2, 1))
+
+
+def _mcc_of(q_matrix: np.ndarray) -> float:
     eigen = np.linalg.eigvals(q_matrix)
     eigen.sort(axis=-1)
     with np.errstate(invalid="ignore"):

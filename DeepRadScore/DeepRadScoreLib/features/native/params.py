@@ -1,13 +1,14 @@
-"""A pyradiomics parameter file, read and checked against what the native backend reproduces.
+"""A pyradiomics parameter set, checked against what the native backend reproduces.
 
-``load(path)`` reads a pyradiomics-style YAML file (``imageType``, ``featureClass``, ``setting``,
-``voxelSetting``) with ``yaml.safe_load`` and returns a frozen :class:`NativeSettings`. Every
-setting is either reproduced (``binWidth``, ``label``, ``preCrop``, ``padDistance``,
-``minimumROIDimensions``, ``minimumROISize``, ``additionalInfo``), accepted because it changes
-nothing (a pyradiomics default, or a setting of a step that is off, e.g. ``interpolator`` without
-resampling), or refused with one line naming it: the native backend must never return numbers
-that differ from pyradiomics' for the same file, so a file it cannot follow is an error, not a
-silent approximation.
+``load(params)`` takes a :class:`~DeepRadScoreLib.features.params.RadiomicsParameters`, a parsed
+mapping or a YAML file (``imageType``, ``featureClass``, ``setting``, ``voxelSetting``) and returns
+a frozen :class:`NativeSettings`, cached by the parameters' SHA-256. Every pyradiomics setting is
+reproduced (:data:`REPRODUCED`, the filters' own settings, per-image-type overrides of the
+per-image ones), and the voxel-based settings change nothing here (the engine never runs voxel
+extraction). What is not reproduced, the image types LBP2D and LBP3D and a label overridden
+under one image type, is refused with one line naming it: the
+native backend must never return numbers that differ from pyradiomics' for the same file, so a
+file it cannot follow is an error, not a silent approximation.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, Pa
 logger = logging.getLogger(__name__)
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
-# order an absent ``featureClass`` enables them in); shape2D is left out (3D only here).
-FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
+# order an absent ``featureClass`` enables them in).
+FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape", "shape2D")
 # The image types reproduced (``features.filters`` makes them), in pyradiomics' own order.
 IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm", "Exponential",
                "Gradient")
@@ -35,7 +36,7 @@ REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "pa
               "minimumROIDimensions", "minimumROISize", "additionalInfo", "normalize", "normalizeScale",
               "removeOutliers", "resampledPixelSpacing", "interpolator", "resegmentRange",
               "resegmentMode", "resegmentShape", "distances", "symmetricalGLCM", "weightingNorm",
-              "gldm_a", "force2D", "force2Ddimension")
+              "gldm_a", "force2D", "force2Ddimension", "label_channel", "correctMask", "geometryTolerance")
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
 PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
@@ -44,6 +45,12 @@ PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetrica
 # give no value and no key (the other deprecated ones, the modules' ``DEPRECATED``, are computed).
 SILENT_DEPRECATED = {"glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
                      "gldm": ("DependencePercentage", "GrayLevelNonUniformityNormalized")}
+# Settings of the preparation before any filter (loadImage, checkMask, resegmentMask): read once,
+# globally, by pyradiomics, so an image type's own value changes nothing.
+PREPARATION = ("normalize", "normalizeScale", "removeOutliers", "resampledPixelSpacing", "interpolator",
+               "preCrop", "padDistance", "correctMask", "geometryTolerance", "minimumROIDimensions",
+               "minimumROISize", "resegmentRange", "resegmentMode", "resegmentShape", "label_channel",
+               "additionalInfo")
 # Settings that only act when another one is switched on: any value is a no-op while it is at its
 # default (e.g. the interpolator is used only for resampling).
 ONLY_WITH = {"interpolator": "resampledPixelSpacing", "normalizeScale": "normalize",
@@ -103,16 +110,21 @@ class NativeSettings:
     @property
     def texture_classes(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """The classes computed per filtered image (all but shape), in the file's order."""
-        return tuple((name, features) for name, features in self.classes if name != "shape")
+        return tuple((name, features) for name, features in self.classes if not name.startswith("shape"))
 
     @property
     def shape_features(self) -> tuple[str, ...]:
         return dict(self.classes).get("shape", ())
 
+    @property
+    def shape2d_features(self) -> tuple[str, ...]:
+        """shape2D's features: pyradiomics computes them only under a global force2D."""
+        return dict(self.classes).get("shape2D", ()) if self.get("force2D") else ()
+
 
 def feature_module(class_name: str):
     """The native module of a feature class (``shape`` -> ``native.shape``)."""
-    return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name}")
+    return importlib.import_module(f"DeepRadScoreLib.features.native.{class_name.lower()}")
 
 
 def load(params: ParamsLike = None) -> NativeSettings:
@@ -175,8 +187,12 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
                 continue
             if name not in DEFAULTS:
                 raise invalid(source, f"unknown setting {name!r} under imageType {image_type!r}")
-            # Others would change the mask or crop of one filter only, while pyradiomics crops and
-            # checks once for all image types: only a no-op is safe.
+            if name in PREPARATION:
+                # A quirk of pyradiomics, kept: it prepares the image and mask once, with the
+                # global settings, so these have no effect under an image type.
+                _check_value(name, value, source)
+                continue
+            # The label would change the mask of one image type's classes only: not reproduced.
             if not _same(value, merged[name]):
                 raise unsupported(source, f"setting {name!r} under imageType {image_type!r}")
         own = {**merged, **custom}
@@ -257,6 +273,12 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = value is None or value in ("manhattan", "euclidean", "infinity", "no_weighting")
     elif name == "gldm_a":
         ok = integer(value) and value >= 0
+    elif name == "label_channel":
+        ok = integer(value) and value >= 0
+    elif name == "correctMask":
+        ok = isinstance(value, bool)
+    elif name == "geometryTolerance":
+        ok = value is None or (number(value) and value > 0)
     elif name == "force2Ddimension":
         ok = integer(value) and 0 <= value <= 2
     elif name in ("normalize", "resegmentShape", "symmetricalGLCM", "force2D"):

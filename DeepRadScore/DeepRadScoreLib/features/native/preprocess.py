@@ -139,6 +139,36 @@ def normalised(image, scale=1, outliers=None):
     return image * scale
 
 
+def check_inside(image, mask, label: int, what: str) -> None:
+    """pyradiomics' ``_checkROI``: the ROI's bounding box (voxel edges, in the mask's geometry)
+    must lie within the image's extent, up to 1e-3 voxel."""
+    lo, hi = bounding_box(np.asarray(sitk_array(mask)) == label, what)
+    index, size = lo[::-1].astype(float), (hi - lo + 1)[::-1].astype(float)
+    first = mask.TransformContinuousIndexToPhysicalPoint((index - 0.5).tolist())
+    last = mask.TransformContinuousIndexToPhysicalPoint((index + size - 0.5).tolist())
+    bounds = np.array([image.TransformPhysicalPointToContinuousIndex(first),
+                       image.TransformPhysicalPointToContinuousIndex(last)])
+    if (np.any(bounds.min(axis=0) < -0.5 - 1e-3)
+            or np.any(bounds.max(axis=0) > np.array(image.GetSize()) - 0.5 + 1e-3)):
+        raise InputError(f"{what}: the ROI's bounding box is larger than the image space")
+
+
+def onto(image, mask):
+    """pyradiomics' ``_correctMask``: the mask resampled onto the image's grid, nearest neighbour."""
+    import SimpleITK as sitk
+
+    resample = sitk.ResampleImageFilter()
+    resample.SetReferenceImage(image)
+    resample.SetInterpolator(sitk.sitkNearestNeighbor)
+    return resample.Execute(mask)
+
+
+def sitk_array(image):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayViewFromImage(image)
+
+
 def _interpolator(name):
     import SimpleITK as sitk
 
