@@ -511,3 +511,30 @@ def test_a_dicom_slice_without_a_transfer_syntax_is_refused_before_gdcm(tmp_path
     with pytest.raises(InputError, match=rf"{victim.name}: the DICOM file meta information has no valid "
                                          r"transfer syntax"):
         images.read_image(series)
+
+
+def test_a_compressed_metaimage_without_its_compressed_size_is_refused(tmp_path, small_case):
+    # Found by the fuzz oracle: ITK printed "Uncompress failed" and returned junk and zeros as the
+    # image, with no error.
+    path = tmp_path / "ct.mha"
+    sitk.WriteImage(small_case[0], str(path), useCompression=True)
+    data = path.read_bytes()
+    path.write_bytes(re.sub(rb"CompressedDataSize = \d+\n", b"", data, count=1))
+    with pytest.raises(InputError, match=r"ct\.mha: malformed MetaImage header \(compressed data without "
+                                         r"CompressedDataSize\)"):
+        images.read_image(path)
+
+
+def test_a_nifti_with_a_damaged_sizeof_hdr_is_still_size_checked(tmp_path, small_case):
+    # Found by the fuzz oracle: ITK reads a sizeof_hdr of 349 as NIfTI-1 (by its magic), but the
+    # size check skipped such a header, so a dimension raised to 17 read past the data, silently.
+    import struct
+
+    path = tmp_path / "ct.nii"
+    sitk.WriteImage(sitk.Cast(small_case[0], sitk.sitkInt16), str(path))
+    data = bytearray(path.read_bytes())
+    data[0:4] = struct.pack("<i", 349)
+    data[42:44] = struct.pack("<h", struct.unpack("<h", data[42:44])[0] + 1)
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=TRUNCATED):
+        images.read_image(path)

@@ -248,7 +248,10 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool, str, float,
         raise _Unknown("header shorter than 348 bytes")
     for endian in "<>":
         sizeof_hdr = struct.unpack(endian + "i", raw[:4])[0]
-        if sizeof_hdr == 348:
+        # nifti1_io goes by the magic and reads a damaged sizeof_hdr (349) as NIfTI-1: so do we.
+        nifti1 = raw[344:348] in (b"n+1\x00", b"ni1\x00") and 1 <= struct.unpack(endian + "h", raw[40:42])[0] <= 7
+        if sizeof_hdr == 348 or (nifti1 and sizeof_hdr != 540):
+            sizeof_hdr = 348
             dims = list(struct.unpack(endian + "8h", raw[40:56]))
             datatype = struct.unpack(endian + "h", raw[70:72])[0]
             vox_offset = struct.unpack(endian + "f", raw[108:112])[0]
@@ -419,6 +422,10 @@ def _check_meta(path: Path, stream: bool) -> None:
             raise InputError(f"{path}: its data file {target} is missing")
     if compressed:
         declared = fields.get("CompressedDataSize")
+        if declared is None:
+            # Without it ITK's MetaIO prints "Uncompress failed" and returns a buffer of junk and
+            # zeros as the image (found by the fuzz oracle of Testing/test_fuzz.py).
+            raise InputError(f"{path}: malformed MetaImage header (compressed data without CompressedDataSize)")
         if declared is not None:
             # ITK reads exactly this many compressed bytes; fewer in the file is a cut file, and
             # ITK's reader misbehaves on it (fuzzing found heap corruption near such files).
