@@ -130,17 +130,21 @@ def _meta(data: bytes) -> np.ndarray | None:
     if fields is None:
         return None
     payload = data[marker.end():]
-    if fields.get("CompressedData", "False") == "True":
+    def true(key, default):
+        value = fields.get(key, default).lower()
+        if value not in ("true", "false", "1", "0"):
+            raise ValueError(f"{key} = {value!r}")  # readers disagree: not a meaning we decode
+        return value in ("true", "1")
+    if true("CompressedData", "False"):
         payload = zlib.decompress(payload)
-    elif fields.get("CompressedData", "False") != "False":
-        return None
-    msb = fields.get("ElementByteOrderMSB", fields.get("BinaryDataByteOrderMSB", "False"))
-    if msb not in ("True", "False") or fields.get("BinaryData", "True") != "True":
+    msb = true("ElementByteOrderMSB", "False") if "ElementByteOrderMSB" in fields else \
+        true("BinaryDataByteOrderMSB", "False")
+    if not true("BinaryData", "True"):
         return None
     if int(fields.get("ElementNumberOfChannels", "1")) != 1 or int(fields.get("HeaderSize", "0")) != 0:
         return None
     sizes = [int(v) for v in fields["DimSize"].split()]
-    return _array(payload, (">" if msb == "True" else "<") + _META_DTYPES[fields["ElementType"]], sizes)
+    return _array(payload, (">" if msb else "<") + _META_DTYPES[fields["ElementType"]], sizes)
 
 
 def describe(mutated: bytes, source: bytes) -> str:
@@ -214,8 +218,26 @@ def judge(image: sitk.Image, original: sitk.Image, kind: str, mutated: bytes, so
             f"{kind}: the geometry changed ({geometry(original)} -> {geometry(image)}) but no geometry field did"
         spacing = declared_spacing(kind, mutated)
         if spacing is not None and len(spacing) == 3:
-            assert np.allclose(image.GetSpacing(), spacing), "the spacing read is not the one the header declares"
+            assert np.allclose(image.GetSpacing(), spacing), (f"{kind}: the spacing read, {image.GetSpacing()}, is not "
+                                                              f"the one the header declares, {spacing} "
+                                                              f"({describe(mutated, source)})")
     return "meaning"
+
+
+def _origin_shift(mutated: bytes, original: sitk.Image) -> tuple[int, int, int] | None:
+    """The whole-voxel (k, j, i) shift a mutated NRRD ``space origin`` declares, else None."""
+    end = mutated.find(b"\n\n")
+    found = re.search(r"\nspace origin: *\(([^)]*)\)", mutated[:end].decode("latin-1"))
+    if found is None:
+        return None
+    try:
+        origin = np.array([float(v) for v in found.group(1).split(",")])
+    except ValueError:
+        return None
+    steps = (origin - np.array(original.GetOrigin())) / np.array(original.GetSpacing())
+    if len(steps) != 3 or not np.allclose(steps, np.round(steps)) or not steps.any():
+        return None
+    return tuple(int(v) for v in np.round(steps)[::-1])
 
 
 def judge_mask(mask: sitk.Image, original: sitk.Image, kind: str, mutated: bytes, folder: Path,
@@ -227,6 +249,13 @@ def judge_mask(mask: sitk.Image, original: sitk.Image, kind: str, mutated: bytes
         return "same"
     values = decode(kind, mutated, folder)
     assert values is not None, f"{kind} mask: a mutation the oracle cannot read changed the tumour silently"
+    shift = _origin_shift(mutated, original) if kind in ("nrrd", "seg") else None
+    if shift is not None:  # a mutated space origin moves the region by whole voxels on the CT's grid
+        moved = np.zeros_like(values)
+        src = tuple(slice(max(-d, 0), values.shape[a] - max(d, 0)) for a, d in enumerate(shift))
+        dst = tuple(slice(max(d, 0), values.shape[a] - max(-d, 0)) for a, d in enumerate(shift))
+        moved[dst] = values[src]
+        values = moved
     assert values.shape == got.shape and np.array_equal(got, values == label if kind == "seg" else values != 0), \
         f"{kind} mask: the tumour read is not the one the mutated file holds"
     return "meaning"
@@ -264,6 +293,10 @@ def judge_dicom(image: sitk.Image, original: sitk.Image, folder: Path) -> str:
            f"for {expected[~np.isclose(got, expected)][:3]})" if got.shape == expected.shape else
            f"read {got.shape}, decoded {expected.shape})"))
     if geometry(image) != geometry(original):
-        assert np.allclose(image.GetSpacing()[:2], [float(v) for v in ds.PixelSpacing][::-1]), \
+        try:
+            declared = [float(v) for v in ds.PixelSpacing][::-1]
+        except (ValueError, TypeError, AttributeError) as err:
+            raise AssertionError(f"dicom: the geometry changed, and the PixelSpacing cannot be read ({err})")
+        assert np.allclose(image.GetSpacing()[:2], declared), \
             "dicom: the spacing read is not the PixelSpacing the slices declare"
     return "meaning"

@@ -1,12 +1,13 @@
-"""Property test of the readers: whatever a file holds, the only outcomes are a correct read or an
-:class:`InputError` (never another exception, never a silently wrong image).
+"""Property test of the readers: whatever a file holds, a read is refused with one line, gives the
+original voxels and geometry, or gives what the mutated file means, never a silent difference.
 
-hypothesis throws truncated, bit-flipped and header-mangled NIfTI (.nii, .nii.gz), NRRD (raw,
-gzip, detached, .seg.nrrd), MetaImage (raw, compressed) and DICOM slices at ``load_case`` /
-``read_image``, and malformed manifests at ``read_manifest``. A truncated file that still reads
-must give exactly the original voxels (a cut in trailing padding); a bit flip in raw voxel data is
-undetectable by design and any read is accepted. The suite runs a few dozen derandomised examples
-per target (seconds); ``benchmarks/fuzz_readers.py`` runs the same properties much longer.
+hypothesis throws truncated, bit-flipped, spliced and header-mangled NIfTI (int16 .nii, .nii.gz,
+float .nii), NRRD (raw, gzip, detached, .seg.nrrd), MetaImage (raw, compressed) and DICOM slices
+at ``read_image`` / ``read_mask``, and malformed manifests at ``read_manifest``. Each read is
+judged by :mod:`fuzz_oracle` (its own decoders of the mutated bytes) and counted; a test fails
+when an outcome that must occur never does (a run where everything is refused proves nothing).
+The suite runs a few dozen derandomised examples per target (seconds);
+``benchmarks/fuzz_readers.py`` runs the same oracle much longer, RTSTRUCT and DICOM SEG included.
 """
 from __future__ import annotations
 
