@@ -51,7 +51,7 @@ def check_case_bins(image, mask, ring, params_path=None) -> None:
     ``image``) at every image type's binning of the parameter file (default: the bundled one)."""
     import SimpleITK as sitk
 
-    from DeepRadScoreLib.features.settings import params_file
+    from DeepRadScoreLib.features.native.params import params_file
 
     path = params_file(params_path)
     binnings = _binnings(str(path), path.stat().st_mtime_ns)
