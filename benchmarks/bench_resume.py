@@ -67,7 +67,7 @@ def main() -> int:
         sizes = sorted({max(args.cases // 12, 2), max(args.cases // 3, 3), args.cases})
         memory = []
         for n in sizes:
-            subset = tmp / f"cohort{n}.csv"
+            subset = manifest.with_name(f"cohort{n}.csv")  # beside the cases: paths are relative
             subset.write_text("\n".join(manifest.read_text().splitlines()[:n + 1]) + "\n")
             out = reference if n == args.cases else tmp / f"m{n}" / "features.csv"
             memory.append((n, *main_process_peak(subset, out)))
