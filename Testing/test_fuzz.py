@@ -1,15 +1,17 @@
-"""Property test of the readers: whatever a file holds, the only outcomes are a correct read or an
-:class:`InputError` (never another exception, never a silently wrong image).
+"""Property test of the readers: whatever a file holds, a read is refused with one line, gives the
+original voxels and geometry, or gives what the mutated file means, never a silent difference.
 
-hypothesis throws truncated, bit-flipped and header-mangled NIfTI (.nii, .nii.gz), NRRD (raw,
-gzip, detached, .seg.nrrd), MetaImage (raw, compressed) and DICOM slices at ``load_case`` /
-``read_image``, and malformed manifests at ``read_manifest``. A truncated file that still reads
-must give exactly the original voxels (a cut in trailing padding); a bit flip in raw voxel data is
-undetectable by design and any read is accepted. The suite runs a few dozen derandomised examples
-per target (seconds); ``benchmarks/fuzz_readers.py`` runs the same properties much longer.
+hypothesis throws truncated, bit-flipped, spliced and header-mangled NIfTI (int16 .nii, .nii.gz,
+float .nii), NRRD (raw, gzip, detached, .seg.nrrd), MetaImage (raw, compressed) and DICOM slices
+at ``read_image`` / ``read_mask``, and malformed manifests at ``read_manifest``. Each read is
+judged by :mod:`fuzz_oracle` (its own decoders of the mutated bytes) and counted; a test fails
+when an outcome that must occur never does (a run where everything is refused proves nothing).
+The suite runs a few dozen derandomised examples per target (seconds);
+``benchmarks/fuzz_readers.py`` runs the same oracle much longer, RTSTRUCT and DICOM SEG included.
 """
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import tempfile
@@ -21,6 +23,7 @@ import SimpleITK as sitk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fuzz_oracle as oracle
 from conftest import PHANTOM, make_case
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io import images
@@ -34,23 +37,25 @@ SUITE_EXAMPLES = int(os.environ.get("DEEPRADSCORE_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=SUITE_EXAMPLES, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
-IMAGE_FORMATS = ["ct.nii", "ct.nii.gz", "ct.nrrd", "ctz.nrrd", "ct.nhdr", "ct.mha", "ctz.mha"]
+IMAGE_FORMATS = ["ct.nii", "ctf.nii", "ct.nii.gz", "ct.nrrd", "ctz.nrrd", "ct.nhdr", "ct.mha", "ctz.mha"]
 MASK_FORMATS = ["mask.nii.gz", "mask.nrrd", "tumour.seg.nrrd"]
 # Values a mangled header field is set to: edge cases of every integer width and sign.
 EVIL_NUMBERS = [-(2 ** 31), -1, 0, 1, 2, 3, 7, 255, 32767, 65535, 2 ** 31 - 1, 2 ** 40, 10 ** 15]
 # NIfTI-1 binary header fields (offset, struct format) a mutation may overwrite.
 NIFTI_FIELDS = [(0, "<i"), (40, "<h"), (42, "<h"), (44, "<h"), (46, "<h"), (70, "<h"), (72, "<h"),
-                (76, "<f"), (80, "<f"), (108, "<f"), (112, "<f"), (252, "<h"), (254, "<h"), (344, "<i")]
+                (76, "<f"), (80, "<f"), (108, "<f"), (112, "<f"), (116, "<f"), (252, "<h"), (254, "<h"), (344, "<i")]
 
 
 def build_seeds(folder: Path) -> dict[str, Path]:
     """Small valid files of every format (a 8 x 16 x 16 CT and its tumour), plus 3 DICOM slices."""
     folder.mkdir(parents=True, exist_ok=True)
     image, mask = make_case(shape=(8, 16, 16), radius_mm=4.0, spacing=(1.0, 1.0, 2.0))
+    as_float = image  # ctf.nii: float voxels, whose NaN the NIfTI reader made 0
     image = sitk.Cast(image, sitk.sitkInt16)
     seeds = {}
     for name in IMAGE_FORMATS:
-        sitk.WriteImage(image, str(folder / name), useCompression=name.startswith("ctz") or name.endswith(".gz"))
+        sitk.WriteImage(as_float if name.startswith("ctf") else image, str(folder / name),
+                        useCompression=name.startswith("ctz") or name.endswith(".gz"))
         seeds[name] = folder / name
     for name in MASK_FORMATS[:2]:
         sitk.WriteImage(mask, str(folder / name), useCompression=True)
@@ -136,40 +141,46 @@ def check_image_outcome(seeds: dict[str, Path], work: Path, name: str, draw) -> 
     import gzip
 
     seed = seeds[name]
-    original = sitk.GetArrayFromImage(images.read_image(seed))
+    original = images.read_image(seed)
     target = work / name
     if name == "ct.nhdr":  # mutate the detached header; the data file stays intact
         shutil.copyfile(seed.with_suffix(".raw"), work / "ct.raw")
     data = seed.read_bytes()
     gz = name.endswith(".gz") and draw(st.booleans())
     source = _binary_nifti(name, data) if gz else data
-    mutated, kind = draw(mutations(source, text_header=not name.startswith("ct.nii")))
+    mutated, kind = draw(mutations(source, text_header=".nii" not in name))
     target.write_bytes(gzip.compress(mutated) if gz else mutated)
-    return _outcome(lambda: images.read_image(target), original, kind, mutated, source)
+    kind_of = "nifti" if ".nii" in name else "meta" if name.endswith(".mha") else "nrrd"
+    return _outcome(lambda: images.read_image(target), kind, mutated, source,
+                    lambda image: oracle.judge(image, original, kind_of, mutated, source, work))
 
 
 def check_mask_outcome(seeds: dict[str, Path], work: Path, name: str, draw) -> str:
     seed = seeds[name]
     reference = images.read_image(seeds["ct.nrrd"])
-    original = sitk.GetArrayFromImage(images.read_mask(seed, reference))
+    original = images.read_mask(seed, reference)
     mutated, kind = draw(mutations(seed.read_bytes(), text_header=name.endswith("nrrd")))
     target = work / name
     target.write_bytes(mutated)
-    return _outcome(lambda: images.read_mask(target, reference), original, kind, mutated, seed.read_bytes())
+    kind_of = "seg" if name.endswith(".seg.nrrd") else "nrrd" if name.endswith(".nrrd") else "nifti"
+    return _outcome(lambda: images.read_mask(target, reference), kind, mutated, seed.read_bytes(),
+                    lambda mask: oracle.judge_mask(mask, original, kind_of, mutated, work))
 
 
 def check_dicom_outcome(seeds: dict[str, Path], work: Path, draw) -> str:
     folder = work / "dicom"
     shutil.copytree(seeds["dicom"], folder)
-    original = sitk.GetArrayFromImage(images.read_image(seeds["dicom"]))
+    original = images.read_image(seeds["dicom"])
     victim = sorted(folder.iterdir())[draw(st.integers(0, 2))]
     data = victim.read_bytes()
     mutated, kind = draw(mutations(data, text_header=False))
     victim.write_bytes(mutated)
-    return _outcome(lambda: images.read_image(folder), original, kind, mutated, data)
+    return _outcome(lambda: images.read_image(folder), kind, mutated, data,
+                    lambda image: oracle.judge_dicom(image, original, folder))
 
 
-def _outcome(read, original: np.ndarray, kind: str, mutated: bytes, source: bytes) -> str:
+def _outcome(read, kind: str, mutated: bytes, source: bytes, judge) -> str:
+    """``refused`` (one line), ``same`` or ``meaning`` (:mod:`fuzz_oracle`); anything else fails."""
     if DUMP:  # keep every input, to replay the one that crashed ITK itself (benchmarks/fuzz_readers.py)
         dump = Path(DUMP)
         dump.mkdir(parents=True, exist_ok=True)
@@ -182,12 +193,28 @@ def _outcome(read, original: np.ndarray, kind: str, mutated: bytes, source: byte
         # ITK's bad_alloc: the file should have been refused before ITK allocated anything.
         assert "bad_alloc" not in str(err) and "memory" not in str(err).lower(), f"allocation blew up: {err}"
         return "refused"
+    outcome = judge(image)
     if kind == "truncate" and len(mutated) < len(source):
         # A cut file may only read when the cut was in padding after the data: same voxels.
-        got = sitk.GetArrayFromImage(image)
-        assert got.shape == original.shape and np.array_equal(got, original.astype(got.dtype)), \
-            f"a file cut to {len(mutated)} of {len(source)} bytes read as a different image"
-    return "read"
+        assert outcome == "same", f"a file cut to {len(mutated)} of {len(source)} bytes read as a different image"
+    return outcome
+
+
+def run_counted(check, examples: int, must: tuple[str, ...]) -> collections.Counter:
+    """Run ``check(work, draw)`` over ``examples`` derandomised examples; fail unless each outcome
+    of ``must`` occurred (a run where everything is refused proves nothing)."""
+    counts: collections.Counter = collections.Counter()
+
+    @settings(FUZZ, max_examples=examples)
+    @given(data=st.data())
+    def prop(data):
+        with tempfile.TemporaryDirectory() as work:
+            counts[check(Path(work), data.draw)] += 1
+
+    prop()
+    missing = [m for m in must if not counts[m]]
+    assert not missing, f"outcomes {missing} never occurred in {dict(counts)}"
+    return counts
 
 
 @pytest.fixture(scope="module")
@@ -195,25 +222,37 @@ def seeds(tmp_path_factory):
     return build_seeds(tmp_path_factory.mktemp("fuzz-seeds"))
 
 
-@FUZZ
-@given(name=st.sampled_from(IMAGE_FORMATS), data=st.data())
-def test_mutated_images_read_correctly_or_are_refused(seeds, name, data):
-    with tempfile.TemporaryDirectory() as work:
-        check_image_outcome(seeds, Path(work), name, data.draw)
+def test_mutated_images_are_refused_read_the_same_or_read_as_they_say(seeds):
+    counts = run_counted(lambda work, draw: check_image_outcome(seeds, work, draw(st.sampled_from(IMAGE_FORMATS)),
+                                                                draw), SUITE_EXAMPLES, ("refused", "same", "meaning"))
+    print("images:", dict(counts))
 
 
-@FUZZ
-@given(name=st.sampled_from(MASK_FORMATS), data=st.data())
-def test_mutated_masks_read_correctly_or_are_refused(seeds, name, data):
-    with tempfile.TemporaryDirectory() as work:
-        check_mask_outcome(seeds, Path(work), name, data.draw)
+def test_mutated_masks_are_refused_read_the_same_or_read_as_they_say(seeds):
+    counts = run_counted(lambda work, draw: check_mask_outcome(seeds, work, draw(st.sampled_from(MASK_FORMATS)),
+                                                               draw), SUITE_EXAMPLES, ("refused", "same"))
+    print("masks:", dict(counts))
 
 
-@settings(FUZZ, max_examples=max(SUITE_EXAMPLES // 4, 5))
-@given(data=st.data())
-def test_mutated_dicom_slices_read_correctly_or_are_refused(seeds, data):
-    with tempfile.TemporaryDirectory() as work:
-        check_dicom_outcome(seeds, Path(work), data.draw)
+def test_mutated_dicom_slices_are_refused_read_the_same_or_read_as_they_say(seeds):
+    counts = run_counted(lambda work, draw: check_dicom_outcome(seeds, work, draw), max(SUITE_EXAMPLES // 2, 5),
+                         ("refused", "meaning"))
+    print("dicom:", dict(counts))
+
+
+def test_the_oracle_catches_a_silent_change(seeds, tmp_path):
+    """A reader that returned other voxels than the file holds must fail the oracle."""
+    original = images.read_image(seeds["ct.nrrd"])
+    data = seeds["ct.nrrd"].read_bytes()
+    changed = sitk.Image(original)
+    changed[3, 4, 5] = 99.0  # as if a reader had changed one voxel
+    with pytest.raises(AssertionError, match="not those the mutated file holds"):
+        oracle.judge(changed, original, "nrrd", data, data, tmp_path)
+    moved = sitk.Image(original)
+    moved.SetOrigin((1.0, 2.0, 3.0))  # as if a reader had moved the image, no header field saying so
+    with pytest.raises(AssertionError, match="no geometry field did"):
+        oracle.judge(moved, original, "nrrd", data, data, tmp_path)
+    assert oracle.judge(images.read_image(seeds["ct.nrrd"]), original, "nrrd", data, data, tmp_path) == "same"
 
 
 @st.composite

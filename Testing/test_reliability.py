@@ -511,3 +511,4 @@ def test_a_dicom_slice_without_a_transfer_syntax_is_refused_before_gdcm(tmp_path
     with pytest.raises(InputError, match=rf"{victim.name}: the DICOM file meta information has no valid "
                                          r"transfer syntax"):
         images.read_image(series)
+

@@ -47,7 +47,7 @@ SLICE_GAP_TOLERANCE = 0.05
 
 _SCAN_TAGS = ["SOPClassUID", "Modality", "SeriesInstanceUID", "SeriesDescription",
               "ImagePositionPatient", "ImageOrientationPatient", "Rows", "NumberOfFrames",
-              "FrameOfReferenceUID", "RescaleSlope", "RescaleIntercept"]
+              "FrameOfReferenceUID", "RescaleSlope", "RescaleIntercept", "PixelSpacing"]
 
 
 def is_dicom_file(path: str | Path) -> bool:
@@ -120,6 +120,9 @@ def read_series(path: str | Path) -> sitk.Image:
                 unplaced[header.SeriesInstanceUID].append(file)
                 continue
             _check_rescale(header, file)
+            if "PixelSpacing" in header and min(_numbers(header, "PixelSpacing", 2, file)) <= 0:
+                # a damaged value GDCM would read as some other spacing (found by the fuzz oracle)
+                raise InputError(f"{file}: PixelSpacing is not positive")
             series[header.SeriesInstanceUID].append((file, header))
     if not series:
         raise InputError(f"{path}: no DICOM image series found")
@@ -310,12 +313,12 @@ def mask_segments(path: str | Path, reference: sitk.Image) -> list[Segment]:
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(str(file))
+        modality, sop_class = ds.get("Modality", ""), ds.get("SOPClassUID", "")  # parsed lazily: may fail here
     except Exception as err:  # noqa: BLE001 - pydicom raises many types for broken files
         raise InputError(f"{file}: cannot read as DICOM ({_last_line(err)})") from None
-    modality = ds.get("Modality", "")
-    if modality == "RTSTRUCT" or ds.get("SOPClassUID", "") == RTSTRUCT_SOP_CLASS:
+    if modality == "RTSTRUCT" or sop_class == RTSTRUCT_SOP_CLASS:
         segments = _guarded(_rtstruct_segments, file, "RTSTRUCT")(ds, file, reference)
-    elif modality == "SEG" or ds.get("SOPClassUID", "") == SEG_SOP_CLASS:
+    elif modality == "SEG" or sop_class == SEG_SOP_CLASS:
         segments = _guarded(_seg_segments, file, "SEG")(ds, file, reference)
     else:
         raise InputError(f"{file}: a DICOM {modality or 'object'} is not a mask (expected RTSTRUCT or SEG)")
@@ -329,7 +332,10 @@ def _guarded(function, file: Path, what: str):
     def call(*args):
         try:
             return function(*args)
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError, NotImplementedError, OSError,
+                EOFError) as err:
+            # pydicom parses a sequence lazily: a damaged VR or length surfaces here, as
+            # NotImplementedError ("Unknown Value Representation") or OSError (found by fuzzing).
             raise InputError(f"{file}: malformed {what} ({_last_line(err)})") from None
     return call
 

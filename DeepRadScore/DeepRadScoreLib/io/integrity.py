@@ -182,6 +182,9 @@ def _check_nifti(path: Path, stream: bool) -> None:
             raise _Unknown("no .hdr beside the .img")
     ndim, dims, datatype, vox_offset, single, endian, slope, inter = _nifti_head(header_file)
     _check_nifti_scaling(header_file, slope, inter)
+    if 1 <= ndim <= 7 and any(d <= 0 for d in dims[1:ndim + 1]):
+        # nifti1_io reads a size of 0 or less as 1: a slab of the data, silently (fuzz oracle).
+        raise InputError(f"{header_file}: malformed NIfTI header (dim = {dims[1:ndim + 1]}: a size below 1)")
     if not 1 <= ndim <= 7 or any(d <= 0 for d in dims[1:ndim + 1]) or datatype not in _NIFTI_SIZE:
         raise _Unknown("dimensions or datatype out of range")
     expected = math.prod(dims[1:ndim + 1]) * _NIFTI_SIZE[datatype]
@@ -248,7 +251,10 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool, str, float,
         raise _Unknown("header shorter than 348 bytes")
     for endian in "<>":
         sizeof_hdr = struct.unpack(endian + "i", raw[:4])[0]
-        if sizeof_hdr == 348:
+        # nifti1_io goes by the magic and reads a damaged sizeof_hdr (349) as NIfTI-1: so do we.
+        nifti1 = raw[344:348] in (b"n+1\x00", b"ni1\x00") and 1 <= struct.unpack(endian + "h", raw[40:42])[0] <= 7
+        if sizeof_hdr == 348 or (nifti1 and sizeof_hdr != 540):
+            sizeof_hdr = 348
             dims = list(struct.unpack(endian + "8h", raw[40:56]))
             datatype = struct.unpack(endian + "h", raw[70:72])[0]
             vox_offset = struct.unpack(endian + "f", raw[108:112])[0]
@@ -267,10 +273,11 @@ def _nifti_head(path: Path) -> tuple[int, list[int], int, int, bool, str, float,
             break
     else:
         raise _Unknown("not a NIfTI/Analyze header")
-    if not math.isfinite(vox_offset) or vox_offset < 0:
-        raise _Unknown("vox_offset out of range")
-    if single and vox_offset < sizeof_hdr:
-        raise _Unknown("vox_offset inside the header")
+    # nifti1_io reads such an offset as some other one: the voxels come from elsewhere, silently
+    # (found by the fuzz oracle).
+    if not math.isfinite(vox_offset) or vox_offset < 0 or (single and vox_offset < sizeof_hdr):
+        raise InputError(f"{path}: malformed NIfTI header (vox_offset = {vox_offset:g}"
+                         + (", inside the header)" if math.isfinite(vox_offset) and vox_offset >= 0 else ")"))
     return dims[0], dims, datatype, int(vox_offset), single, endian, slope, inter
 
 
@@ -389,6 +396,15 @@ def _check_meta(path: Path, stream: bool) -> None:
             offset = position
             break
     _check_meta_ndims(path, raw)
+    if offset is not None:
+        # MetaIO stops reading a line at a NUL, and reads a key up to the next '=' even across a
+        # newline: either way the next field is lost (an ElementSpacing read as 1 1 1, found by
+        # the fuzz oracle).
+        if b"\x00" in raw[:offset]:
+            raise InputError(f"{path}: malformed MetaImage header (a NUL byte in the header)")
+        for number, line in enumerate(raw[:offset].split(b"\n"), start=1):
+            if line.strip() and b"=" not in line:
+                raise InputError(f"{path}: malformed MetaImage header (line {number} is not KEY = VALUE)")
     if offset is None:
         raise _Unknown("no ElementDataFile")
     try:
@@ -400,6 +416,10 @@ def _check_meta(path: Path, stream: bool) -> None:
         raise _Unknown("DimSize/ElementType not understood") from None
     if not dims or any(d <= 0 for d in dims) or channels <= 0 or header_size < -1:
         raise _Unknown("sizes out of range")
+    for key in ("BinaryData", "CompressedData", "ElementByteOrderMSB", "BinaryDataByteOrderMSB"):
+        # MetaIO's readers disagree on anything else ("Tsue" was binary to one, text to another).
+        if key in fields and fields[key].lower() not in ("true", "false", "1", "0"):
+            raise InputError(f"{path}: malformed MetaImage header ({key} = {fields[key][:40]!r})")
     if fields.get("BinaryData", "True").lower() not in ("true", "1"):
         raise _Unknown("ASCII data")
     compressed = fields.get("CompressedData", "False").lower() in ("true", "1")
@@ -419,6 +439,10 @@ def _check_meta(path: Path, stream: bool) -> None:
             raise InputError(f"{path}: its data file {target} is missing")
     if compressed:
         declared = fields.get("CompressedDataSize")
+        if declared is None:
+            # Without it ITK's MetaIO prints "Uncompress failed" and returns a buffer of junk and
+            # zeros as the image (found by the fuzz oracle of Testing/test_fuzz.py).
+            raise InputError(f"{path}: malformed MetaImage header (compressed data without CompressedDataSize)")
         if declared is not None:
             # ITK reads exactly this many compressed bytes; fewer in the file is a cut file, and
             # ITK's reader misbehaves on it (fuzzing found heap corruption near such files).
@@ -428,6 +452,11 @@ def _check_meta(path: Path, stream: bool) -> None:
             if int(declared) > available:
                 raise InputError(f"{data_file}: truncated image data (expected {int(declared)} compressed "
                                  f"bytes, found {max(available, 0)})")
+            if int(declared) < available:
+                # ITK decompresses only that many bytes, and returns a cut stream's junk as voxels
+                # (a CompressedDataSize of 0, found by the fuzz oracle).
+                raise InputError(f"{path}: malformed MetaImage header (CompressedDataSize = {int(declared)}, "
+                                 f"but {available} bytes of compressed data follow)")
         _payload(data_file, offset, "zlib", expected, stream=stream)
         return
     if header_size == -1:
