@@ -239,7 +239,8 @@ def test_typed_metadata_and_settings_api(trained):  # noqa: F811
     assert 0.0 <= info.nested_cv_auc.mean <= 1.0 and len(info.nested_cv_auc.chosen) == 5
     assert bundle.settings.thickness_mm == 3.0
     assert bundle.settings.parameters().sha256 == parameters(PARAMS_PATH).sha256
-    assert resolve_settings(SettingsRequest(3.0, str(PARAMS_PATH)), bundle.settings, "bundle") == bundle.settings
+    resolved = resolve_settings(SettingsRequest(3.0, str(PARAMS_PATH)), bundle.settings, "bundle")
+    assert resolved.contradictions(bundle.settings) == [] and resolved.params_yaml == bundle.settings.params_yaml
     with pytest.raises(InputError, match=r"bundle.*: the bundle was trained on features extracted with "
                                          r"other settings: given ring thickness 5 mm, not 3 mm"):
         resolve_settings(SettingsRequest(thickness_mm=5), bundle.settings, str(bundle.path))

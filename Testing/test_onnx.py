@@ -24,7 +24,7 @@ from DeepRadScoreLib.cli.main import main
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.model.bundle import Bundle, _content_hash
-from DeepRadScoreLib.model.training import read_feature_table
+from DeepRadScoreLib.features.extraction import read_feature_table
 from test_training import trained  # noqa: F401  (the session's trained bundle)
 
 ROOT = Path(__file__).resolve().parent.parent

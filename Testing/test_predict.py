@@ -122,7 +122,7 @@ def test_predict_uses_the_bundle_settings_and_refuses_contradicting_ones(trained
     assert out.read_text().count('"thickness_mm"') == 1 and "params_yaml" not in result["settings"]
     assert result["settings"]["thickness_mm"] == 3.0
     assert result["settings"]["params_sha256"] == meta["settings"]["params_sha256"]
-    assert result["radiomics_backend"] == f"pyradiomics {result['settings']['pyradiomics_version']}"
+    assert result["settings"]["backend"] == "native" and result["radiomics_backend"].startswith("native (")
     assert "ring 3 mm" in capsys.readouterr().out
 
 

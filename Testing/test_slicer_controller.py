@@ -384,9 +384,8 @@ def test_a_run_with_an_onnx_bundle_needs_no_torch(ct_b, tiny_bundle, temp_root, 
     from DeepRadScoreSlicerLib import dependencies as deps
 
     needs = deps.run_needs(tiny_bundle)
-    if deps.ONNX not in needs.groups:
-        pytest.skip("this engine saves no ONNX networks in its bundles (the Run needs torch)")
-    blocked = ["torch", "torchvision", "safetensors"] + ([] if deps.SKLEARN in needs.groups else ["sklearn", "skops"])
+    assert deps.ONNX in needs.groups and deps.TORCH not in needs.groups, needs
+    blocked = ["torch", "torchvision"] + ([] if deps.SKLEARN in needs.groups else ["sklearn", "skops"])
     block_in_the_engine(tmp_path / "blocked", monkeypatch, blocked)
     scene = Scene()
     case = scene.add_case(*ct_b, "STS_019")

@@ -101,6 +101,7 @@ def test_constraints_keep_slicers_numpy_and_scipy(slicer_python, tmp_path):
 RADIOMICS = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(1, sys.argv[4])
 import SimpleITK as sitk
 from DeepRadScoreLib.features.radiomics import extract_case_features
 from DeepRadScoreLib.regions import peritumoral_ring
@@ -114,7 +115,12 @@ def test_tumour_and_ring_radiomics_equal_the_main_environments(slicer_python, tm
     image_path, mask_path = tmp_path / "image.nrrd", tmp_path / "mask.nrrd"
     sitk.WriteImage(image, str(image_path))
     sitk.WriteImage(mask, str(mask_path))
-    there = json.loads(run_in(slicer_python, RADIOMICS, str(image_path), str(mask_path)))
+    # A Run installs the [features] group first; of it the radiomics need PyYAML (the parameter
+    # file is parsed once, for either backend), which a fresh Slicer with SlicerRadiomics lacks.
+    site = tmp_path / "site"
+    subprocess.run([str(slicer_python), "-m", "pip", "--disable-pip-version-check", "install", "--quiet",
+                    "--no-deps", "--target", str(site), "PyYAML==6.0.4"], check=True, timeout=600)
+    there = json.loads(run_in(slicer_python, RADIOMICS, str(image_path), str(mask_path), str(site)))
     here = extract_case_features(sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path)),
                                  peritumoral_ring(sitk.ReadImage(str(mask_path)), 3.0))
     assert list(there) == list(here) and len(here) == 1702

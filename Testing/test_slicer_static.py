@@ -321,7 +321,7 @@ def test_slicer_requirements_are_minimums_that_the_tested_versions_meet():
     groups = deps.pip_requirement_groups()
     assert set(groups) == set(deps.GROUPS) and all(groups.values())
     lines = deps.pip_requirement_lines()
-    assert [r for r, source in deps.requirements() if source == deps.PIP] == lines
+    assert [r for r, source in deps.requirements() if source == deps.PIP] == list(dict.fromkeys(lines))
     pinned = engine_pins()
     exact = set()
     for line in lines:
@@ -332,7 +332,7 @@ def test_slicer_requirements_are_minimums_that_the_tested_versions_meet():
             exact.add(requirement.name.lower())
     assert exact == {"scikit-learn", "skops"}
     assert {Requirement(x).name.lower() for x in groups[deps.SKLEARN]} == {"scikit-learn", "skops"}
-    assert [Requirement(x).name for x in groups[deps.ONNX]] == ["onnxruntime"]
+    assert [Requirement(x).name for x in groups[deps.ONNX]] == ["onnxruntime", "safetensors"]
     names = {Requirement(x).name.lower() for x in groups[deps.FEATURES]}
     # The native radiomics backend's own packages (numpy, SimpleITK: Slicer's) are pip's to
     # install; pyradiomics and its pykwalify/six are not asked for (SlicerRadiomics brings them).
@@ -363,7 +363,7 @@ def test_what_a_run_installs_is_decided_from_its_inputs(tmp_path):
     assert deps.run_needs(None) == deps.run_needs(".") == features
     onnx = deps.run_needs(write_bundle_json(tmp_path / "onnx", ["deep.onnx", "EGFR_fusion.inference.json"]))
     assert onnx.groups == (deps.FEATURES, deps.ONNX) and "torch" not in names(onnx)
-    assert {"onnxruntime"} <= names(onnx) and not names(onnx) & {"scikit-learn", "skops", "safetensors"}
+    assert {"onnxruntime", "safetensors"} <= names(onnx) and not names(onnx) & {"scikit-learn", "skops", "torch"}
     torch = deps.run_needs(write_bundle_json(tmp_path / "torch", ["deep.safetensors"]))
     assert torch.groups == (deps.FEATURES, deps.TORCH) and not torch.torchvision  # densenet121 is ours
     assert {"torch", "safetensors"} <= names(torch) and "torchvision" not in names(torch)

@@ -177,7 +177,8 @@ def requirements(needs: Optional[RunNeeds] = None, path: Path = REQUIREMENTS_FIL
         torch = list(OTHER_REQUIREMENTS[TORCH])
         if needs is None or needs.torchvision:
             torch.append(TORCHVISION)
-    pip = [(line, PIP) for group in GROUPS if group in groups for line in pip_groups[group]]
+    # A line in two groups (safetensors: [onnx] and [torch]) is asked for once.
+    pip = list(dict.fromkeys((line, PIP) for group in GROUPS if group in groups for line in pip_groups[group]))
     return tuple(torch) + tuple(pip) + OTHER_REQUIREMENTS[FEATURES]
 
 
