@@ -5,9 +5,6 @@ of a manifest, an option): the CLI prints ``error: <message>`` and exits with st
 Slicer module shows the message in its status line. Every other exception is a bug and keeps
 its traceback.
 """
-import logging
-
-logger = logging.getLogger(__name__)
 
 
 class InputError(Exception):

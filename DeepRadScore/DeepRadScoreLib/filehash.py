@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
 
 BLOCK = 1 << 20  # read in 1 MiB blocks: CT volumes and weight files do not fit comfortably at once
 

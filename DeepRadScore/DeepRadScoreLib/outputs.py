@@ -5,15 +5,12 @@ only when the block finishes without an exception.
 """
 from __future__ import annotations
 
-import logging
 import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
-
-logger = logging.getLogger(__name__)
 
 
 def _default_mode(mode: int) -> int:

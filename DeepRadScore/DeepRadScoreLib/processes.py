@@ -31,7 +31,6 @@ import sys
 import threading
 import time
 
-logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1

@@ -7,14 +7,12 @@ optional, so library calls stay plain functions.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import time
 from typing import Callable, Iterator, Optional
 
 from DeepRadScoreLib.errors import Cancelled
 
-logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]

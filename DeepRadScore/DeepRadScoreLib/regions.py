@@ -8,7 +8,6 @@ the slicing axis, exactly as a radiologist's "slice" means the acquired one).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +17,6 @@ from DeepRadScoreLib.errors import InputError
 # SimpleITK (and io.grid, which needs it) are imported in the functions that use them: a cohort's
 # main process imports this module (PATCH_SIZE) without loading SimpleITK (~30 MB it never uses).
 
-logger = logging.getLogger(__name__)
 
 PATCH_SIZE = 160
 AIR_HU = -1000.0

@@ -14,13 +14,10 @@ Python, where every added package has to be installed into the user's applicatio
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import types
 import typing
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 
 class SchemaError(ValueError):

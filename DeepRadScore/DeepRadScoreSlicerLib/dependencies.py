@@ -34,7 +34,6 @@ with plain pytest and in a Slicer-like Python (Testing/test_slicer_env.py).
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,6 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-logger = logging.getLogger(__name__)
 
 # Where a package comes from in Slicer.
 PIP = "pip"

@@ -19,7 +19,6 @@ Imports slicer and vtk (never qt), so it runs in Slicer and under ``slicer-core`
 """
 from __future__ import annotations
 
-import logging
 import numpy as np
 import SimpleITK as sitk
 import vtk
@@ -29,7 +28,6 @@ import slicer
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 # Axes must be orthogonal within this tolerance (cosine) to be a SimpleITK direction matrix.

@@ -5,7 +5,6 @@ the same code runs in Slicer and in headless tests on a scene built with ``slice
 """
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -13,7 +12,6 @@ import vtk
 
 from . import mrml_images
 
-logger = logging.getLogger(__name__)
 
 HEAT_COLOR_TABLE_NAME = "DeepRadScore Grad-CAM"
 # Grad-CAM below this share of its maximum is left transparent, so the CT shows through outside

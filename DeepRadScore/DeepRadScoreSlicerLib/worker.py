@@ -28,14 +28,12 @@ functions, so importing this module (the GUI does, for the protocol) loads nothi
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from DeepRadScoreLib.features.settings import SettingsRequest
 
-logger = logging.getLogger(__name__)
 PROGRESS_PREFIX = "PROGRESS "
 DONE_PREFIX = "DONE "
 ERROR_PREFIX = "error: "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,6 @@ from DeepRadScoreLib.cli.train import run_train
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.filehash import sha256_file
 
-logger = logging.getLogger(__name__)
 
 DEMO_CASES = 160
 DEMO_SEED = 7

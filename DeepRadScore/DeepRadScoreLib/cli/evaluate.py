@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from DeepRadScoreLib.progress import terminal_bar
-
-logger = logging.getLogger(__name__)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

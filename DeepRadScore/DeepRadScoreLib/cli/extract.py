@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -11,8 +10,6 @@ import threading
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.progress import terminal_bar
-
-logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager

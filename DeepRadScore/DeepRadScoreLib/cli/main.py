@@ -7,14 +7,12 @@ status 2, with no traceback; the engine writes outputs atomically so nothing par
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 from DeepRadScoreLib.cli import demo, evaluate, extract, predict, regions, robustness, synth, train
 from DeepRadScoreLib.cli.parser import build_parser
 from DeepRadScoreLib.errors import Cancelled, InputError
 
-logger = logging.getLogger(__name__)
 
 HANDLERS = {
     "extract": extract.run_extract,

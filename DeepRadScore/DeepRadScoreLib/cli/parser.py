@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from DeepRadScoreLib import ENDPOINTS, __version__
 from DeepRadScoreLib.features.settings import (DEFAULT_THICKNESS_MM, MAX_THICKNESS_MM, MIN_THICKNESS_MM,
                                                SettingsRequest)
-
-logger = logging.getLogger(__name__)
 
 
 def _endpoints(value: str) -> list[str]:

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
 
 from DeepRadScoreLib.progress import terminal_bar
-
-logger = logging.getLogger(__name__)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ patient's right on the left, as radiologists view it).
 from __future__ import annotations
 
 import argparse
-import logging
 
 import numpy as np
 
@@ -21,7 +20,6 @@ from DeepRadScoreLib.regions import WINDOWS, deep_roi_patch, sample_patch
 # SimpleITK and the image readers are imported in the handlers: cli.main imports this module for
 # every command, and a cohort's `extract` main process never needs them (~30 MB).
 
-logger = logging.getLogger(__name__)
 
 PNG_SCALE = 3
 OUTLINE_RGB = (255, 40, 40)

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from DeepRadScoreLib.progress import terminal_bar
-
-logger = logging.getLogger(__name__)
 
 
 def run_robustness(args: argparse.Namespace) -> int:

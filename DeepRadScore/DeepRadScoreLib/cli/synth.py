@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from DeepRadScoreLib.progress import terminal_bar
-
-logger = logging.getLogger(__name__)
 
 
 def run_synth(args: argparse.Namespace) -> int:

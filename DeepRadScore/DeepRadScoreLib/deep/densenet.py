@@ -13,13 +13,11 @@ of them is asked for.
 """
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 
 import torch
 from torch import nn
 
-logger = logging.getLogger(__name__)
 
 GROWTH_RATE = 32
 BOTTLENECK_WIDTH = 4          # 1x1 bottleneck channels = 4 x growth rate

@@ -19,7 +19,6 @@ and training amplifies that, so results agree only statistically there.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -30,7 +29,6 @@ from DeepRadScoreLib.deep.model import DeepCT, check_backbone
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.regions import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, WINDOWS
 
-logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MODES = ("per-endpoint", "multitask")
@@ -348,7 +346,6 @@ class DeepEnsemble:
                        torch_device, oof_probabilities)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"Deep-CT description is malformed ({type(exc).__name__}: {exc})") from None
-
 
 
 __all__ = ["DeepConfig", "DeepEnsemble", "Member", "MODES", "FORMAT_VERSION", "forward_batches",

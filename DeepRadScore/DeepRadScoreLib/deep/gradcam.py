@@ -15,7 +15,6 @@ pixels (Inception v3: 3 x 3), and the heatmap can only say which part of the pat
 """
 from __future__ import annotations
 
-import logging
 from typing import Sequence
 
 import numpy as np
@@ -23,8 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from DeepRadScoreLib.deep.model import DeepCT
-
-logger = logging.getLogger(__name__)
 
 
 def gradcam(model: DeepCT, x: torch.Tensor, endpoint: int | str = 0) -> np.ndarray:

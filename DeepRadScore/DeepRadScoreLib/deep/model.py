@@ -22,7 +22,6 @@ with a loud warning, and the provenance says so.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import warnings
@@ -37,7 +36,6 @@ from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.filehash import sha256_file
 from DeepRadScoreLib.progress import ProgressCallback, report
 
-logger = logging.getLogger(__name__)
 
 BACKBONES = ("densenet121", "resnet50", "resnet101", "vgg19", "inception_v3")
 DEFAULT_K = 10

@@ -23,7 +23,6 @@ not spin while waiting, since a spinning pool under load made the torch path 15-
 """
 from __future__ import annotations
 
-import logging
 import types
 from pathlib import Path
 from typing import Mapping, Optional
@@ -33,7 +32,6 @@ import numpy as np
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.regions import PATCH_SIZE
 
-logger = logging.getLogger(__name__)
 
 OPSET = 17
 # Opset 17 runs from ONNX Runtime 1.14; we ask for 1.16 (pyproject.toml says the same) and have

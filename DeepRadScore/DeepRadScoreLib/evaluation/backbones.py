@@ -15,14 +15,12 @@ are optimistic by construction (the network saw those cases); only the test row 
 """
 from __future__ import annotations
 
-import logging
 import numpy as np
 import pandas as pd
 
 from DeepRadScoreLib.evaluation.delong import delong_auc_ci
 from DeepRadScoreLib.evaluation.metrics import bootstrap_metric_cis, threshold_metrics
 
-logger = logging.getLogger(__name__)
 
 BACKBONES = ("resnet50", "resnet101", "densenet121", "vgg19", "inception_v3")
 SETS = ("training", "validation", "test")

@@ -24,7 +24,6 @@ with a very good model produce) the estimate is NaN, not a number that only look
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -32,7 +31,6 @@ import numpy as np
 from scipy.special import expit, logit
 from scipy.stats import norm
 
-logger = logging.getLogger(__name__)
 
 EPS = 1e-6
 # Fewer cases of the rarer class than this, and the curve is the straight logistic

@@ -10,14 +10,12 @@ estimate of the selection procedure).
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pandas as pd
 
 from DeepRadScoreLib.evaluation.report import ReportFigure, ReportTable
 
-logger = logging.getLogger(__name__)
 
 MODELS = ("radiomics", "deep", "fusion")
 MODEL_NAMES = {"radiomics": "Radiomics-Score", "deep": "Deep-CT", "fusion": "Deep-RadScore"}

@@ -13,12 +13,10 @@ values (age, size), otherwise categorical (sex, smoking, 0/1 endpoints, cohort).
 """
 from __future__ import annotations
 
-import logging
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-logger = logging.getLogger(__name__)
 
 BOOKKEEPING = ("case_id", "image", "mask", "label", "roi_name", "split")
 MAX_LEVELS = 6

@@ -12,11 +12,9 @@ the thresholds where its curve lies above both.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 THRESHOLDS = np.round(np.arange(1, 100) / 100, 2)  # 0.01 ... 0.99
 CURVE_COLUMNS = ["endpoint", "model", "threshold", "net_benefit", "net_benefit_treat_all",

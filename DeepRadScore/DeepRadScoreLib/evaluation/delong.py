@@ -19,13 +19,10 @@ statisticians use:
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm, rankdata
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

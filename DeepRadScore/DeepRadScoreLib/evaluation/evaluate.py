@@ -20,7 +20,6 @@ are not independent).
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,6 @@ from DeepRadScoreLib.evaluation.delong import delong_auc_ci, delong_roc_test
 from DeepRadScoreLib.evaluation.metrics import METRIC_NAMES, threshold_metrics
 from DeepRadScoreLib.progress import report
 
-logger = logging.getLogger(__name__)
 METRICS_COLUMNS = ["endpoint", "model", "classifier", "n", "n_pos", "auc", "auc_ci_low", "auc_ci_high",
                    *METRIC_NAMES, "delong_p_vs_fusion"]
 PREDICTIONS_COLUMNS = ["case_id", "endpoint", "model", "label", "score"]

@@ -8,13 +8,10 @@ x a test set within seconds on a CPU (KernelExplainer needs thousands of calls p
 """
 from __future__ import annotations
 
-import logging
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-
-logger = logging.getLogger(__name__)
 
 
 def fused_correlation(fused: pd.DataFrame) -> pd.DataFrame:

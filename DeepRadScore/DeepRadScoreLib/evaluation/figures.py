@@ -6,14 +6,12 @@ returns its path.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
-logger = logging.getLogger(__name__)
 
 MODEL_LABELS = {"radiomics": "Radiomics-Score", "deep": "Deep-CT", "fusion": "Deep-RadScore"}
 MODEL_COLOURS = {"radiomics": "#1f77b4", "deep": "#ff7f0e", "fusion": "#d62728"}

@@ -14,10 +14,8 @@ is undefined is left out of that metric's interval.
 """
 from __future__ import annotations
 
-import logging
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "sensitivity", "specificity", "ppv", "npv")
 

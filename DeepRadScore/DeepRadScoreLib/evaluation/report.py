@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ import pandas as pd
 from DeepRadScoreLib import __version__
 from DeepRadScoreLib.outputs import atomic_file
 
-logger = logging.getLogger(__name__)
 
 SYNTHETIC_BANNER = "Trained on synthetic data — not for clinical use"
 TEMPLATE = Path(__file__).with_name("report_template.html")

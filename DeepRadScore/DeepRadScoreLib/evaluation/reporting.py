@@ -14,7 +14,6 @@ The computations live in :mod:`.calibration` and :mod:`.decision`; this module o
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,6 @@ import pandas as pd
 from DeepRadScoreLib.evaluation import calibration, decision
 from DeepRadScoreLib.evaluation.captions import MODELS
 
-logger = logging.getLogger(__name__)
 
 EXTRA_COLUMNS = [*calibration.COLUMNS, "net_benefit_at_threshold"]
 POOLED = "pooled"

@@ -5,7 +5,6 @@ table separates what this run measured from what only the researcher can write.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,6 @@ import pandas as pd
 from DeepRadScoreLib.evaluation.captions import MODEL_NAMES, RESULTS, COHORT, display_metrics
 from DeepRadScoreLib.evaluation.report import ReportFigure, ReportTable
 
-logger = logging.getLogger(__name__)
 
 TRIPOD = "TRIPOD+AI items"
 ANSWERED, RESEARCHER = "answered by this run", "the researcher's to write"

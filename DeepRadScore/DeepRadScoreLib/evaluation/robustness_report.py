@@ -7,14 +7,12 @@ table is still where it was (and unchanged: its sha256 is checked).
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 import pandas as pd
 
 from DeepRadScoreLib.evaluation.report import ReportContent, ReportFigure, ReportTable, write_report
 
-logger = logging.getLogger(__name__)
 
 ROBUSTNESS = "Feature robustness"
 BOUNDS = (0.75, 0.9)

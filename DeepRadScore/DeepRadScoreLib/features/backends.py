@@ -17,7 +17,6 @@ of its text), a parsed mapping, a file path, or ``None`` for the bundled 851-fea
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
@@ -26,7 +25,6 @@ from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features.params import ParamsLike
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback
 
-logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "pyradiomics", "native")
 DEFAULT_BACKEND = "auto"

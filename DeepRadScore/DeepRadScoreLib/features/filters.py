@@ -12,14 +12,12 @@ of ``swtn``'s 12), with the same numbers (Testing/test_native_core.py checks the
 """
 from __future__ import annotations
 
-import logging
 
 from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 # --- the stationary wavelet -------------------------------------------------------------------
 

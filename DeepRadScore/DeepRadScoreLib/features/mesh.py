@@ -9,11 +9,9 @@ order cshape.c sums them, so the maxima are its numbers.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 # Point pairs per block of the farthest-pair search: a hull of ~1500 vertices compared at once
 # made two (1500, 1500, 3) float64 arrays, over 100 MB; blocks of rows give the same maximum.

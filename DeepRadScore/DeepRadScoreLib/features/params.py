@@ -15,7 +15,6 @@ gldm_a, voxelArrayShift, distances).
 """
 from __future__ import annotations
 
-import logging
 
 import copy
 import hashlib
@@ -26,7 +25,6 @@ from typing import Any, Mapping, Union
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 # The bundled 851-feature file, the default of both backends.
 PARAMS_PATH = Path(__file__).resolve().parent / "radiomics_params.yaml"

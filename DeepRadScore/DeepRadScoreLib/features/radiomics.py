@@ -34,7 +34,6 @@ used: the extractor's ``computeFeatures``, ``imageoperations`` and the feature c
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 from functools import lru_cache
 from typing import Iterable, Optional
@@ -48,7 +47,6 @@ from DeepRadScoreLib.features import params as shared
 from DeepRadScoreLib.features.params import PARAMS_PATH, ParamsLike, RadiomicsParameters, params_file  # noqa: F401
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
-logger = logging.getLogger(__name__)
 
 ROI_PREFIXES = ("tumor", "peritumoral")
 

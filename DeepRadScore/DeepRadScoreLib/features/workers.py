@@ -10,11 +10,9 @@ server from outliving the command are :mod:`DeepRadScoreLib.processes`' (the poo
 """
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import sys
 
-logger = logging.getLogger(__name__)
 
 # What the fork server imports for the workers of each backend (None: a server for both). The
 # modules are the ones a worker imports anyway: a module no worker needs would only add its pages.
@@ -51,10 +49,9 @@ def process_context(backend: str | None = None) -> multiprocessing.context.BaseC
 
 def preload_for(backend: str | None) -> str:
     """The backend whose modules a fork server should preload for ``backend`` (``auto``/``None``:
-    pyradiomics when it is installed), found without importing it. A wrong guess (a pyradiomics
-    that is installed but does not import) only makes the workers import the rest themselves."""
+    the backend ``auto`` resolves to, found without importing it)."""
     if backend in _PRELOAD:
         return backend
-    import importlib.util
+    from DeepRadScoreLib.features.backends import resolve
 
-    return "pyradiomics" if importlib.util.find_spec("radiomics") is not None else "native"
+    return resolve(backend)

@@ -17,7 +17,6 @@ The CT's Frame of Reference UID travels on the image as the metadata key
 """
 from __future__ import annotations
 
-import logging
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -28,7 +27,6 @@ import SimpleITK as sitk
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.io.grid import Segment, place_on_grid
 
-logger = logging.getLogger(__name__)
 
 FRAME_OF_REFERENCE_KEY = "0020|0052"
 PIXEL_DATA_TAG = 0x7FE00010

@@ -5,7 +5,6 @@ build on it, so neither needs the other's internals and there is no import cycle
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,7 +13,6 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 # Two grids are "the same" when origins agree within this many mm and spacing/direction within
 # this relative tolerance: what survives a NIfTI/NRRD round trip of float32 headers.

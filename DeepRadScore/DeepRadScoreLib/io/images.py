@@ -13,7 +13,6 @@ one rule picks the tumour among them: ``roi_name``, else ``label``, else the onl
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,6 @@ from DeepRadScoreLib.io import dicom
 from DeepRadScoreLib.io.grid import Segment, check_same_grid, place_on_grid
 from DeepRadScoreLib.io.integrity import check_image_data
 from DeepRadScoreLib.io.plausibility import check_values
-
-logger = logging.getLogger(__name__)
 
 
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_ID$")

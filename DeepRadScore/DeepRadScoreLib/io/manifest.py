@@ -18,7 +18,6 @@ row 1, the first case row 2.
 from __future__ import annotations
 
 import csv
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -29,7 +28,6 @@ import pandas as pd
 from DeepRadScoreLib import ENDPOINTS
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 # A cohort folder holding this file beside its manifest is synthetic (``deepradscore synth``):
 # bundles trained on it and reports of it say so.

@@ -17,7 +17,6 @@ worker processes). The grey-level bin bound of the radiomics (``features.gate``)
 """
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -26,7 +25,6 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 # The values 16-bit CT storage can hold (see the module doc).
 HU_RANGE = (-32768.0, 32767.0)

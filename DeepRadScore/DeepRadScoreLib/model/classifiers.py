@@ -28,7 +28,6 @@ On a null endpoint its mean stays at 0.5 where the winner's mean does not (Testi
 """
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass, field
 
@@ -41,7 +40,6 @@ from DeepRadScoreLib.model.inference import positive_probability  # noqa: F401  
 from DeepRadScoreLib.model.meta import CANDIDATES, MODELS  # noqa: F401  (re-exported)
 from DeepRadScoreLib.model.radscore import RadScorePair, auc
 
-logger = logging.getLogger(__name__)
 
 N_SPLITS = 5
 # Fewer cases of the rarer class than this and an endpoint cannot be cross-validated.

@@ -14,7 +14,6 @@ training and reading the cohort are :mod:`DeepRadScoreLib.pipelines.train`'s.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,9 +31,6 @@ from DeepRadScoreLib.model.meta import BundleMeta
 from DeepRadScoreLib.model.radscore import RadScorePair
 from DeepRadScoreLib.progress import report, scaled
 from DeepRadScoreLib.typedjson import from_json, to_json
-
-logger = logging.getLogger(__name__)
-
 
 
 def min_per_class(deep_folds: int) -> int:

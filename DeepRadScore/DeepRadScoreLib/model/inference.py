@@ -45,7 +45,6 @@ any problem is one :class:`InputError` naming the file.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -53,7 +52,6 @@ import numpy as np
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 FORMAT = "deepradscore-inference"
 VERSION = 1

@@ -14,7 +14,6 @@ hashes were recomputed after an edit still cannot reach the code as something ma
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,6 @@ CANDIDATES = ("SVM", "KNN", "RF", "NB", "LR", "MLP", "LDA")
 MODELS = ("radiomics", "deep", "fusion")
 RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")
 
-logger = logging.getLogger(__name__)
 
 ROIS = ("tumor", "peritumoral")
 

@@ -27,14 +27,12 @@ two classes (``classes_``; the second, sorted, is the positive one).
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from DeepRadScoreLib.model.meta import RADSCORE_COLUMNS  # noqa: F401  (re-exported)
 
-logger = logging.getLogger(__name__)
 
 TUMOR_PREFIX = "tumor_"
 PERITUMORAL_PREFIX = "peritumoral_"

@@ -8,7 +8,6 @@ features, i.e. on features of exactly such held-out networks).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +17,6 @@ from DeepRadScoreLib.errors import InputError
 # scikit-learn-free: a loaded bundle's RadScores and classifiers are numpy (model.inference).
 from DeepRadScoreLib.model.inference import InferenceClassifier, positive_probability
 from DeepRadScoreLib.model.meta import RADSCORE_COLUMNS
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -7,7 +7,6 @@ training, validation and test cases.
 """
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -15,8 +14,6 @@ import pandas as pd
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.evaluation.backbones import BACKBONES, COLUMNS, display_table, set_metrics
-
-logger = logging.getLogger(__name__)
 
 
 def compare_backbones(manifest_path, endpoint: str, output_dir, backbones=BACKBONES, epochs: int = 30,

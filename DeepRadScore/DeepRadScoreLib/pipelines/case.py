@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +20,6 @@ from DeepRadScoreLib.features.settings import ExtractionSettings, SettingsReques
 from DeepRadScoreLib.progress import report, scaled
 from DeepRadScoreLib.regions import DeepRoiPatch, deep_roi_patch, patch_to_volume, peritumoral_ring
 from DeepRadScoreLib.resources import torch_threads
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

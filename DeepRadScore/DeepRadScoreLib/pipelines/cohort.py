@@ -7,7 +7,6 @@ asked for (the table's settings then go into the bundle); for an evaluation, the
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +19,6 @@ from DeepRadScoreLib.progress import report, scaled
 
 if TYPE_CHECKING:
     import pandas as pd
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass

@@ -11,7 +11,6 @@ theirs; an explicit setting that contradicts the bundle's is refused.
 """
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -22,8 +21,6 @@ from DeepRadScoreLib.evaluation.evaluate import (EvaluationInputs, EvaluationRes
                                                  score_and_measure)
 from DeepRadScoreLib.features.settings import SettingsRequest, resolve_settings
 from DeepRadScoreLib.progress import report, scaled
-
-logger = logging.getLogger(__name__)
 
 
 def load_inputs(bundle_path: Path, manifest_path: Path, output_dir: Path, features_csv=None,

@@ -11,7 +11,6 @@ atomically. A case whose copies could not all be extracted is left out of the IC
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from DeepRadScoreLib.outputs import atomic_file, check_output_dir, check_output_
 from DeepRadScoreLib.progress import report, scaled
 from DeepRadScoreLib.robustness.perturb import PerturbationSettings, perturbed_copy
 
-logger = logging.getLogger(__name__)
 
 COPY_SEPARATOR = "~p"
 

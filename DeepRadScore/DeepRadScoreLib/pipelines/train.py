@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from DeepRadScoreLib.io.manifest import SYNTHETIC_MARKER
 from DeepRadScoreLib.model.bundle import Bundle
 from DeepRadScoreLib.model.fitting import check_fit_arguments, fit_models, plan_endpoints
 from DeepRadScoreLib.progress import report, scaled
-
-logger = logging.getLogger(__name__)
 
 
 def fit_bundle(features: pd.DataFrame, patches_hu: np.ndarray, labels: pd.DataFrame, deep_config,

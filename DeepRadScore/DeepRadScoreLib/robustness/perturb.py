@@ -17,7 +17,6 @@ which is what lets the extraction cache recognise a copy it has already extracte
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +24,6 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 KINDS = ("rotation", "noise", "volume", "contour")
 

@@ -6,14 +6,12 @@ Everything here depends on ``(seed, n_cases)`` only, never on the images.
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from DeepRadScoreLib import ENDPOINTS
 
-logger = logging.getLogger(__name__)
 
 # Target prevalences: the training column of the paper's Table 1 (LVI 32 %, TP53 23 %, PD-L1
 # 50 %), with the rare ones raised (paper: KRAS 10 %, ALK 4.2 %, PIK3CA 11 %, ROS1 7 %) and PI,

@@ -10,13 +10,11 @@ Every function draws from the random stream it is given in a fixed order, so tha
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 MAX_VOXELS = 6_000_000
 

@@ -12,7 +12,6 @@ twin only where that label's mechanism acts: the tests rely on it.
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, replace
 
@@ -21,7 +20,6 @@ import numpy as np
 from DeepRadScoreLib.synthetic.phantom import LUNG, Body, Grid, anatomy_2d, smooth_noise
 from DeepRadScoreLib.synthetic.signs import SLICE_SIGNS
 
-logger = logging.getLogger(__name__)
 
 # --- effect sizes (generator version 5; docs/synthetic-cohort.md says why each is what it is) ---
 # Penetrance: the chance that a positive case shows a mechanism at all, as not every EGFR-mutant

@@ -24,7 +24,6 @@ bounding box, as in pyradiomics.
 """
 from __future__ import annotations
 
-import logging
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
@@ -37,7 +36,6 @@ from DeepRadScoreLib.features.native import preprocess
 from DeepRadScoreLib.features.native.params import NativeSettings
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report
 
-logger = logging.getLogger(__name__)
 
 ROI_PREFIXES = ("tumor", "peritumoral")
 _ROI_LABELS = {"tumor": "tumour mask", "peritumoral": "peritumoral ring"}

@@ -13,13 +13,11 @@ RobustMeanAbsoluteDeviation the same over the voxels between the 10th and 90th p
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features.native.preprocess import discretise
 
-logger = logging.getLogger(__name__)
 
 # pyradiomics' order (its getFeatureNames: alphabetical on the method names), deprecated
 # StandardDeviation left out.

@@ -15,11 +15,9 @@ grey-level indices; features are vectorised over (direction, i, j).
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = (
     "Autocorrelation", "ClusterProminence", "ClusterShade", "ClusterTendency", "Contrast",

@@ -13,13 +13,11 @@ share with it.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features.native.glcm import directions
 
-logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = (
     "DependenceEntropy", "DependenceNonUniformity", "DependenceNonUniformityNormalized",

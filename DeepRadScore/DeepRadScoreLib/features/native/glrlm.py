@@ -18,13 +18,11 @@ the ROI allows: the memory peak of a large ROI, not its numbers).
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features.native.glcm import _nanmean, directions, flat_offsets, roi_levels, weights
 
-logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = (
     "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance",

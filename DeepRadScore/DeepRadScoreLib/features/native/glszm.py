@@ -18,13 +18,11 @@ are added, so the zones are the same.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features.native.gldm import PaddedGrid, check_inputs
 
-logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = (
     "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized", "GrayLevelVariance",

@@ -11,13 +11,11 @@ pyradiomics' special values are kept: Coarseness 1e6 when ``sum p_i s_i = 0``; C
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features.native.gldm import PaddedGrid, check_inputs
 
-logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = ("Busyness", "Coarseness", "Complexity", "Contrast", "Strength")
 

@@ -13,7 +13,6 @@ file it cannot follow is an error, not a silent approximation.
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,7 +21,6 @@ from DeepRadScoreLib.features import params as shared
 # The bundled file and its lookup, re-exported for the extraction settings.
 from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, ParamsLike, params_file  # noqa: F401
 
-logger = logging.getLogger(__name__)
 
 # pyradiomics' feature classes in the order ``radiomics.getFeatureClasses()`` lists them (the
 # order an absent ``featureClass`` enables them in).

@@ -19,14 +19,12 @@ All arrays are numpy's (z, y, x) order (``sitk.GetArrayFromImage``); boxes are i
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
 import numpy as np
 
 from DeepRadScoreLib.errors import InputError
 
-logger = logging.getLogger(__name__)
 
 Box = tuple[np.ndarray, np.ndarray]
 

@@ -12,13 +12,11 @@ covariance, as in 3D.
 """
 from __future__ import annotations
 
-import logging
 
 import numpy as np
 
 from DeepRadScoreLib.features import mesh
 
-logger = logging.getLogger(__name__)
 
 # pyradiomics' order (getFeatureNames: alphabetical), deprecated SphericalDisproportion left out.
 NAMES = ("Elongation", "MajorAxisLength", "MaximumDiameter", "MeshSurface", "MinorAxisLength",
