@@ -48,10 +48,7 @@ def process_context(backend: str | None = None) -> multiprocessing.context.BaseC
 
 
 def preload_for(backend: str | None) -> str:
-    """The backend whose modules a fork server should preload for ``backend`` (``auto``/``None``:
-    the backend ``auto`` resolves to, found without importing it)."""
-    if backend in _PRELOAD:
-        return backend
-    from DeepRadScoreLib.features.backends import resolve
-
-    return resolve(backend)
+    """The backend whose modules a fork server should preload for ``backend``: ``auto``/``None``
+    is the native backend, as ``features.backends.resolve`` decides (not imported here: that
+    module imports the pyradiomics path, which imports this one)."""
+    return backend if backend in _PRELOAD else "native"
