@@ -172,3 +172,16 @@ def freeze_at_exit() -> None:
 
     atexit.unregister(gc.freeze)  # once, however often a process predicts
     atexit.register(gc.freeze)
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The first processor's feature flags (``amx_bf16``, ``avx512_bf16``, ...); empty where
+    /proc/cpuinfo is absent (macOS, Windows)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()

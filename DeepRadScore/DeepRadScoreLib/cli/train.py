@@ -32,7 +32,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = DeepConfig(backbone=args.backbone, mode=args.deep_mode, folds=args.deep_folds,
                         k=args.deep_features, epochs=args.epochs, device=args.device, seed=args.seed,
-                        pretrained=args.pretrained)
+                        pretrained=args.pretrained, precision=args.precision)
     with terminal_bar("train") as progress:
         bundle = train_bundle(args.manifest, args.output, endpoints=args.endpoints, deep_config=config,
                               features_csv=args.features, cv_repeats=args.cv_repeats, seed=args.seed,

@@ -48,7 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from DeepRadScoreLib.deep.ensemble import (FINE_TUNE_LR, MODES, SCRATCH_LR, DeepConfig, DeepEnsemble, Member,
-                                           forward_batches, hu_to_input, patches_tensor, resolve_device)
+                                           forward_batches, hu_to_input, patches_tensor, resolve_device,
+                                           resolve_precision)
 from DeepRadScoreLib.deep.model import BACKBONES, DeepCT, load_backbone_weights
 from DeepRadScoreLib.errors import Cancelled, InputError
 from DeepRadScoreLib.progress import CancelCheck, ProgressCallback, report, scaled
@@ -233,9 +234,14 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
     """
     _seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if amp else None
+    precision = resolve_precision(config.precision, device)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    # fp16 needs its gradients scaled against underflow; bf16 has float32's range.
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    # bf16 convolutions on a CPU are fastest with channels-last tensors (the oneDNN kernels').
+    layout = torch.channels_last if precision == "bf16" and device.type == "cpu" else torch.contiguous_format
     model.to(device)
+    model.to(memory_format=layout)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=WEIGHT_DECAY)
@@ -265,11 +271,12 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
             x = hu[batch]
             if config.augment:
                 x = augment_hu(x, generator)
-            x = hu_to_input(x.to(device))
+            x = hu_to_input(x.to(device)).contiguous(memory_format=layout)
             y = y_all[batch].to(device)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp):
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.float32,
+                                enabled=autocast_dtype is not None):
                 _, logits = model(x)
-            loss = masked_multitask_loss(logits, y, weights)
+            loss = masked_multitask_loss(logits.float(), y, weights)
             if loss is None:
                 continue
             optimiser.zero_grad(set_to_none=True)
@@ -293,7 +300,7 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
             criterion = -float(val_loss) if val_loss is not None else -math.inf
         if criterion > best["criterion"] or best["state"] is None:
             best = {"criterion": criterion, "epoch": epoch + 1, "aucs": aucs,
-                    "state": {n: t.detach().to("cpu", copy=True) for n, t in model.state_dict().items()}}
+                    "state": {n: t.detach().to("cpu", copy=True).contiguous() for n, t in model.state_dict().items()}}
         shown = f"{criterion:.3f}" if defined else "n/a"
         report(progress, epochs_run / config.epochs,
                f"Deep-CT {label}: epoch {epoch + 1}/{config.epochs}, validation AUC {shown}", cancel)
@@ -301,6 +308,7 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
             break
     for norm, momentum in zip(norms, momenta):
         norm.momentum = momentum
+    model.to(memory_format=torch.contiguous_format)  # what the saved weights and the export expect
     model.load_state_dict(best["state"])
     model.eval()
     return {"best_epoch": best["epoch"], "epochs_run": epochs_run, "val_aucs": best["aucs"],
@@ -468,7 +476,8 @@ def _summary(config, device, endpoints, records, provenance, label_matrix, folds
     if provenance.get("weights") == "random":  # load_backbone_weights has already warned
         warnings_list.append("Deep-CT backbone started from random weights (no ImageNet weights found)")
     return {"backbone": config.backbone, "mode": config.mode, "folds": config.folds,
-            "device": device.type, "mixed_precision": device.type == "cuda",
+            "device": device.type, "precision": resolve_precision(config.precision, device),
+            "mixed_precision": resolve_precision(config.precision, device) != "fp32",
             "early_stopping": "inner split of the other folds" if config.folds > 1 else "the 25 % split",
             "seconds": round(seconds, 3), "warnings": warnings_list,
             "val_auc_mean": mean_auc, "oof_auc": oof_auc, "endpoints": per_endpoint}
