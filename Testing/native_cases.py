@@ -1,4 +1,4 @@
-"""Cases on which the native radiomics backend must equal pyradiomics (issue 14).
+"""Cases on which the native radiomics backend must equal pyradiomics.
 
 Shared by the native backend's tests: the IBSI phantom, the 18 STS cases in ../shared/data, and
 generated cases that stress the edges of pyradiomics' definitions (tiny, touching the image

@@ -1,5 +1,5 @@
 """Bundle round trip and refusals: tampered bytes, newer format, foreign types in a skops file;
-the numpy inference files (issue 13): equal to skops, no scikit-learn in a loading process, older
+the numpy inference files: equal to skops, no scikit-learn in a loading process, older
 bundles through skops, damaged files refused in one line."""
 from __future__ import annotations
 
@@ -249,8 +249,8 @@ def test_typed_metadata_and_settings_api(trained):  # noqa: F811
 
 
 def test_loading_a_bundle_imports_no_training_code_nor_scikit_learn(trained):  # noqa: F811
-    """Prediction never imports training code (issue 9), and a bundle with inference files loads
-    and scores without scikit-learn or skops (issue 13): checked in a fresh interpreter."""
+    """Prediction never imports training code, and a bundle with inference files loads
+    and scores without scikit-learn or skops: checked in a fresh interpreter."""
     import subprocess
     import sys
 
@@ -267,7 +267,7 @@ def test_loading_a_bundle_imports_no_training_code_nor_scikit_learn(trained):  #
 
 
 def test_partial_load_reads_only_the_asked_endpoints_files(trained, bundle_copy):  # noqa: F811
-    """Bundle.load(endpoints=...) never opens another endpoint's skops files (issue 13): here they
+    """Bundle.load(endpoints=...) never opens another endpoint's skops files: here they
     are garbage, which a full load refuses, and the probabilities equal a full load's."""
     for model in ("radiomics", "deep", "fusion"):
         (bundle_copy / f"NULL_{model}.skops").write_bytes(b"not a skops file")
@@ -301,7 +301,7 @@ def test_background_load_raises_its_error_in_the_callers_thread(bundle_copy):
 
 
 def test_background_load_gives_the_networks_before_the_classifiers_and_their_errors_after(bundle_copy):
-    """predict's Deep-CT starts once the networks are in (issue 13); a broken classifier file is
+    """predict's Deep-CT starts once the networks are in; a broken classifier file is
     still an InputError naming it, raised where the classifiers are needed."""
     for name, message in (("PLANT_fusion.inference.json", "PLANT_fusion.inference.json: not a valid "
                                                           "inference file"),

@@ -559,7 +559,7 @@ def test_own_densenet121_is_torchvisions_bit_for_bit():
 
 def test_reading_a_bundle_and_building_densenet_import_neither_torchvision_nor_sklearn():
     """A fresh process: bundle.json's schema module and the DenseNet121 Deep-CT need neither
-    torchvision nor scikit-learn (issue 13: 1.0 s and 0.7 s of every predict), and a network built
+    torchvision nor scikit-learn (1.0 s and 0.7 s of every predict), and a network built
     on the meta device takes saved weights by assignment."""
     import subprocess
     import sys

@@ -211,7 +211,7 @@ def test_evaluate_writes_table1_figures_and_a_report_that_renders(evaluated, tmp
     assert "gradcam.png" in names
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "not for clinical use" in html and "ImageNet weights" in html
-    # Both training figures are shown, and the report says which is which (issue 11 s.2).
+    # Both training figures are shown, and the report says which is which.
     assert "nested CV AUC (honest estimate)" in html and "CV AUC of the chosen (best of 7)" in html
     assert "optimistic" in html and "Quote the nested figure" in html
     nested = bundle.model_info("LVI", "fusion").nested_cv_auc.mean

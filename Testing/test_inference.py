@@ -1,4 +1,4 @@
-"""The numpy inference forms (issue 13): every candidate equals scikit-learn, edge cases by number,
+"""The numpy inference forms: every candidate equals scikit-learn, edge cases by number,
 the RadScores equal RadScorePair, and damaged documents are refused in one line.
 
 Real data: scikit-learn's copy of the Wisconsin breast-cancer table (569 cases, 30 measurements),

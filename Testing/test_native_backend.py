@@ -1,4 +1,4 @@
-"""The native backend end to end (issue 14): all 851 features of the tumour and of its 3 mm ring
+"""The native backend end to end: all 851 features of the tumour and of its 3 mm ring
 (1702 per case) equal pyradiomics' numbers, on the IBSI phantom, the generated cases and STS
 cases. The reference is :func:`DeepRadScoreLib.features.radiomics.extract_case_features`, which
 runs pyradiomics itself (its numbers are pyradiomics', tested in test_radiomics.py); one test also

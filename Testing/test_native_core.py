@@ -1,4 +1,4 @@
-"""The native backend's core (issue 14): parameter files, crops, mask checks, discretisation,
+"""The native backend's core: parameter files, crops, mask checks, discretisation,
 the coif1 wavelet and the first-order features, each checked against live pyradiomics."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine where pyradiomics cannot be installed: ``auto`` takes the native backend (issue 14).
+"""The engine where pyradiomics cannot be installed: ``auto`` takes the native backend.
 
 tools/setup_native_env.py builds ``.venv-native/`` once per machine and caches it: what 3D
 Slicer 5.10 without SlicerRadiomics (macOS) gives the engine: Python 3.12 with Slicer's numpy

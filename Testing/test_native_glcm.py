@@ -1,4 +1,4 @@
-"""The native GLCM and GLRLM classes equal pyradiomics' (issue 14), each checked on its own.
+"""The native GLCM and GLRLM classes equal pyradiomics', each checked on its own.
 
 Every check runs pyradiomics side by side: the case goes through pyradiomics' own preprocessing
 (``loadImage`` with preCrop, ``checkMask``, the Original / coif1 Wavelet image generators,

@@ -1,4 +1,4 @@
-"""The native backend's memory peak on a large ROI (issue 13: cohort extraction memory).
+"""The native backend's memory peak on a large ROI.
 
 One generated case with a ~300k-voxel tumour (larger than the largest STS tumour, 262k) of smooth
 texture: wide equal-grey zones, the worst case for the zone graph (GLSZM) and the run lengths

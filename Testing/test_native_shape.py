@@ -1,4 +1,4 @@
-"""The native shape class equals pyradiomics' (issue 14), checked on its own and side by side.
+"""The native shape class equals pyradiomics', checked on its own and side by side.
 
 The marching-cubes table of DeepRadScoreLib.features.native.shape is built from the definition;
 here every one of its 256 cube configurations, random small masks and all real cases are meshed

@@ -1,4 +1,4 @@
-"""Native GLSZM, GLDM and NGTDM (features/native, issue 14) equal pyradiomics' own classes.
+"""Native GLSZM, GLDM and NGTDM (features/native) equal pyradiomics' own classes.
 
 Each check feeds our module exactly what pyradiomics' feature class sees inside its extractor
 (the pre-cropped image, the Original or wavelet band, cropped to the ROI's bounding box and

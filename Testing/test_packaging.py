@@ -1,10 +1,10 @@
 """The engine as a user installs it: a wheel built from this repository, not the source tree.
 
 A plain (non-editable) install must carry the default 851-feature parameter file and the report
-template inside the package (issue 9): the wheel is built from a copy of the sources, installed
+template inside the package: the wheel is built from a copy of the sources, installed
 with ``pip install --no-deps --target`` and run from another working directory with the target
 first on ``PYTHONPATH``, so nothing can come from the checkout. Its metadata asks for no compiler: pyradiomics (an sdist
-with C code) is only an extra, the native backend's packages are plain dependencies (issue 14).
+with C code) is only an extra, the native backend's packages are plain dependencies.
 """
 from __future__ import annotations
 

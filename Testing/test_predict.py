@@ -93,7 +93,7 @@ def test_predict_bad_inputs_exit_2_one_line_no_output(trained, tmp_path, capsys)
 
 def test_predict_uses_the_bundle_settings_and_refuses_contradicting_ones(trained, tmp_path, capsys):  # noqa: F811
     """Issue 11 s.3: `predict --thickness-mm 5` on a 3 mm bundle is refused, before any work; the
-    bundle's own thickness is what a case is extracted with; issue 12: the bundle is named."""
+    bundle's own thickness is what a case is extracted with; the bundle is named."""
     ct, mask, _ = _write_case(tmp_path)
     out = tmp_path / "result.json"
     params = tmp_path / "other.yaml"

@@ -70,7 +70,7 @@ def test_pure_noise_gives_a_sparse_score():
     assert len(RadScore().fit(X, y, NAMES[:300]).features_) <= 5
 
 
-# --- scikit-learn's estimator conventions (issue 9) -------------------------------------------
+# --- scikit-learn's estimator conventions -------------------------------------------
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 

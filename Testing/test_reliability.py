@@ -1,4 +1,4 @@
-"""Bad input never gives wrong numbers, a traceback or leftovers (issue 12).
+"""Bad input never gives wrong numbers, a traceback or leftovers.
 
 Truncated files of every format read, NaN/inf voxels, output paths that cannot be written,
 broken cache entries, workers outliving a killed parent and implausible ring thicknesses. Each

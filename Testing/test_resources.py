@@ -1,4 +1,4 @@
-"""The free-core count over a window of useful work (issue 13): no idle sleep when the work was
+"""The free-core count over a window of useful work: no idle sleep when the work was
 long enough, this process's own CPU left out, never fewer than 1 core, a callable job count
 resolved once, right before the radiomics."""
 from __future__ import annotations

@@ -237,7 +237,7 @@ def main() -> int:
 
     total = {run: sum(r[run][0] for r in rows) for run in runs}
     total_cpu = {run: sum(r[run][1] for r in rows) for run in runs}
-    lines = ["# Native radiomics backend vs pyradiomics (`benchmarks/bench_native.py`, issue 14)", "",
+    lines = ["# Native radiomics backend vs pyradiomics (`benchmarks/bench_native.py`)", "",
              f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; Python {platform.python_version()}; "
              f"1-minute load average during the run {min(loads):.2f}-{max(loads):.2f} (a load above the "
              f"CPU count means other work shared the cores). {len(rows)} cases, tumour + 3 mm ring each "

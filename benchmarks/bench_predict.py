@@ -107,7 +107,7 @@ def without_onnx(bundle_dir: Path, folder: Path) -> Path:
 
 
 def busy_loop() -> subprocess.Popen:
-    """A process spinning on the last CPU of our affinity set (the "second core" of issue 13)."""
+    """A process spinning on the last CPU of our affinity set (the "second core" of the speed goals)."""
     import os
 
     cpu = max(os.sched_getaffinity(0))
@@ -144,7 +144,7 @@ step(f"{3 * len(meta.endpoints)} classifiers from their inference files (numpy)"
      lambda: B._load_classifiers(p, meta, list(meta.endpoints), k))
 assert "torch" not in sys.modules and "torchvision" not in sys.modules
 assert not {m.split(".")[0] for m in sys.modules} & {"sklearn", "skops"}, "the bundle has no inference files"
-# What the loader did before the inference files (issue 13), no longer run by predict:
+# What the loader did before the inference files, no longer run by predict:
 old = []
 def former(name, f):
     step(name, f)

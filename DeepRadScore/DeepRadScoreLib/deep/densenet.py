@@ -1,7 +1,7 @@
 """DenseNet121 (Huang et al., CVPR 2017) without importing torchvision.
 
 Why a module of our own: importing ``torchvision.models`` pulls in ``torchvision.ops`` and with
-it ``torch._dynamo``, about 1 s of CPU in every ``predict`` process (issue 13's profile), for one
+it ``torch._dynamo``, about 1 s of CPU in every ``predict`` process (profiled), for one
 network class. This is the same network: module names and tensor shapes are torchvision's, so
 torchvision's ImageNet checkpoints and every bundle trained before load unchanged; modules are
 built in torchvision's order and initialised as it does (Kaiming-normal convolutions, BatchNorm

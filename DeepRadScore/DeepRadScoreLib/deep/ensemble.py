@@ -250,7 +250,7 @@ class DeepEnsemble:
 
     def features_and_gradcams(self, patch_hu, endpoints: list[str]) -> tuple[dict, dict]:
         """:meth:`features` and :meth:`gradcams` of one patch from one backbone pass per network
-        (a prediction needs both; two passes cost twice the Deep-CT's time, issue 13).
+        (a prediction needs both; two passes cost twice the Deep-CT's time).
 
         :param patch_hu: one (160, 160) deep-ROI patch in HU (of a batch, the first is used).
         :param endpoints: the endpoints whose maps are wanted (an unknown one is an InputError).

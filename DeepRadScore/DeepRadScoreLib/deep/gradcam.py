@@ -47,7 +47,7 @@ def gradcam_and_outputs(model: DeepCT, x: torch.Tensor, endpoints: Sequence[int 
     """:func:`gradcam_endpoints` and, from the same backbone pass, the network's outputs for
     ``x``: ``(maps, features (1, E, k), class-1 probabilities (1, E))``, float32, the values
     ``model(x)`` gives (its forward is ``from_activations(activations(x))`` too). One case's
-    prediction needs both; a second backbone pass for the features cost as much again (issue 13).
+    prediction needs both; a second backbone pass for the features cost as much again.
     """
     indices = [model.endpoints.index(e) if isinstance(e, str) else int(e) for e in endpoints]
     if x.dim() == 3:

@@ -15,7 +15,7 @@ deep.<member>.onnx       each network as an ONNX graph (format 4): what predicti
 The RadScores are linear, so they live in bundle.json as plain numbers and are applied with numpy
 (``inference.RadScoreTransform``). Each classifier is applied through its inference file where the
 bundle has one (``model.inference``: exported at save and checked against the pipeline first), so
-that loading a bundle imports neither scikit-learn nor skops (1.5 s of CPU, issue 13); a model
+that loading a bundle imports neither scikit-learn nor skops (1.5 s of CPU); a model
 without one (a format-2 bundle, an export that failed its check) is read from its skops file.
 :attr:`Bundle.pipelines` gives the scikit-learn pipelines themselves, from the skops files, which
 are loaded with :data:`ALLOWED_TYPES`: skops refuses any type it does not trust by
@@ -46,7 +46,7 @@ from DeepRadScoreLib.features.settings import ExtractionSettings
 from DeepRadScoreLib.filehash import sha256_file
 # Only scikit-learn-free modules: a predict process reads bundle.json before the radiomics start,
 # the networks and classifiers in a background thread meanwhile, and never imports scikit-learn
-# or skops when every model it uses has an inference file (issue 13).
+# or skops when every model it uses has an inference file.
 from DeepRadScoreLib.model.inference import (InferenceClassifier, RadScoreTransform, positive_probability,
                                              read_inference, write_inference)
 from DeepRadScoreLib.model.meta import MODELS, RADSCORE_COLUMNS, BundleMeta, ModelInfo

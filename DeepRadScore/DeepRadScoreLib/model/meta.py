@@ -20,7 +20,7 @@ from typing import Any
 from DeepRadScoreLib.features.settings import ExtractionSettings
 
 # The names bundle.json is checked against live here, not in ``classifiers``: reading a bundle's
-# description must not import scikit-learn (0.7 s of a predict process, issue 13).
+# description must not import scikit-learn (0.7 s of a predict process).
 CANDIDATES = ("SVM", "KNN", "RF", "NB", "LR", "MLP", "LDA")
 MODELS = ("radiomics", "deep", "fusion")
 RADSCORE_COLUMNS = ("radscore_tumor", "radscore_peritumoral")

@@ -1,4 +1,4 @@
-"""Grey Level Co-occurrence Matrix features, equal to pyradiomics' ``glcm`` class (issue 14).
+"""Grey Level Co-occurrence Matrix features, equal to pyradiomics' ``glcm`` class.
 
 Definitions follow pyradiomics' documentation for its defaults (3D, distance 1, symmetrical
 GLCM, ``weightingNorm`` None): one co-occurrence matrix per direction of the 13 of the

@@ -1,4 +1,4 @@
-"""Grey Level Run Length Matrix features, equal to pyradiomics' ``glrlm`` class (issue 14).
+"""Grey Level Run Length Matrix features, equal to pyradiomics' ``glrlm`` class.
 
 Definitions follow pyradiomics' documentation for its defaults (3D, ``weightingNorm`` None): a
 run is a maximal chain of consecutive ROI voxels with one grey level along one of the 13

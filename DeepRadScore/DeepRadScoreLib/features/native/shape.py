@@ -1,4 +1,4 @@
-"""pyradiomics' 14 non-deprecated 3D shape features in numpy/scipy (the native backend, issue 14).
+"""pyradiomics' 14 non-deprecated 3D shape features in numpy/scipy (the native backend).
 
 ``features(mask, spacing)`` returns what ``radiomics.shape.RadiomicsShape`` returns for the same
 mask: the ROI's bounding-box crop (pyradiomics' ``computeShape`` crop, no padDistance), which is
