@@ -23,26 +23,15 @@ from conftest import make_case
 from DeepRadScoreLib.cli.main import main
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.filehash import sha256_file
-from DeepRadScoreLib.model.bundle import Bundle, _content_hash
+from DeepRadScoreLib.model.bundle import Bundle
 from DeepRadScoreLib.features.extraction import read_feature_table
+from test_bundle import _rewrite_meta, bundle_copy  # noqa: F401  (a copy of the trained bundle)
 from test_training import trained  # noqa: F401  (the session's trained bundle)
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKER = 'raise ImportError("blocked: this process must not import {name}")\n'
 
 
-@pytest.fixture()
-def bundle_copy(trained, tmp_path):  # noqa: F811
-    path = tmp_path / "bundle"
-    shutil.copytree(trained["bundle"], path)
-    return path
-
-
-def _rewrite_meta(path, change):
-    meta = json.loads((path / "bundle.json").read_text())
-    change(meta)
-    meta["content_sha256"] = _content_hash(meta)
-    (path / "bundle.json").write_text(json.dumps(meta))
 
 
 def _rehash(path, name):

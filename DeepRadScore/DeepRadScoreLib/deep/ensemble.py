@@ -27,7 +27,7 @@ import torch
 
 from DeepRadScoreLib.deep.model import DeepCT, check_backbone
 from DeepRadScoreLib.errors import InputError
-from DeepRadScoreLib.regions import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, WINDOWS
+from DeepRadScoreLib.regions import IMAGENET_MEAN, IMAGENET_STD, WINDOWS
 
 
 FORMAT_VERSION = 1
@@ -158,16 +158,11 @@ def forward_batches(model: DeepCT, hu: torch.Tensor, device: torch.device,
 
 
 def patches_tensor(patches_hu) -> torch.Tensor:
-    """(N, 160, 160) or one (160, 160) HU array -> float32 tensor; InputError on shape or NaN."""
-    patches = np.asarray(patches_hu, dtype=np.float32)
-    if patches.ndim == 2:
-        patches = patches[None]
-    if patches.ndim != 3 or patches.shape[1:] != (PATCH_SIZE, PATCH_SIZE):
-        raise InputError(f"deep-ROI patches must be (N, {PATCH_SIZE}, {PATCH_SIZE}) HU arrays, "
-                         f"got shape {patches.shape}")
-    if not np.isfinite(patches).all():
-        raise InputError("deep-ROI patches contain NaN or infinite values")
-    return torch.from_numpy(patches)
+    """(N, 160, 160) or one (160, 160) HU array -> float32 tensor; InputError on shape or NaN
+    (the one check both runtimes apply, :func:`~DeepRadScoreLib.deep.onnx_ensemble.check_patches`)."""
+    from DeepRadScoreLib.deep.onnx_ensemble import check_patches
+
+    return torch.from_numpy(check_patches(patches_hu))
 
 
 class DeepEnsemble:
