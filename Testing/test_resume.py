@@ -39,7 +39,9 @@ def write_cohort(folder: Path, n_cases: int) -> Path:
 
 def cache_entries(output_csv: Path) -> set[str]:
     cache = output_paths(output_csv)[3]
-    return {p.stem for p in cache.glob("*.json")} if cache.is_dir() else set()
+    # Finished entries only: an entry being written is a hidden temporary ``.<key>.json.*.tmp.json``
+    # that a stopped run removes, so counting it made the count drop after the kill.
+    return {p.stem for p in cache.glob("*.json") if not p.name.startswith(".")} if cache.is_dir() else set()
 
 
 def kill_half_way(manifest: Path, output_csv: Path, signal_name: str, n_cases: int, timeout: float = 300) -> int:

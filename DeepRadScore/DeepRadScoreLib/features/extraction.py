@@ -218,14 +218,17 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
     report(progress, 0.0, "hashing the input files", cancel)
     fixed = _fixed_key_part(settings)
     keys = {c.case_id: _case_key(c, fixed) for c in cases}
-    done: dict[str, tuple[dict, np.ndarray]] = {}
+    # Only the ids of finished cases stay in this process; their numbers are in the cache, read
+    # back a few at a time when the table is written, so its memory does not grow with the cohort.
+    done: set[str] = set()
     for c in cases:
         hit = _read_cache(cache, keys[c.case_id], names)
         if hit is _BROKEN:
             result.broken_cache.append(c.case_id)
         elif hit is not None:
-            done[c.case_id] = hit
+            done.add(c.case_id)
             result.cached.append(c.case_id)
+        del hit
     if result.broken_cache:
         logger.info("%d unusable cache entries in %s, computed again", len(result.broken_cache), cache)
     pending = sorted((c for c in cases if c.case_id not in done), key=_case_size, reverse=True)
@@ -234,7 +237,7 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
     def finished(case: CaseEntry, features, patch, reason) -> None:
         if reason is None:
             _write_cache(cache, keys[case.case_id], case, features, patch)
-            done[case.case_id] = (features, patch)
+            done.add(case.case_id)
             result.computed.append(case.case_id)
         else:
             result.failed[case.case_id] = reason
@@ -270,15 +273,11 @@ def _extract_cases(manifest: Manifest, cases: list[CaseEntry], output_csv, pool,
                          f"first: {failures[0][0]}: {failures[0][2]}")
 
     extracted = [c.case_id for c in cases if c.case_id in done]
-    table = pd.DataFrame([[done[c][0][n] for n in names] for c in extracted], columns=names)
-    table.insert(0, "case_id", extracted)
     # The settings sidecar is renamed into place before the table, so a table never stands
     # beside the settings of another run.
     with atomic_file(features_csv) as tmp_csv, atomic_file(patches_npz) as tmp_npz, \
             atomic_file(settings_path(features_csv)) as tmp_settings:
-        table.to_csv(tmp_csv, index=False)
-        with open(tmp_npz, "wb") as handle:
-            np.savez(handle, **{c: done[c][1] for c in extracted})
+        _write_table(tmp_csv, tmp_npz, cache, extracted, keys, names)
         write_settings(tmp_settings, settings)
     _prune_cache(cache, set(keys.values()))
     return result
@@ -454,6 +453,36 @@ def _read_cache(cache: Path, key: str, names: list[str]):
     if patch.shape != (PATCH_SIZE, PATCH_SIZE) or patch.dtype != np.float32:
         return _BROKEN
     return features, patch
+
+
+# Cases read back from the cache at a time while the table is written.
+TABLE_CHUNK = 32
+
+
+def _write_table(csv_path: Path, npz_path: Path, cache: Path, case_ids: list[str], keys: dict[str, str],
+                 names: list[str]) -> None:
+    """The feature table and its patches file from the cache entries of ``case_ids``, in that
+    order, :data:`TABLE_CHUNK` cases at a time: the same bytes of CSV as one ``to_csv`` of the
+    whole table (every row is formatted on its own) and the same archive ``np.savez`` writes."""
+    import zipfile
+
+    import pandas as pd
+
+    with open(csv_path, "w", newline="", encoding="utf-8") as table, \
+            zipfile.ZipFile(npz_path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for start in range(0, len(case_ids), TABLE_CHUNK):
+            chunk, rows = case_ids[start:start + TABLE_CHUNK], []
+            for case_id in chunk:
+                hit = _read_cache(cache, keys[case_id], names)
+                if not isinstance(hit, tuple):
+                    raise InputError(f"{cache}: the cache entry of {case_id} was removed or changed "
+                                     f"while the table was written; run the extraction again")
+                rows.append([hit[0][n] for n in names])
+                with archive.open(f"{case_id}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, hit[1], allow_pickle=False)
+            frame = pd.DataFrame(rows, columns=names)
+            frame.insert(0, "case_id", chunk)
+            frame.to_csv(table, index=False, header=start == 0)
 
 
 def _write_cache(cache: Path, key: str, case: CaseEntry, features: dict, patch: np.ndarray) -> None:
