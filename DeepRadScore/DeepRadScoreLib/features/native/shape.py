@@ -292,7 +292,7 @@ def _diameters(half: np.ndarray, spacing_kji: np.ndarray) -> dict[str, float]:
             "Maximum2DDiameterRow": float(values[2]), "Maximum3DDiameter": float(values[3])}
 
 
-def _eigenvalues(padded: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
+def covariance_eigenvalues(padded: np.ndarray, spacing_kji: np.ndarray) -> np.ndarray:
     """Sorted eigenvalues of the covariance (population) of the ROI voxels' physical coordinates."""
     coordinates = np.stack(np.nonzero(padded), axis=1) * spacing_kji
     coordinates -= coordinates.mean(axis=0)
@@ -324,7 +324,7 @@ def features(mask: np.ndarray, spacing: tuple[float, float, float], deprecated: 
     padded = np.pad(np.asarray(mask, dtype=bool), 1)
     area, volume = mesh_area_volume(padded, spacing_kji)
     count = int(np.count_nonzero(padded))
-    least, minor, major = _eigenvalues(padded, spacing_kji)
+    least, minor, major = covariance_eigenvalues(padded, spacing_kji)
     out = {
         "MeshVolume": volume,
         "VoxelVolume": count * float(np.prod(spacing_kji)),

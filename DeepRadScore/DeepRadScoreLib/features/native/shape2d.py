@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from DeepRadScoreLib.features import mesh
+from DeepRadScoreLib.features.native.shape import covariance_eigenvalues
 
 
 # pyradiomics' order (getFeatureNames: alphabetical), deprecated SphericalDisproportion left out.
 NAMES = ("Elongation", "MajorAxisLength", "MaximumDiameter", "MeshSurface", "MinorAxisLength",
          "Perimeter", "PerimeterSurfaceRatio", "PixelSurface", "Sphericity")
 DEPRECATED = ("SphericalDisproportion",)
-_EIGEN_ROUNDING = 1e-10
 
 
 def _square_tables(spacing) -> tuple[np.ndarray, np.ndarray]:
@@ -45,16 +45,6 @@ def _square_tables(spacing) -> tuple[np.ndarray, np.ndarray]:
         elif n == 4:
             area[c] = 1.0
     return area * sx * sy, perimeter
-
-
-def _eigenvalues(padded: np.ndarray, spacing) -> np.ndarray:
-    coordinates = np.stack(np.nonzero(padded), axis=1) * np.asarray(spacing, dtype=float)
-    coordinates -= coordinates.mean(axis=0)
-    coordinates /= np.sqrt(len(coordinates))
-    covariance = np.dot(np.ascontiguousarray(coordinates.T), coordinates)
-    values = np.real(np.linalg.eigvals(covariance))
-    values[(values < 0) & (values > -_EIGEN_ROUNDING)] = 0.0
-    return np.sort(values)
 
 
 def _vertices(padded: np.ndarray) -> np.ndarray:
@@ -84,7 +74,7 @@ def features(mask: np.ndarray, spacing, deprecated: bool = False) -> dict[str, f
     points = np.zeros((len(hull), 3))
     points[:, :2] = hull * scale
     diameter = float(np.sqrt(mesh.max_squared_distance(points))) if len(hull) else 0.0
-    minor, major = _eigenvalues(padded, spacing)
+    minor, major = covariance_eigenvalues(padded, np.asarray(spacing, dtype=float))
     sy, sx = (float(s) for s in spacing)
     sphericity = (2 * np.sqrt(np.pi * surface)) / perimeter if perimeter else float("nan")
     values = {
