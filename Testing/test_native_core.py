@@ -93,8 +93,6 @@ def test_module_names_are_pyradiomics_non_deprecated(cls):
 
 
 @pytest.mark.parametrize("section, key, value, message", [
-    ("imageType", "LBP3D", {}, "image type 'LBP3D'"),
-    ("imageType", "LBP2D", {"lbp2DRadius": 2}, "image type 'LBP2D'"),
     ("imageType", "Wavelet", {"label": 2}, "setting 'label' under imageType 'Wavelet'"),
     ("featureClass", "glcm", ["NoSuchFeature"], "feature glcm/NoSuchFeature"),
 ])

@@ -116,10 +116,22 @@ def _find_roi_feature_names(parameters: RadiomicsParameters) -> tuple[str, ...]:
     texture_classes = [c for c in extractor.enabledFeatures if not c.startswith("shape")]
     for image_type, custom in extractor.enabledImagetypes.items():
         settings = {**extractor.settings, **custom}
-        for _, image_name, _ in getattr(imageoperations, f"get{image_type}Image")(tiny, tiny_mask, **settings):
+        made = list(getattr(imageoperations, f"get{image_type}Image")(tiny, tiny_mask, **settings))
+        if not made and texture_classes:
+            # pyradiomics only logs a warning when a filter's package is missing (LBP2D needs
+            # scikit-image, LBP3D trimesh and scipy's sph_harm, gone since SciPy 1.17) and
+            # yields nothing: the table would silently lack the columns.
+            raise InputError(f"{parameters.source}: pyradiomics cannot make the {image_type} images here "
+                             f"({_LBP_NEEDS.get(image_type, 'its filter is unavailable')}); "
+                             "use --radiomics-backend native, which computes them")
+        for _, image_name, _ in made:
             for class_name in texture_classes:
                 names += [f"{image_name}_{class_name}_{name}" for name in enabled(class_name)]
     return tuple(names)
+
+
+_LBP_NEEDS = {"LBP2D": "it needs scikit-image",
+              "LBP3D": "it needs trimesh and scipy.special.sph_harm, which SciPy 1.17 removed"}
 
 
 def extract_case_features(image: sitk.Image, mask: sitk.Image, ring: sitk.Image,

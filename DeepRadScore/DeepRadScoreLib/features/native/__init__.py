@@ -1,7 +1,7 @@
 """A pyradiomics-equal radiomics backend in numpy, scipy and PyWavelets (no pyradiomics import).
 
 It returns pyradiomics' own numbers (relative 1e-6) for every pyradiomics setting and image
-type but LBP2D and LBP3D (refused by name), and is the default backend. ``params``
+type (LBP2D and LBP3D in ``lbp``, without scikit-image or trimesh), and is the default backend. ``params``
 reads and validates a pyradiomics parameter set, ``preprocess`` reproduces pyradiomics'
 normalisation, resampling, mask correction, crops, mask checks, resegmentation and
 discretisation (the filters are :mod:`DeepRadScoreLib.features.filters`, shared with the

@@ -31,6 +31,7 @@ import SimpleITK as sitk
 
 from DeepRadScoreLib.errors import InputError
 from DeepRadScoreLib.features import filters
+from DeepRadScoreLib.features.native import lbp
 from DeepRadScoreLib.features.native import params as native_params
 from DeepRadScoreLib.features.native import preprocess
 from DeepRadScoreLib.features.native.params import NativeSettings
@@ -45,6 +46,8 @@ _ROI_LABELS = {"tumor": "tumour mask", "peritumoral": "peritumoral ring"}
 
 def image_names(image_type: str, settings: NativeSettings) -> tuple[str, ...]:
     """The filtered images an image type yields, named as pyradiomics names them."""
+    if image_type in lbp.IMAGE_TYPES:
+        return lbp.image_names(image_type, settings.for_image(image_type))
     return filters.image_names(image_type, settings.for_image(image_type))
 
 
@@ -284,8 +287,8 @@ class _Case:
             slots = {(key, image_name): slot for slot, key, _, image_name in group}
             for (key, image_name), grey in self._filtered(image_type, {task[1] for task in group}):
                 if (key, image_name) in slots:
-                    yield slots[(key, image_name)], (lambda key=key, grey=grey, it=image_type:
-                                                     self._texture(key, grey, it))
+                    yield slots[(key, image_name)], (lambda key=key, grey=grey, it=image_type, n=image_name:
+                                                     self._texture(key, grey, it, n))
                 del grey
 
     def _shape(self, key: str) -> dict[str, float]:
@@ -335,8 +338,12 @@ class _Case:
                 box = self.crop_box[key]
                 (k0, j0, i0), (k1, j1, i1) = box
                 crop = self.images[key][int(i0):int(i1) + 1, int(j0):int(j1) + 1, int(k0):int(k1) + 1]
+                if image_type in lbp.IMAGE_TYPES:
+                    images = lbp.filtered(image_type, sitk.GetArrayFromImage(crop), self._crop_roi(key), own)
+                else:
+                    images = filters.filtered_images(image_type, crop, own, self.labels[key])
                 try:
-                    for name, grey in filters.filtered_images(image_type, crop, own, self.labels[key]):
+                    for name, grey in images:
                         yield (key, name), preprocess.crop(grey, preprocess.relative(self.bbox[key], box))
                         del grey
                 except ValueError as err:
@@ -347,6 +354,14 @@ class _Case:
                 for key in members:
                     yield (key, name), preprocess.crop(band, preprocess.relative(self.bbox[key], box))
                 del band  # before the transform computes the next band
+
+    def _crop_roi(self, key: str) -> np.ndarray:
+        """The ROI (resegmented where asked) on its preCrop box: the mask pyradiomics hands the
+        filters (LBP3D reads it)."""
+        lo, hi = self.crop_box[key]
+        roi = np.zeros(tuple(int(b - a) + 1 for a, b in zip(lo, hi)), dtype=bool)
+        preprocess.crop(roi, preprocess.relative(self.bbox[key], self.crop_box[key]))[...] = self.rois[key]
+        return roi
 
     def _filter_boxes(self, keys: list[str]) -> list[tuple[list[str], preprocess.Box]]:
         """Which boxes to filter, and which ROIs take their bands from each (see module doc).
@@ -374,11 +389,16 @@ class _Case:
             sources.append((free, (np.min([b[0] for b in boxes], axis=0), np.max([b[1] for b in boxes], axis=0))))
         return sources
 
-    def _texture(self, key: str, grey: np.ndarray, image_type: str) -> dict[str, float]:
+    def _texture(self, key: str, grey: np.ndarray, image_type: str, image_name: str) -> dict[str, float]:
         from DeepRadScoreLib.features.native import params
 
         roi = self.rois[key]
         own = self.settings.for_image(image_type)
+        if grey.dtype.kind == "f" and not np.isfinite(grey[roi]).all():
+            # pyradiomics' binning fails on these (a NaN LBP variance of a flat patch, a NaN
+            # kurtosis of flat LBP3D samples): one line instead of its ValueError.
+            raise InputError(f"{self.labels[key]}: the {image_name} image has non-finite values inside the ROI, "
+                             "so its features are undefined (pyradiomics fails on them too)")
         bin_width, bin_count = own["binWidth"], own["binCount"]
         q = None
         values: dict[str, float] = {}

@@ -5,8 +5,8 @@ mapping or a YAML file (``imageType``, ``featureClass``, ``setting``, ``voxelSet
 a frozen :class:`NativeSettings`, cached by the parameters' SHA-256. Every pyradiomics setting is
 reproduced (:data:`REPRODUCED`, the filters' own settings, per-image-type overrides of the
 per-image ones), and the voxel-based settings change nothing here (the engine never runs voxel
-extraction). What is not reproduced, the image types LBP2D and LBP3D and a label overridden
-under one image type, is refused with one line naming it: the
+extraction). What is not reproduced, a label overridden under one image type and
+``lbp3DLevels`` 1 (on which pyradiomics itself fails), is refused with one line naming it: the
 native backend must never return numbers that differ from pyradiomics' for the same file, so a
 file it cannot follow is an error, not a silent approximation.
 """
@@ -27,7 +27,7 @@ from DeepRadScoreLib.features.params import DEFAULTS, PARAMS_PATH, TOP_LEVEL, Pa
 FEATURE_CLASSES = ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape", "shape2D")
 # The image types reproduced (``features.filters`` makes them), in pyradiomics' own order.
 IMAGE_TYPES = ("Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm", "Exponential",
-               "Gradient")
+               "Gradient", "LBP2D", "LBP3D")
 
 # Settings the native backend follows for any valid value.
 REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "padDistance",
@@ -38,7 +38,9 @@ REPRODUCED = ("binWidth", "binCount", "voxelArrayShift", "label", "preCrop", "pa
 # Settings read per filtered image (an image type may override them): the discretisation's, the
 # feature classes' and the filters' own.
 PER_IMAGE = ("binWidth", "binCount", "voxelArrayShift", "distances", "symmetricalGLCM", "weightingNorm",
-             "gldm_a", "force2D", "force2Ddimension", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing")
+             "gldm_a", "force2D", "force2Ddimension", "sigma", "wavelet", "level", "start_level", "gradientUseSpacing",
+             "lbp2DRadius", "lbp2DSamples", "lbp2DMethod", "lbp3DLevels", "lbp3DIcosphereRadius",
+             "lbp3DIcosphereSubdivision")
 # Deprecated features whose pyradiomics method only raises a DeprecationWarning: listed, they
 # give no value and no key (the other deprecated ones, the modules' ``DEPRECATED``, are computed).
 SILENT_DEPRECATED = {"glcm": ("Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"),
@@ -175,7 +177,8 @@ def from_dict(params: Any, source: str = "<parameters>") -> NativeSettings:
     image_settings = []
     for image_type, custom in image_section.items():
         if image_type not in IMAGE_TYPES:
-            raise unsupported(source, f"image type {image_type!r}")
+            # Every image type pyradiomics has is reproduced: another name is a typo.
+            raise invalid(source, f"unknown image type {image_type!r}")
         if custom is None:
             custom = {}
         if not isinstance(custom, dict):
@@ -261,6 +264,19 @@ def _check_value(name: str, value: Any, source: str) -> None:
         ok = integer(value) and value >= (1 if name == "level" else 0)
     elif name == "gradientUseSpacing":
         ok = isinstance(value, bool)
+    elif name in ("lbp2DRadius", "lbp3DIcosphereRadius"):
+        ok = number(value) and value > 0
+    elif name == "lbp2DSamples":
+        ok = integer(value) and value >= 1
+    elif name == "lbp2DMethod":
+        ok = value in ("default", "ror", "uniform", "var")
+    elif name == "lbp3DLevels":
+        if integer(value) and value == 1:
+            raise invalid(source, "lbp3DLevels 1: pyradiomics' getLBP3DImage fails on it with an indexing "
+                                  "error; use 2 or more")
+        ok = integer(value) and value >= 2
+    elif name == "lbp3DIcosphereSubdivision":
+        ok = integer(value) and value >= 0
     elif name == "binCount":
         ok = value is None or (integer(value) and value > 0)
     elif name == "voxelArrayShift":
