@@ -49,15 +49,23 @@ def check_case_bins(image, mask, ring, params) -> None:
     """:func:`check_bin_count` for the tumour (``mask``) and the ``ring`` (SimpleITK 0/1 masks on
     ``image``) at every image type's binning of ``params`` (a ``features.params.
     RadiomicsParameters``)."""
+    import numpy as np
     import SimpleITK as sitk
 
     binnings = _binnings(params)
-    stats = sitk.LabelStatisticsImageFilter()  # in C++, no image-sized temporary
+    if not binnings:
+        return
+    # Views, not copies; the ROI's voxels are found with one pass over the mask. (SimpleITK's
+    # LabelStatisticsImageFilter took 0.1 s an ROI, a quarter of a demo case's extraction.)
+    values = sitk.GetArrayViewFromImage(image).reshape(-1)
     for name, roi in (("tumour mask", mask), ("peritumoral ring", ring)):
-        stats.Execute(image, sitk.Cast(roi, sitk.sitkUInt8))
-        if not stats.HasLabel(1):
+        if roi.GetSize() != image.GetSize():
+            continue  # another grid: the backends check (or correct) the geometry themselves
+        inside = np.flatnonzero(sitk.GetArrayViewFromImage(roi).reshape(-1) == 1)
+        if inside.size == 0:
             continue  # an empty ROI is refused by the extraction with its own message
-        lo, hi = stats.GetMinimum(1), stats.GetMaximum(1)
+        roi_values = values[inside]
+        lo, hi = float(roi_values.min()), float(roi_values.max())
         for image_type, width, count in binnings:
             if count is not None:
                 check_bin_count(int(count), f"{name}: binCount {count} ({image_type})")
