@@ -23,12 +23,13 @@ CPU = torch.device("cpu")
 
 def test_auto_follows_the_cpu_and_the_device():
     assert resolve_precision("auto", CPU, frozenset({"avx2", "amx_bf16", "amx_tile"})) == "bf16"
-    # AVX-512 BF16 without AMX, or AVX2 only (an AMD EPYC): float32.
-    assert resolve_precision("auto", CPU, frozenset({"avx512f", "avx512_bf16"})) == "fp32"
+    # AVX-512 BF16 without AMX (an AMD EPYC Zen 4): bf16 too; AVX2 or plain AVX-512: float32.
+    assert resolve_precision("auto", CPU, frozenset({"avx512f", "avx512_bf16"})) == "bf16"
     assert resolve_precision("auto", CPU, frozenset({"avx2"})) == "fp32"
+    assert resolve_precision("auto", CPU, frozenset({"avx2", "avx512f", "avx512_vnni"})) == "fp32"
     assert resolve_precision("auto", torch.device("cuda")) == "fp16"
     assert resolve_precision("fp32", CPU, frozenset({"amx_bf16"})) == "fp32"
-    here = "bf16" if "amx_bf16" in cpu_flags() else "fp32"
+    here = "bf16" if {"amx_bf16", "avx512_bf16"} & cpu_flags() else "fp32"
     assert resolve_precision("auto", CPU) == here
 
 

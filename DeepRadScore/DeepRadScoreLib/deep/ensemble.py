@@ -107,10 +107,11 @@ def resolve_device(name: str) -> torch.device:
 def resolve_precision(precision: str, device: torch.device, flags: frozenset[str] | None = None) -> str:
     """The training steps' precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
 
-    ``auto``: fp16 with a gradient scaler on CUDA; on a CPU, bf16 where it has AMX tiles for
-    bf16 (``amx_bf16``: a DenseNet121 step took 0.66 s instead of 1.20 s on such an Intel Xeon),
-    float32 elsewhere (AVX-512 BF16 alone or AVX2 gains little and rounds the same way), so the
-    choice follows the CPU and the bundle records it.
+    ``auto``: fp16 with a gradient scaler on CUDA; on a CPU, bf16 where it has bf16 arithmetic
+    (``amx_bf16`` tiles or ``avx512_bf16``: the same DenseNet121 training took 0.63x the float32
+    time on an Intel Xeon with AMX and 0.59x on an AMD EPYC with AVX-512 BF16,
+    benchmarks/results/precision.md), float32 elsewhere (AVX2, plain AVX-512: bf16 would be
+    emulated), so the choice follows the CPU and the bundle records it.
     """
     if precision != "auto":
         return precision
@@ -118,7 +119,11 @@ def resolve_precision(precision: str, device: torch.device, flags: frozenset[str
         return "fp16"
     from DeepRadScoreLib.resources import cpu_flags
 
-    return "bf16" if "amx_bf16" in (cpu_flags() if flags is None else flags) else "fp32"
+    return "bf16" if BF16_FLAGS & (cpu_flags() if flags is None else flags) else "fp32"
+
+
+# CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic, which oneDNN's bf16 kernels use.
+BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
 def hu_to_input(hu: torch.Tensor) -> torch.Tensor:
