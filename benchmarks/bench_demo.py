@@ -22,6 +22,38 @@ from pathlib import Path
 from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "DeepRadScore"))
+
+
+def trained_precision(out: Path) -> str:
+    """The precision the demo's Deep-CT trained in, as its bundle records it (auto resolves by CPU)."""
+    import json
+
+    return json.loads((out / "bundle" / "bundle.json").read_text())["deep"]["summary"]["precision"]
+
+
+def results_table(out: Path) -> list[str]:
+    """The README's results table, from the demo's metrics.csv and bundle: per endpoint the test
+    AUC of each model, the fusion's CI, nested-CV AUC, classifier, Brier score and calibration
+    slope."""
+    import pandas as pd
+
+    from DeepRadScoreLib.model.bundle import Bundle
+
+    metrics = pd.read_csv(out / "report" / "metrics.csv")
+    bundle = Bundle.load(out / "bundle", device="cpu")
+    rows = ["| endpoint | test n (positive) | Radiomics-Score AUC | Deep-CT AUC | Deep-RadScore AUC [95 % CI] "
+            "| fusion: nested CV AUC (train) | fusion classifier | Brier | calibration slope |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for endpoint in pd.unique(metrics.endpoint):
+        by_model = metrics[metrics.endpoint == endpoint].set_index("model")
+        fusion = by_model.loc["fusion"]
+        info = bundle.model_info(endpoint, "fusion")
+        rows.append(f"| {endpoint} | {int(fusion.n)} ({int(fusion.n_pos)}) | {by_model.loc['radiomics', 'auc']:.3f} "
+                    f"| {by_model.loc['deep', 'auc']:.3f} | {fusion.auc:.3f} [{fusion.auc_ci_low:.3f}, "
+                    f"{fusion.auc_ci_high:.3f}] | {info.nested_cv_auc.mean:.3f} | {info.chosen} "
+                    f"| {fusion.brier_score:.3f} | {fusion.calibration_slope:.2f} |")
+    return rows
 
 
 
@@ -63,6 +95,11 @@ def main() -> int:
         "| stage | seconds |",
         "| --- | ---: |",
         *rows,
+        "",
+        "Test-split results of this run (the README's table is copied from here); Deep-CT trained in "
+        f"{trained_precision(out)}:",
+        "",
+        *results_table(out),
         "",
         "The demo trains on a synthetic cohort: its model has no clinical meaning.",
         "",
