@@ -151,6 +151,41 @@ def test_random_masks_mesh_equals_pyradiomics():
         assert np.allclose(ours_diameters, diameters, rtol=1e-10), n
 
 
+def _circle_outline(radius: int, slices: int = 1) -> np.ndarray:
+    """A one-voxel-wide circle outline in ``slices`` slices: planes with many candidate points
+    (two per row, 2 * radius rows) but few mesh vertices, so pyradiomics' O(V^2) search is quick."""
+    yy, xx = np.mgrid[-radius - 1:radius + 2, -radius - 1:radius + 2]
+    r = np.hypot(yy, xx)
+    ring = (r <= radius) & (r > radius - 1.2)
+    return np.pad(np.repeat(ring[None], slices, axis=0), 1)
+
+
+@pytest.mark.parametrize("radius", [40, 150])
+def test_large_planes_diameters_equal_pyradiomics(radius):
+    """A plane of 2 x 150 rows has more candidates than mesh.SMALL_PLANE (its farthest pair
+    comes from its hull), one of 2 x 40 fewer (searched pair by pair): both equal cshape.c."""
+    mask = _circle_outline(radius, slices=2)
+    spacing = (2.5, 0.7, 0.9)
+    *_, diameters = _py_mesh(mask, spacing)
+    ours = shape._diameters(mesh.mesh_vertices(mask), np.asarray(spacing))
+    ours = [ours[name] for name in ("Maximum2DDiameterSlice", "Maximum2DDiameterColumn",
+                                    "Maximum2DDiameterRow", "Maximum3DDiameter")]
+    assert np.allclose(ours, diameters, rtol=1e-10)
+
+
+def test_plane_search_with_and_without_hull_agree(monkeypatch):
+    """The farthest pair of a plane is the same searched over its hull or over all candidates."""
+    rng = np.random.default_rng(3)
+    masks = [_circle_outline(90)] + [np.pad(rng.random((4, 30, 30)) < 0.5, 1) for _ in range(5)]
+    for mask in masks:
+        half = mesh.mesh_vertices(mask)
+        monkeypatch.setattr(mesh, "SMALL_PLANE", 0)
+        with_hull = mesh.diameters(half, (1.7, 0.6, 0.8))
+        monkeypatch.setattr(mesh, "SMALL_PLANE", 10 ** 9)
+        without = mesh.diameters(half, (1.7, 0.6, 0.8))
+        assert np.array_equal(with_hull, without)
+
+
 def test_generated_cases_equal_pyradiomics():
     for name, image, mask in cases.generated_cases():
         check_case(image, mask)

@@ -16,6 +16,10 @@ import numpy as np
 # Point pairs per block of the farthest-pair search: a hull of ~1500 vertices compared at once
 # made two (1500, 1500, 3) float64 arrays, over 100 MB; blocks of rows give the same maximum.
 PAIRS_PER_BLOCK = 1 << 18
+# A plane with at most this many candidate points is searched pair by pair without its hull: its
+# 256^2 distances cost less than a qhull call (the per-plane ConvexHull was a tenth of a cohort
+# extraction's CPU), and a superset of the hull holds the same farthest pair.
+SMALL_PLANE = 256
 
 
 def mesh_vertices(padded: np.ndarray) -> np.ndarray:
@@ -89,7 +93,7 @@ def diameters(half: np.ndarray, spacing_kji) -> np.ndarray:
         best = 0.0
         for plane in np.split(candidates, starts):
             if len(plane) > 1:
-                hull = plane[hull_vertices(plane[:, in_plane])]
-                best = max(best, max_squared_distance((hull / 2.0) * spacing))
+                points = plane if len(plane) <= SMALL_PLANE else plane[hull_vertices(plane[:, in_plane])]
+                best = max(best, max_squared_distance((points / 2.0) * spacing))
         result[axis] = best
     return np.sqrt(result)
