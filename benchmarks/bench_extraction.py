@@ -2,12 +2,14 @@
 """Extraction speed: DeepRadScore vs plain pyradiomics, side by side in one run.
 
 1. One case, ../shared/data/ibsi_ct_phantom/nifti (real NSCLC, ~125k-voxel tumour): tumour + 3 mm
-   ring features by ``radiomics_features.extract_case_features`` (2 processes) vs pyradiomics'
+   ring features by the native backend (one thread) and by our pyradiomics path
+   (``features.radiomics.extract_case_features``, 1 and 2 processes) vs pyradiomics'
    ``RadiomicsFeatureExtractor(params).execute`` on the tumour and then on the ring with the same
    parameter file (``preCrop`` on). Image, mask and ring are loaded once beforehand for both, so
    the times are the extraction alone. Median of ``--repeats`` interleaved runs.
 2. Cohort, the 18 cases of ../shared/data/ibsi_sts_ct: ``deepradscore extract --manifest ...
-   --workers 2`` (fresh cache) vs pyradiomics' own batch command ``pyradiomics batch.csv --jobs 2``
+   --workers 2`` (fresh cache) with ``--radiomics-backend native`` (what ``auto`` picks) and
+   ``pyradiomics`` vs pyradiomics' own batch command ``pyradiomics batch.csv --jobs 2``
    on the same 36 ROIs (tumour and ring of each case; the rings are written beforehand, untimed).
    Wall time, throughput, CPU seconds and peak memory of each command's whole process tree
    (summed over the process and its descendants, sampled every 50 ms; memory as PSS, which counts
@@ -142,8 +144,8 @@ def one_case(repeats: int) -> dict:
     from DeepRadScoreLib.features.native.backend import extract_case_features as native
 
     runs = {"deepradscore native backend (1 thread)": lambda: native(case.image, case.mask, ring),
-            "deepradscore (2 processes)": lambda: extract_case_features(case.image, case.mask, ring, jobs=2),
-            "deepradscore (1 process)": lambda: extract_case_features(case.image, case.mask, ring, jobs=1),
+            "deepradscore, pyradiomics path (2 processes)": lambda: extract_case_features(case.image, case.mask, ring, jobs=2),
+            "deepradscore, pyradiomics path (1 process)": lambda: extract_case_features(case.image, case.mask, ring, jobs=1),
             "pyradiomics, tumour then ring": plain,
             "pyradiomics, tumour then ring, 1 BLAS thread": plain_one_blas_thread}
     times = {name: [] for name in runs}
@@ -156,7 +158,7 @@ def one_case(repeats: int) -> dict:
             times[name].append(time.perf_counter() - started)
             cpu[name].append(time.process_time() - started_cpu)
     reference = values["pyradiomics, tumour then ring"]
-    ours = values["deepradscore (2 processes)"]
+    ours = values["deepradscore, pyradiomics path (2 processes)"]
     return {"times": {n: statistics.median(t) for n, t in times.items()}, "all_times": times,
             "cpu": {n: statistics.median(c) for n, c in cpu.items()},
             "tumour_voxels": int(sitk.GetArrayViewFromImage(case.mask).sum()),
@@ -188,9 +190,10 @@ def cohort(work: Path) -> dict:
 
     results = {"cases": len(cases), "tumour_voxels": (min(voxels), max(voxels))}
     ours_csv = work / "ours" / "features.csv"
-    results["deepradscore extract --workers 2"] = run_measured(
+    # Our pyradiomics path, asked for by name: `auto` (the default) is the native backend.
+    results["deepradscore extract --workers 2 --radiomics-backend pyradiomics"] = run_measured(
         [str(BIN / "deepradscore"), "extract", "--manifest", str(work / "manifest.csv"), "-o", str(ours_csv),
-         "--workers", "2"])
+         "--workers", "2", "--radiomics-backend", "pyradiomics"])
     native_csv = work / "native" / "features.csv"
     results["deepradscore extract --workers 2 --radiomics-backend native"] = run_measured(
         [str(BIN / "deepradscore"), "extract", "--manifest", str(work / "manifest.csv"), "-o", str(native_csv),
@@ -276,7 +279,8 @@ def write_markdown(out: Path, single: dict, group: dict, before: str, after: str
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     reference_wall = group["pyradiomics batch --jobs 2"]["wall"]
-    for name in ("deepradscore extract --workers 2", "deepradscore extract --workers 2 --radiomics-backend native",
+    for name in ("deepradscore extract --workers 2 --radiomics-backend pyradiomics",
+                 "deepradscore extract --workers 2 --radiomics-backend native",
                  "pyradiomics batch --jobs 2",
                  "pyradiomics batch --jobs 2, 1 BLAS thread"):
         m = group[name]
@@ -284,7 +288,8 @@ def write_markdown(out: Path, single: dict, group: dict, before: str, after: str
                      f"{reference_wall / m['wall']:.2f}x | {m['cpu']:.0f} | {m['pss'] / 2 ** 20:.0f} | "
                      f"{m['rss'] / 2 ** 20:.0f} |")
     lines += ["", "PSS of each process at the moment its tree peaked (MiB):", ""]
-    for name in ("deepradscore extract --workers 2", "deepradscore extract --workers 2 --radiomics-backend native",
+    for name in ("deepradscore extract --workers 2 --radiomics-backend pyradiomics",
+                 "deepradscore extract --workers 2 --radiomics-backend native",
                  "pyradiomics batch --jobs 2"):
         by_kind: dict[str, list[float]] = {}
         for kind, pss in group[name]["kinds"]:
