@@ -3,14 +3,13 @@
 
 Trains the same DenseNet121 (2 folds, 2 epochs, 96 planted 160 x 160 patches, batch 16, 2 torch
 threads) in each precision twice, alternating, and prints the wall time and the held-out AUC
-of each run with the CPU model and the load average. ``auto`` picks bf16 only on CPUs with AMX
-(deep.ensemble.resolve_precision); this measures what that choice is worth where it is made.
+of each run with the CPU model and the load average. ``auto`` picks bf16 on CPUs with AMX or
+AVX-512 BF16 (deep.ensemble.resolve_precision); this measures what that choice is worth where it is made.
 Usage: .venv/bin/python benchmarks/bench_precision.py
 """
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 import warnings
@@ -19,15 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "DeepRadScore"), str(ROOT / "Testing")]
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py, beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
 PHANTOM = ROOT.parent / "shared" / "data" / "ibsi_ct_phantom" / "nifti"
 
@@ -64,15 +66,6 @@ def make_cohort(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     return folder / "manifest.csv", folder / "features.csv"
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs, {vector}"
 
 
 def loadavg() -> float:
