@@ -160,11 +160,15 @@ def _circle_outline(radius: int, slices: int = 1) -> np.ndarray:
     return np.pad(np.repeat(ring[None], slices, axis=0), 1)
 
 
-@pytest.mark.parametrize("radius", [40, 150])
-def test_large_planes_diameters_equal_pyradiomics(radius):
-    """A plane of 2 x 150 rows has more candidates than mesh.SMALL_PLANE (its farthest pair
-    comes from its hull), one of 2 x 40 fewer (searched pair by pair): both equal cshape.c."""
+@pytest.mark.parametrize("radius, hull", [(25, False), (150, True)])
+def test_large_planes_diameters_equal_pyradiomics(radius, hull):
+    """The slice planes of a 150-voxel circle hold more candidates than mesh.SMALL_PLANE (their
+    farthest pair comes from the hull), those of a 25-voxel one fewer (searched pair by pair):
+    both equal cshape.c."""
     mask = _circle_outline(radius, slices=2)
+    candidates = mesh._row_extremes(mesh.mesh_vertices(mask), 0, 2)
+    per_plane = np.bincount(candidates[:, 0] - candidates[:, 0].min())
+    assert (per_plane.max() > mesh.SMALL_PLANE) == hull  # the path this case is meant to take
     spacing = (2.5, 0.7, 0.9)
     *_, diameters = _py_mesh(mask, spacing)
     ours = shape._diameters(mesh.mesh_vertices(mask), np.asarray(spacing))
