@@ -400,16 +400,14 @@ class _Case:
             raise InputError(f"{self.labels[key]}: the {image_name} image has non-finite values inside the ROI, "
                              "so its features are undefined (pyradiomics fails on them too)")
         bin_width, bin_count = own["binWidth"], own["binCount"]
-        q = None
+        q = preprocess.discretise(grey, roi, bin_width, bin_count)  # one binning for every class
         values: dict[str, float] = {}
         for class_name, enabled in self.settings.texture_classes:
             module = params.feature_module(class_name)
             if class_name == "firstorder":
                 computed = module.features(grey, roi, self.spacings[key], bin_width, bin_count,
-                                           own["voxelArrayShift"], deprecated="StandardDeviation" in enabled)
+                                           own["voxelArrayShift"], deprecated="StandardDeviation" in enabled, q=q)
             else:
-                if q is None:
-                    q = preprocess.discretise(grey, roi, bin_width, bin_count)
                 computed = module.features(q, roi, **_texture_options(class_name, own, self.spacings[key]))
             values.update({(class_name, name): float(computed[name]) for name in enabled})
         return values

@@ -31,17 +31,18 @@ DEPRECATED = ("StandardDeviation",)
 
 
 def features(image: np.ndarray, mask: np.ndarray, spacing, bin_width: float, bin_count=None,
-             shift: float = 0, deprecated: bool = False) -> dict[str, float]:
+             shift: float = 0, deprecated: bool = False, q: np.ndarray | None = None) -> dict[str, float]:
     """The first-order features of the ROI ``mask`` (boolean) of ``image`` (grey levels).
 
     ``spacing`` is the voxel size in SimpleITK (x, y, z) order (for TotalEnergy), ``bin_width``
     the discretisation's bin width (for Entropy and Uniformity; ``bin_count`` instead where set),
     ``shift`` pyradiomics' ``voxelArrayShift``, added to the grey values in Energy, TotalEnergy and
-    RootMeanSquared only. Returns {name: value} in
-    :data:`NAMES` order.
+    RootMeanSquared only, ``q`` the image already discretised with these bins where the caller
+    has it (the texture classes need it too). Returns {name: value} in :data:`NAMES` order.
     """
     x = image[mask].astype(np.float64)
-    counts = np.bincount(discretise(image, mask, bin_width, bin_count)[mask])
+    q = discretise(image, mask, bin_width, bin_count) if q is None else q
+    counts = np.bincount(q[mask])
     counts = counts[counts > 0]
     p = counts / float(counts.sum())
 

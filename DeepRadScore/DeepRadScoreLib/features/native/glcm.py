@@ -11,7 +11,8 @@ direction and the mean over directions (NaN-skipping) is returned. ``eps`` is
 when HXY2 equals HXY, MCC 1 for a single grey level) are kept.
 
 The matrices are built with one ``np.bincount`` per direction over the ROI voxels' paired
-grey-level indices; features are vectorised over (direction, i, j).
+grey-level indices (a neighbour outside the ROI counted in an extra column that is dropped);
+features are vectorised over (direction, i, j).
 """
 from __future__ import annotations
 
@@ -90,13 +91,25 @@ def roi_levels(q: np.ndarray, mask: np.ndarray, pad: int = 1) -> tuple[np.ndarra
     if not mask.any():
         raise ValueError("the ROI is empty")
     values = np.asarray(q)[mask]
-    levels, index = np.unique(values, return_inverse=True)
+    levels, index = _levels_and_index(values)
     if levels[0] < 1:
         raise ValueError(f"grey levels inside the ROI must be bin indices >= 1, found {levels[0]}")
     padded_mask = np.pad(mask, pad)
     padded_index = np.zeros(padded_mask.shape, dtype=np.int64)
     padded_index[(slice(pad, -pad),) * 3][mask] = index.ravel()
     return padded_mask, padded_index, levels
+
+
+def _levels_and_index(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, by counting where the values are small
+    non-negative integers (bin indices always are): one pass instead of a sort."""
+    if values.dtype.kind in "iu" and values.size:
+        low, high = int(values.min()), int(values.max())
+        if low >= 0 and high <= 4 * values.size + 65536:  # else a sparse range: the sort is cheaper
+            present = np.bincount(values, minlength=high + 1) > 0
+            lookup = np.cumsum(present) - 1
+            return np.flatnonzero(present).astype(values.dtype), lookup[values]
+    return np.unique(values, return_inverse=True)
 
 
 def flat_offsets(shape: tuple[int, ...], offsets: np.ndarray | None = None) -> np.ndarray:
@@ -117,17 +130,21 @@ def matrices(q: np.ndarray, mask: np.ndarray, distances=(1,), symmetrical: bool 
     padded_mask, padded_index, levels = roi_levels(q, mask, int(max(distances)))
     n = len(levels)
     flat_mask = padded_mask.ravel()
-    flat_index = padded_index.ravel()
+    # Level n stands for "outside the ROI": a pair with its neighbour outside falls into column
+    # n, dropped below, so no pair needs testing or compressing (fewer passes over the voxels).
+    code = np.where(flat_mask, padded_index.ravel(), n)
+    del padded_index
     voxels = np.flatnonzero(flat_mask)
-    own = flat_index[voxels]
+    side = n + 1
+    row = code[voxels] * side
     counts = np.empty((len(offsets), n, n), dtype=np.float64)
+    neighbours, pairs = np.empty_like(voxels), np.empty_like(voxels)
     for a, offset in enumerate(flat_offsets(padded_mask.shape, offsets)):
         # Row: the voxel's level, column: its neighbour's at + angle (pyradiomics' orientation,
         # which only an asymmetrical GLCM shows).
-        neighbours = voxels + offset
-        paired = flat_mask[neighbours]
-        codes = own[paired] * n + flat_index[neighbours[paired]]
-        counts[a] = np.bincount(codes, minlength=n * n).reshape(n, n)
+        np.add(voxels, offset, out=neighbours)
+        np.add(row, code[neighbours], out=pairs)
+        counts[a] = np.bincount(pairs, minlength=side * side).reshape(side, side)[:n, :n]
     if symmetrical:
         # A new array, not an in-place add of its own transposed view.
         counts = counts + counts.transpose(0, 2, 1)

@@ -8,13 +8,17 @@ line through the ROI holds more than one ROI voxel (the ROI is flat for it) and 
 without runs, keeps only run lengths that occur along some direction, computes each feature per
 direction and returns the NaN-skipping mean over directions. All of that is reproduced.
 
-Runs are found without a loop over voxels: a ROI voxel's run continues to its neighbour along
-the direction when that neighbour is in the ROI with the same level (its successor), and a run
-starts at every voxel that is no voxel's successor; run lengths come from list ranking by
-pointer doubling over the successor links (O(n log L) for n ROI voxels and longest run L), and
-one ``np.bincount`` per direction builds that direction's (grey level x run length) counts at
-once, so that only one direction's per-voxel arrays are alive at a time (indices in int32 where
-the ROI allows: the memory peak of a large ROI, not its numbers).
+Runs are found without a loop over voxels, on the padded bounding box raveled: along a direction
+with flat step ``o`` a run continues from p to p + o when both are ROI voxels of one grey level
+(one comparison of the contiguous slices ``code[:-o]`` and ``code[o:]``), and a run starts at every
+ROI voxel that does not continue one. Along an array axis the runs are read off a copy with that
+axis last, where each is a stretch of equal consecutive values. Otherwise runs of length 1 are
+counted from the two flags alone;
+the longer ones are walked one step at a time from their starts, each step keeping the runs that
+continue, so that every ROI voxel is visited once per direction: O(n) for n ROI voxels, against
+O(n log L) random gathers for list ranking by pointer doubling (half the time on exampleCT.yaml's
+360k-voxel phantom, measured). Each step's ending runs are one ``np.bincount`` of their grey
+levels, the column of their length; only one direction's arrays are alive at a time.
 """
 from __future__ import annotations
 
@@ -35,26 +39,19 @@ NAMES: tuple[str, ...] = (
 EPS = np.spacing(1)
 
 
-def _run_lengths(successor: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Number of voxels from each of ``starts`` to the end of its chain of ``successor`` links.
-
-    ``successor[i]`` is the next voxel of i's run or ``len(successor)`` (none). Pointer
-    doubling: after step s every voxel knows the voxel 2^s links ahead and the count up to it.
-    """
-    n = len(successor)
-    succ = np.empty(n + 1, dtype=successor.dtype)
-    succ[:n] = successor
-    succ[n] = n
-    count = np.ones(n + 1, dtype=np.int32)  # a run is at most one image side long
-    count[n] = 0
-    active = np.flatnonzero(succ[:n] != n)
-    while active.size:
-        nxt = succ[active]
-        count[active] += count[nxt]
-        succ[active] = succ[nxt]
-        del nxt
-        active = active[succ[active] != n]
-    return count[starts]
+def _axis_runs(code: np.ndarray, axis: int, ng: int) -> np.ndarray:
+    """(Ng, longest run) counts of the runs along one array axis of the padded ``code`` (the level's
+    index in the ROI, -1 outside). With that axis made the last one, every run is a stretch of
+    equal consecutive values of the raveled copy (the padding keeps lines apart), so a run is
+    the gap between two changes of value: no walk is needed."""
+    flat = np.moveaxis(code, axis, -1).ravel()  # a copy, in the order of the lines
+    first = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
+    lengths = np.diff(np.append(first, flat.size))
+    level = flat[first].astype(np.int64)
+    inside = level >= 0
+    level, lengths = level[inside], lengths[inside]
+    longest = int(lengths.max())
+    return np.bincount(level * longest + lengths - 1, minlength=ng * longest).reshape(ng, longest)
 
 
 def _has_multi_voxel_line(coords: np.ndarray, direction: np.ndarray, shape: tuple[int, ...]) -> bool:
@@ -78,43 +75,50 @@ def matrices(q: np.ndarray, mask: np.ndarray, plane: int | None = None) -> tuple
     """
     padded_mask, padded_index, levels = roi_levels(q, mask)
     shape = padded_mask.shape
-    voxels = np.flatnonzero(padded_mask.ravel())
-    n = len(voxels)
-    index = np.int32 if n < 2 ** 31 - 1 else np.int64
-    own = padded_index.ravel()[voxels].astype(index)
+    ng = len(levels)
+    inroi = padded_mask.ravel()
+    # The level's index inside the ROI, -1 outside: the smallest integer type halves the bytes
+    # every comparison below reads.
+    code = np.where(inroi, padded_index.ravel(), -1).astype(np.int16 if ng < 2 ** 15 else np.int64)
     del padded_index
-    own_or_none = np.append(own, index(-1))  # level by voxel number; -1 for "no ROI voxel" (n)
-    position = np.full(padded_mask.size, n, dtype=index)  # voxel number among ROI voxels
-    position[voxels] = np.arange(n, dtype=index)
+    size = code.size
+    same = np.empty(size, dtype=bool)  # same[p]: the run through p goes on to p + o
+    start = np.empty(size, dtype=bool)  # start[p]: a run starts at p
     coords = None
     per_direction = []  # (Ng, longest run of the direction) counts
     offsets = directions((1,), plane)
     for offset, direction in zip(flat_offsets(shape, offsets), offsets):
-        # The run goes on from v to v + direction when that voxel is in the ROI with v's level.
-        ahead = position[voxels + offset]
-        successor = np.where(own_or_none[ahead] == own, ahead, index(n))
-        del ahead
-        # A run starts at every voxel that is nobody's successor.
-        has_predecessor = np.zeros(n + 1, dtype=bool)
-        has_predecessor[successor] = True
-        starts = np.flatnonzero(~has_predecessor[:n])
-        del has_predecessor
-        lengths = _run_lengths(successor, starts)
-        del successor
-        if not (lengths > 1).any():
+        if np.count_nonzero(direction) == 1:
+            per_direction.append(_axis_runs(code.reshape(shape), int(np.flatnonzero(direction)[0]), ng))
+            continue
+        o = int(offset)  # > 0: directions() keeps the offsets whose first non-zero step is +1
+        same[size - o:] = False
+        np.equal(code[:-o], code[o:], out=same[:-o])
+        same[:-o] &= inroi[:-o]  # two voxels outside are "equal" too
+        start[:] = inroi
+        start[o:] &= ~same[:-o]
+        columns = [np.bincount(code[start & ~same], minlength=ng)]  # runs of length 1
+        at = np.flatnonzero(start & same)  # starts of the longer runs
+        level = code[at]
+        at += o
+        while at.size:  # at: the runs' voxels number len(columns) + 1
+            goes_on = same[at]
+            columns.append(np.bincount(level[~goes_on], minlength=ng))
+            level = level[goes_on]
+            at = at[goes_on]
+            at += o
+        per_direction.append(np.stack(columns, axis=1))
+        del at, level, columns
+    for a, direction in enumerate(offsets):
+        if per_direction[a].shape[1] == 1:
             # Only single-voxel runs: pyradiomics drops the direction when no line holds two
             # ROI voxels (a gap between them still counts them as two runs of length 1).
             if coords is None:
-                coords = np.column_stack(np.unravel_index(voxels, shape))
+                coords = np.column_stack(np.unravel_index(np.flatnonzero(inroi), shape))
             if not _has_multi_voxel_line(coords, direction, shape):
-                starts = starts[:0]
-                lengths = lengths[:0]
-        longest = int(lengths.max()) if lengths.size else 0
-        code = own[starts].astype(np.int64) * longest + lengths - 1
-        per_direction.append(np.bincount(code, minlength=len(levels) * longest).reshape(len(levels), longest))
-        del starts, lengths, code
+                per_direction[a] = per_direction[a][:, :0]
     longest = max((counts.shape[1] for counts in per_direction), default=0) or 1
-    counts = np.zeros((len(per_direction), len(levels), longest), dtype=np.float64)
+    counts = np.zeros((len(per_direction), ng, longest), dtype=np.float64)
     for a, direction_counts in enumerate(per_direction):
         counts[a, :, :direction_counts.shape[1]] = direction_counts
     return counts, levels

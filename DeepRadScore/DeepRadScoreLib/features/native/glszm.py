@@ -49,18 +49,28 @@ def zones(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray]:
     from scipy.sparse import csgraph
 
     n_voxels = grid.roi.size
-    index = np.int32 if n_voxels < 2 ** 31 else np.int64
-    node = np.full(grid.level.size, -1, dtype=index)
-    node[grid.roi] = np.arange(n_voxels, dtype=index)
-    component = np.arange(n_voxels, dtype=index)  # of every ROI voxel, merged pass by pass
-    n_components = n_voxels
+    index = np.int32 if grid.level.size < 2 ** 31 else np.int64
     offsets = grid.offsets
+    if 1 in offsets:
+        # The runs along x are the first merge, for the price of one comparison: the ROI voxels
+        # are in raveled order, so a run's voxels are consecutive there and a running count of
+        # the run starts numbers the runs. The graphs below then have a node per run, not per
+        # voxel (connected_components' time was about a third of the class's).
+        level = grid.level
+        component = np.cumsum(level[grid.roi - 1] != level[grid.roi], dtype=index) - 1
+        n_components = int(component[-1]) + 1
+        offsets = tuple(o for o in offsets if o != 1)
+    else:
+        component = np.arange(n_voxels, dtype=index)  # of every ROI voxel, merged pass by pass
+        n_components = n_voxels
+    at = np.full(grid.level.size, -1, dtype=index)  # the component of the voxel at a position
     for first in range(0, len(offsets), STEPS_PER_PASS):
+        at[grid.roi] = component
         starts, ends = [], []
         for o in offsets[first:first + STEPS_PER_PASS]:
             # Positions p whose neighbour p + o is in the ROI with the same grey level as p.
             p = np.flatnonzero(grid.level[:-o] == grid.level[o:])
-            start, end = component[node[p]], component[node[p + o]]
+            start, end = at[p], at[p + o]
             del p
             joins = start != end
             starts.append(start[joins])
@@ -75,8 +85,9 @@ def zones(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray]:
         del start, end
         n_components, merged = csgraph.connected_components(graph, directed=True, connection="weak")
         del graph
-        component = merged[component]
+        component = merged[component].astype(index, copy=False)
         del merged
+    del at
     size = np.bincount(component, minlength=n_components).astype(np.int64)
     grey = np.zeros(n_components, dtype=np.int64)
     grey[component] = grid.level[grid.roi]  # every voxel of a zone has the zone's grey level
