@@ -27,7 +27,8 @@ Intel Xeon at load 5.2, the 2 cores shared).
 ``--params`` runs one parameter file (e.g. pyradiomics' exampleCT.yaml in
 Testing/data/pyradiomics_examples) on the phantom's tumour: native ``extract_roi`` against
 pyradiomics' ``execute``, one untimed call of each and then 3 interleaved timed ones, the
-median wall and CPU seconds and the largest relative difference, printed.
+median wall and CPU seconds and the largest relative difference, printed and added as a line to
+benchmarks/results/native_params.md.
 
 ``--ring-shape`` times the shape class alone on the phantom's 3 mm ring (two surfaces, where
 pyradiomics' O(V^2) diameter search is slowest): native ``shape.features`` against pyradiomics'
@@ -198,6 +199,16 @@ def other_params(path: Path) -> int:
           f"pyradiomics {py[0]:.1f} s wall ({py[1]:.1f} s CPU; runs {walls['pyradiomics']}), native "
           f"{nat[0]:.1f} s wall ({nat[1]:.1f} s CPU; runs {walls['native']}): {nat[0] / py[0]:.2f}x; same names "
           f"{list(ours) == list(reference)}; largest relative difference {worst:.1e}")
+    line = (f"{cpu_model()}, load {min(loads):.2f}-{max(loads):.2f}; median of {REPEATS} interleaved runs after "
+            f"one untimed run of each: pyradiomics {py[0]:.1f} s wall ({py[1]:.1f} s CPU; runs {walls['pyradiomics']}), "
+            f"native {nat[0]:.1f} s wall ({nat[1]:.1f} s CPU; runs {walls['native']}): **{nat[0] / py[0]:.2f}x**; "
+            f"{len(reference)} features, largest relative difference {worst:.1e}")
+    out = ROOT / "benchmarks" / "results" / "native_params.md"
+    rows = out.read_text().splitlines() if out.exists() else [
+        "# A parameter file on the phantom tumour, native against pyradiomics (`bench_native.py --params`)", ""]
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows.append(f"- {stamp}, `{path.name}`: {line}")
+    out.write_text("\n".join(rows) + "\n")
     return 0 if worst <= 1e-6 else 1
 
 
