@@ -11,7 +11,8 @@ Zones come from connected components of a graph whose nodes are the ROI voxels a
 join equal-grey 26-neighbours (13 comparisons of shifted contiguous slices of the flat padded
 grid, then ``scipy.sparse.csgraph.connected_components``): its cost does not grow with the
 number of grey levels, unlike one ``ndimage.label`` per level. The graph is not built whole: the
-13 neighbour steps are taken a few at a time, each batch's edges joining the components found so
+runs along x are the starting components (found by one comparison, no graph), and the other 12
+neighbour steps are taken a few at a time, each batch's edges joining the components found so
 far (an edge inside one component is dropped), so a large ROI never holds all its edges, and
 SciPy's float64 copies of them, at once. Components do not depend on the order in which edges
 are added, so the zones are the same.
