@@ -137,6 +137,19 @@ def _label_values(mask: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.Cast(mask, sitk.sitkUInt32))
 
 
+# The classes that read a gldm.PaddedGrid (GLSZM at distance 1, GLDM and NGTDM at ``distances``).
+_GRID_CLASSES = ("glszm", "gldm", "ngtdm")
+
+
+def _shared_grid(grids: dict, q: np.ndarray, roi: np.ndarray, distances: tuple, plane) -> object:
+    """The image's padded grid for this neighbourhood, built on first use and then shared."""
+    from DeepRadScoreLib.features.native.gldm import PaddedGrid, check_inputs
+
+    if (distances, plane) not in grids:
+        grids[(distances, plane)] = PaddedGrid(*check_inputs(q, roi), distances=distances, plane=plane)
+    return grids[(distances, plane)]
+
+
 def _texture_options(class_name: str, own: dict, spacing) -> dict:
     """The keyword arguments a texture module takes from pyradiomics' settings (none at their
     defaults, so that the default path is the one the modules are tested on most)."""
@@ -401,6 +414,7 @@ class _Case:
                              "so its features are undefined (pyradiomics fails on them too)")
         bin_width, bin_count = own["binWidth"], own["binCount"]
         q = preprocess.discretise(grey, roi, bin_width, bin_count)  # one binning for every class
+        grids: dict[tuple, object] = {}  # one padded grid per neighbourhood, for the classes reading it
         values: dict[str, float] = {}
         for class_name, enabled in self.settings.texture_classes:
             module = params.feature_module(class_name)
@@ -408,7 +422,10 @@ class _Case:
                 computed = module.features(grey, roi, self.spacings[key], bin_width, bin_count,
                                            own["voxelArrayShift"], deprecated="StandardDeviation" in enabled, q=q)
             else:
-                computed = module.features(q, roi, **_texture_options(class_name, own, self.spacings[key]))
+                options = _texture_options(class_name, own, self.spacings[key])
+                if class_name in _GRID_CLASSES:
+                    options["grid"] = _shared_grid(grids, q, roi, options.get("distances", (1,)), options["plane"])
+                computed = module.features(q, roi, **options)
             values.update({(class_name, name): float(computed[name]) for name in enabled})
         return values
 

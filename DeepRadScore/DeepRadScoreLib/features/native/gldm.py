@@ -115,15 +115,17 @@ def dependence_counts(grid: PaddedGrid, alpha: float = 0) -> np.ndarray:
 
 
 def features(q: np.ndarray, mask: np.ndarray, distances=(1,), alpha: float = 0,
-             plane: int | None = None) -> dict[str, float]:
+             plane: int | None = None, grid: PaddedGrid | None = None) -> dict[str, float]:
     """The 14 GLDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``
     (``distances`` and ``alpha``: pyradiomics' ``distances`` and ``gldm_a``).
 
     Parameters: ``q``, the discretised image as pyradiomics' binImage gives it (int bin indices
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
-    Returns ``{name: value}`` for :data:`NAMES`.
+    ``grid``: the same ROI's :class:`PaddedGrid` for these ``distances`` and ``plane`` where the
+    caller already has it (GLSZM and NGTDM read the same one). Returns ``{name: value}`` for
+    :data:`NAMES`.
     """
-    grid = PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane)
+    grid = grid if grid is not None else PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane)
     grey = grid.level[grid.roi].astype(np.int64)
     size = dependence_counts(grid, alpha) + 1
     # Dense matrix over (grey level, dependence count): (Ng + 1) x (2 angles + 2) cells.

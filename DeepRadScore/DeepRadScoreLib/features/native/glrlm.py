@@ -12,12 +12,11 @@ Runs are found without a loop over voxels, on the padded bounding box raveled: a
 with flat step ``o`` a run continues from p to p + o when both are ROI voxels of one grey level
 (one comparison of the contiguous slices ``code[:-o]`` and ``code[o:]``), and a run starts at every
 ROI voxel that does not continue one. Along an array axis the runs are read off a copy with that
-axis last, where each is a stretch of equal consecutive values. Otherwise runs of length 1 are
-counted from the two flags alone;
-the longer ones are walked one step at a time from their starts, each step keeping the runs that
-continue, so that every ROI voxel is visited once per direction: O(n) for n ROI voxels, against
-O(n log L) random gathers for list ranking by pointer doubling (half the time on exampleCT.yaml's
-360k-voxel phantom, measured). Each step's ending runs are one ``np.bincount`` of their grey
+axis last, where each is a stretch of equal consecutive values. Along the other directions runs
+of length 1 are counted from the two flags alone, and the longer ones are walked one step at a
+time from their starts, each step keeping the runs that continue, so that every ROI voxel is
+visited once per direction: O(n) for n ROI voxels, against O(n log L) random gathers for list
+ranking by pointer doubling (half the time on exampleCT.yaml's 360k-voxel phantom, measured). Each step's ending runs are one ``np.bincount`` of their grey
 levels, the column of their length; only one direction's arrays are alive at a time.
 """
 from __future__ import annotations
@@ -44,7 +43,7 @@ def _axis_runs(code: np.ndarray, axis: int, ng: int) -> np.ndarray:
     index in the ROI, -1 outside). With that axis made the last one, every run is a stretch of
     equal consecutive values of the raveled copy (the padding keeps lines apart), so a run is
     the gap between two changes of value: no walk is needed."""
-    flat = np.moveaxis(code, axis, -1).ravel()  # a copy, in the order of the lines
+    flat = np.moveaxis(code, axis, -1).ravel()  # line after line (a copy unless axis is x)
     first = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1))
     lengths = np.diff(np.append(first, flat.size))
     level = flat[first].astype(np.int64)

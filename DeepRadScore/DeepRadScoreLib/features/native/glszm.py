@@ -95,14 +95,16 @@ def zones(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray]:
     return grey, size
 
 
-def features(q: np.ndarray, mask: np.ndarray, plane: int | None = None) -> dict[str, float]:
+def features(q: np.ndarray, mask: np.ndarray, plane: int | None = None,
+             grid: PaddedGrid | None = None) -> dict[str, float]:
     """The 16 GLSZM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``.
 
     Parameters: ``q``, the discretised image as pyradiomics' binImage gives it (int bin indices
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
-    Returns ``{name: value}`` for :data:`NAMES`.
+    ``grid``: the same ROI's :class:`gldm.PaddedGrid` (distance 1, this ``plane``) where the caller
+    already has it. Returns ``{name: value}`` for :data:`NAMES`.
     """
-    grey, size = zones(PaddedGrid(*check_inputs(q, mask), plane=plane))
+    grey, size = zones(grid if grid is not None else PaddedGrid(*check_inputs(q, mask), plane=plane))
     # The non-empty cells of P: one (i, j, count) triple each.
     stride = int(size.max()) + 1
     cell, count = np.unique(grey * stride + size, return_counts=True)

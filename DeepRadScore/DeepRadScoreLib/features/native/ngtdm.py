@@ -52,15 +52,18 @@ def grey_tone_differences(grid: PaddedGrid) -> tuple[np.ndarray, np.ndarray, np.
     return present.astype(np.float64), n[present].astype(np.float64), s[present]
 
 
-def features(q: np.ndarray, mask: np.ndarray, distances=(1,), plane: int | None = None) -> dict[str, float]:
+def features(q: np.ndarray, mask: np.ndarray, distances=(1,), plane: int | None = None,
+             grid: PaddedGrid | None = None) -> dict[str, float]:
     """The 5 NGTDM features (pyradiomics' names, no prefix) of the ROI ``mask`` on ``q``
     (``distances``: pyradiomics' setting, the neighbourhood's angles).
 
     Parameters: ``q``, the discretised image as pyradiomics' binImage gives it (int bin indices
     >= 1 in the ROI; values outside are ignored), and ``mask``, the boolean ROI, both (z, y, x).
-    Returns ``{name: value}`` for :data:`NAMES`.
+    ``grid``: the same ROI's :class:`gldm.PaddedGrid` for these ``distances`` and ``plane`` where
+    the caller already has it. Returns ``{name: value}`` for :data:`NAMES`.
     """
-    i, n, s = grey_tone_differences(PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane))
+    grid = grid if grid is not None else PaddedGrid(*check_inputs(q, mask), distances=distances, plane=plane)
+    i, n, s = grey_tone_differences(grid)
     nvp = float(np.sum(n))
     ngp = i.size
     p = n / nvp
