@@ -150,13 +150,23 @@ class Member:
 
 
 def forward_batches(model: DeepCT, hu: torch.Tensor, device: torch.device,
-                    batch_size: int = INFERENCE_BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n, E, k) and class-1 probabilities (n, E) in eval mode, float32."""
+                    batch_size: int = INFERENCE_BATCH, autocast_dtype: Optional[torch.dtype] = None,
+                    memory_format: torch.memory_format = torch.contiguous_format
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, E, k) and class-1 probabilities (n, E) in eval mode, returned as float32.
+
+    ``autocast_dtype`` / ``memory_format``: only training's early-stopping passes set them, to run
+    in the precision and layout the network is being trained in (bf16 channels-last took 0.27 s
+    for 21 patches against 0.6 s in float32 on an AMD EPYC with AVX-512 BF16); the out-of-fold
+    features, prediction and the ONNX export keep the float32 default.
+    """
     model.eval()
     features, probs = [], []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(device_type=device.type, dtype=autocast_dtype or torch.float32,
+                                         enabled=autocast_dtype is not None):
         for start in range(0, len(hu), batch_size):
-            f, logits = model(hu_to_input(hu[start:start + batch_size].to(device)))
+            x = hu_to_input(hu[start:start + batch_size].to(device)).contiguous(memory_format=memory_format)
+            f, logits = model(x)
             features.append(f.float().cpu().numpy())
             probs.append(torch.softmax(logits.float(), dim=-1)[..., 1].cpu().numpy())
     return np.concatenate(features), np.concatenate(probs)
