@@ -46,16 +46,21 @@ def _write_case(folder):
 
 
 def _blocking_path(folder: Path, block=("torch", "torchvision")) -> Path:
-    """A path entry whose ``torch`` and ``torchvision`` raise ImportError when imported, and
-    SHAP's own ``slicer`` package as a plain install has it: in this test environment
-    slicer-core's ``slicer`` meta-package shares its folder and imports SHAP-slicer's test
-    module, which imports torch; without slicer-core, ``import shap`` does not."""
+    """A path entry whose ``torch`` and ``torchvision`` raise ImportError when imported.
+
+    The engine no longer uses the ``shap`` package; where an older environment still has it,
+    its PyPI ``slicer`` dependency shares a folder with slicer-core's ``slicer`` package, whose
+    ``__init__`` then imports a test module that imports torch. The entry then also carries that
+    ``slicer`` package as a plain install of it has it."""
     for name in block:
         (folder / name).mkdir(parents=True)
         (folder / name / "__init__.py").write_text(BLOCKER.format(name=name))
     import importlib.util
 
-    installed = Path(importlib.util.find_spec("shap").origin).parent.parent / "slicer"
+    spec = importlib.util.find_spec("shap")
+    if spec is None:
+        return folder
+    installed = Path(spec.origin).parent.parent / "slicer"
     (folder / "slicer").mkdir()
     for name in ("slicer.py", "slicer_internal.py", "utils.py", "util.py"):
         if (installed / name).is_file():

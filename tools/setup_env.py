@@ -15,12 +15,13 @@ Two packages need more than ``pip install``:
   setuptools installed first).
 * torch and torchvision are pinned together (requirements/torch.txt).
 
-One package needs less than it installs: SHAP's dependency ``slicer`` (0.0.8) puts its files into
+An environment set up before the engine stopped using the ``shap`` package (2026-12; pip does not
+uninstall it) still holds SHAP's dependency ``slicer`` (0.0.8), which puts its files into
 the same ``slicer/`` folder as slicer-core's ``slicer`` meta-package, which imports every module
 it finds there, so ``import slicer`` ran SHAP-slicer's own ``test_slicer.py`` and
 ``utils_testing.py`` (torch, pandas, pytest: 1.8 s), and a test that blocks torch failed inside
 ``import slicer``. Those two test files are removed after every install
-(:func:`separate_slicer_namespaces`); SHAP uses only ``slicer.Slicer``/``Alias``/``Obj``, which stay.
+(:func:`separate_slicer_namespaces`); a fresh environment has no such files.
 """
 from __future__ import annotations
 
