@@ -239,8 +239,8 @@ def _train_network(model: DeepCT, hu: torch.Tensor, labels: np.ndarray, train_id
     # fp16 needs its gradients scaled against underflow; bf16 has float32's range.
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     # Convolutions on a CPU are fastest with channels-last tensors (oneDNN's kernels): one
-    # DenseNet121 step (batch 16) took 0.75x the contiguous time in float32 and 0.6x with bf16 on
-    # an AMD EPYC with AVX-512 BF16 (benchmarks/results/precision.md).
+    # DenseNet121 step (batch 16) took 0.86x the contiguous time in float32 and 0.45x with bf16
+    # autocast on an AMD EPYC with AVX-512 BF16 (benchmarks/bench_layout.py, results/layout.md).
     layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     model.to(device)
     model.to(memory_format=layout)
