@@ -32,6 +32,13 @@ def trained_precision(out: Path) -> str:
     return json.loads((out / "bundle" / "bundle.json").read_text())["deep"]["summary"]["precision"]
 
 
+def generator_version(out: Path) -> str:
+    """The synthetic generator's version, as the demo's cohort records it (its AUCs depend on it)."""
+    import json
+
+    return json.loads((out / "cohort" / "SYNTHETIC.json").read_text())["version"]
+
+
 def results_table(out: Path) -> list[str]:
     """The README's results table, from the demo's metrics.csv and bundle: per endpoint the test
     AUC of each model, the fusion's CI, nested-CV AUC, classifier, Brier score and calibration
@@ -96,8 +103,8 @@ def main() -> int:
         "| --- | ---: |",
         *rows,
         "",
-        "Test-split results of this run (the README's table is copied from here); Deep-CT trained in "
-        f"{trained_precision(out)}:",
+        "Test-split results of this run (the README's table is copied from here); synthetic generator "
+        f"version {generator_version(out)}, Deep-CT trained in {trained_precision(out)}:",
         "",
         *results_table(out),
         "",
