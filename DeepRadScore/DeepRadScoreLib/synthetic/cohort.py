@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 GENERATOR = "DeepRadScore synthetic chest CT"
 # Bump when the images, labels or split that a seed gives change: a cached cohort with another
 # version is regenerated.
-GENERATOR_VERSION = "6"
+GENERATOR_VERSION = "7"
 STATEMENT = "synthetic data: not for clinical use"
 MIN_CASES = 10
 
