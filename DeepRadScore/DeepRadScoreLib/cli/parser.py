@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep-features", type=int, default=10, help="k, the deep features per endpoint")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="Deep-CT training steps (default auto: fp16 on CUDA, bf16 on a CPU with AMX, else "
-                        "fp32; inference is always fp32); the bundle records what ran")
+                   help="Deep-CT training steps (default auto: fp16 on CUDA, bf16 on a CPU with bf16 "
+                        "instructions (AMX or AVX-512 BF16), else fp32; inference is always fp32); the "
+                        "bundle records what ran")
     p.add_argument("--pretrained", default=None,
                    help="ImageNet weights file for the backbone (default: torchvision's cache)")
     p.add_argument("--seed", type=int, default=0)
