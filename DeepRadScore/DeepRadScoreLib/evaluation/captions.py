@@ -116,8 +116,10 @@ def shap_block(endpoint: str, path: Path, n_explained: int) -> ReportFigure:
         f"{endpoint}: contribution of each fused feature (SHAP)", path,
         f"For {n_explained} test cases, how much each input of the Deep-RadScore classifier pushed "
         f"that case's predicted probability up (right) or down (left) from the average; colour is "
-        f"the feature's value (red high, blue low). Features are sorted by mean impact. Computed "
-        f"with the shap library's permutation explainer.", EXPLAIN)
+        f"the feature's value (red high, blue low). Features are sorted by mean impact. Estimated "
+        f"by permutation sampling (antithetic pairs of feature orderings, a k-means summary of "
+        f"the test cases as the background), as the shap library's Permutation explainer does; "
+        f"each case's values add up to its probability minus the background's mean.", EXPLAIN)
 
 
 def gradcam_block(path: Path) -> ReportFigure:
