@@ -1,6 +1,6 @@
 """Retrain a finished demo's models as on a CPU with fewer vector extensions, and score them.
 
-    .venv/bin/python benchmarks/bench_demo_isa.py DEMO_DIR [--isa AVX2]
+    .venv/bin/python benchmarks/bench_demo_isa.py DEMO_DIR [--isa AVX2|AVX512]
 
 The Deep-CT is not bit-identical across CPUs, so the demo's AUCs move with the machine. This
 script gives a second numeric path on the same machine: it caps oneDNN, ATen and OpenBLAS at
@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "DeepRadScore"))
 
 # oneDNN's, ATen's and OpenBLAS's own names for the same cap.
-CAPS = {"AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"}}
+CAPS = {"AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"},
+        # AVX-512 without bf16 instructions (a Skylake-class Xeon): float32 as well.
+        "AVX512": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512",
+                   "OPENBLAS_CORETYPE": "SkylakeX"}}
 
 
 def main() -> int:
