@@ -290,6 +290,24 @@ def test_penetrance_rates_and_silent_positives():
     assert synth.MECHANISMS["TP53"]["penetrance"] == 0 and synth.PENETRANCE["TP53"] == (0.0, 0.0)
 
 
+def test_the_documented_penetrances_and_version_are_the_generators():
+    # docs/synthetic-cohort.md's table of planted labels is written by hand: it must name this
+    # generator version and, per endpoint, the penetrances the generator draws with.
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "synthetic-cohort.md").read_text()
+    assert f"Generator version {synth.GENERATOR_VERSION}." in doc
+    rows = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in synth.PENETRANCE:
+            rows[cells[0]] = cells
+    assert set(rows) == set(synth.PENETRANCE)
+    for e, (p_volume, p_slice) in synth.PENETRANCE.items():
+        documented = tuple(0.0 if v == "-" else float(v) for v in (rows[e][3], rows[e][5]))
+        assert documented == (p_volume, p_slice), e
+
+
 def _first_case(endpoint, volume, slice_):
     for i in range(200):
         show = synth.case_expression(SEED, i, {endpoint: 1})
