@@ -34,7 +34,7 @@ CAPS = {"AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "O
 
 
 def main() -> int:
-    from DeepRadScoreLib.cli.demo import DEMO_SEED, DEMO_TRAIN_ARGS
+    from DeepRadScoreLib.cli.demo import evaluate_argv, train_argv
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("demo", help="a folder `deepradscore demo` has finished in")
@@ -48,10 +48,8 @@ def main() -> int:
     out = demo / f"isa-{args.isa.lower()}"
     env = {**os.environ, **CAPS[args.isa]}
     exe = str(ROOT / ".venv" / "bin" / "deepradscore")
-    train = [exe, "train", "--manifest", str(manifest), "-o", str(out / "bundle"), "--features", str(features),
-             "--seed", str(DEMO_SEED), *DEMO_TRAIN_ARGS, "--precision", "fp32"]
-    evaluate = [exe, "evaluate", str(out / "bundle"), "--manifest", str(manifest), "-o", str(out / "report"),
-                "--features", str(features)]
+    train = [exe, *train_argv(manifest, features, out / "bundle"), "--precision", "fp32"]
+    evaluate = [exe, *evaluate_argv(out / "bundle", manifest, features, out / "report")]
     seconds = {}
     for name, cmd in (("train", train), ("evaluate", evaluate)):
         started = time.perf_counter()

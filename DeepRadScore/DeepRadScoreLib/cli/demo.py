@@ -62,9 +62,16 @@ def _bundle_matches(bundle: Path, key: dict) -> bool:
     return json.loads(key_file.read_text()) == key
 
 
-def _train_argv(manifest: Path, bundle: Path) -> list[str]:
+def train_argv(manifest: Path, features: Path, bundle: Path) -> list[str]:
+    """The demo's ``deepradscore train`` arguments (benchmarks/bench_demo_isa.py reuses them)."""
     return ["train", "--manifest", str(manifest), "-o", str(bundle),
-            "--features", str(bundle.parent / "features.csv"), "--seed", str(DEMO_SEED)] + DEMO_TRAIN_ARGS
+            "--features", str(features), "--seed", str(DEMO_SEED)] + DEMO_TRAIN_ARGS
+
+
+def evaluate_argv(bundle: Path, manifest: Path, features: Path, report: Path) -> list[str]:
+    """The demo's ``deepradscore evaluate`` arguments."""
+    return ["evaluate", str(bundle), "--manifest", str(manifest), "-o", str(report),
+            "--features", str(features)]
 
 
 def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
@@ -83,17 +90,16 @@ def run_demo(out_dir: str | Path, n_cases: int = DEMO_CASES) -> dict[str, Path]:
     _run(run_extract, ["extract", "--manifest", str(manifest), "-o", str(features), "--workers", "2"])
 
     _step("3/5 training Radiomics-Score, Deep-CT and Deep-RadScore for all endpoints")
-    train_argv = _train_argv(manifest, bundle)
-    key = {"argv": train_argv, "features_sha256": sha256_file(features)}
+    argv = train_argv(manifest, features, bundle)
+    key = {"argv": argv, "features_sha256": sha256_file(features)}
     if _bundle_matches(bundle, key):
         print("   reusing the bundle from a previous run")
     else:
-        _run(run_train, train_argv)
+        _run(run_train, argv)
         (bundle.parent / "bundle.key.json").write_text(json.dumps(key))
 
     _step("4/5 evaluation on the held-out test split and HTML report")
-    _run(run_evaluate, ["evaluate", str(bundle), "--manifest", str(manifest), "-o", str(report),
-          "--features", str(features)])
+    _run(run_evaluate, evaluate_argv(bundle, manifest, features, report))
 
     _step("5/5 prediction with Grad-CAM on a held-out case")
     endpoint = _best_deep_endpoint(report / "metrics.csv")
